@@ -1,0 +1,1 @@
+"""Infrastructure: the topology's components and the substrates that run their nodes."""

@@ -1,0 +1,1 @@
+"""The local substrate: every node is a native process on loopback ports."""

@@ -1,0 +1,183 @@
+"""Daemons that outlive `pulumi up`: start, identify, stop, and read their logs.
+
+The Pulumi engine kills each plugin's process group on shutdown and reads its pipes until
+they close, so a daemon gets a new session, no inherited pipes, and its own log file.
+Servers refuse to run as root (PostgreSQL) or should not: when datakit runs as root, each
+daemon runs as its service's unprivileged user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from datakit.errors import DatakitError
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """The account a daemon runs as; `None` fields mean "the current user"."""
+
+    name: str
+    uid: int
+    gid: int
+
+    @classmethod
+    def service(cls, user: str) -> RunAs:
+        """`user` when running as root (it must exist), else the current user."""
+        if os.geteuid() != 0:
+            me = pwd.getpwuid(os.geteuid())
+            return cls(me.pw_name, me.pw_uid, me.pw_gid)
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            raise DatakitError(
+                f"system user {user!r} does not exist: run tools/bootstrap, which creates it"
+            ) from None
+        return cls(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+    def own(self, path: Path, mode: int = 0o700) -> Path:
+        """Create `path` (and parents) owned by this account with `mode`."""
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, self.uid, self.gid)
+        path.chmod(mode)
+        return path
+
+    def _demote(self) -> None:
+        if os.geteuid() == 0 and self.uid != 0:
+            os.setgroups([])
+            os.setgid(self.gid)
+            os.setuid(self.uid)
+
+    def run(self, argv: list[str], *, what: str, env: dict[str, str] | None = None,
+            timeout: float = 120, cwd: str | None = None) -> str:
+        """Run a short command as this account; a failure names `what` and its output."""
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, cwd=cwd or "/",
+            env=_env(self, env), preexec_fn=self._demote, stdin=subprocess.DEVNULL,
+        )
+        if proc.returncode != 0:
+            out = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            raise DatakitError(f"{what} failed (exit {proc.returncode}): {' | '.join(out)}")
+        return proc.stdout
+
+    def spawn(self, argv: list[str], *, log: Path, env: dict[str, str] | None = None,
+              cwd: str | None = None) -> int:
+        """Start a daemon in its own session, output to `log`; return its pid."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            os.chown(log, self.uid, self.gid)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                close_fds=True, start_new_session=True, cwd=cwd or "/",
+                env=_env(self, env), preexec_fn=self._demote,
+            )
+        _children.append(proc)
+        return proc.pid
+
+
+# Popen objects of daemons started by this process, kept so they can be reaped.
+_children: list[subprocess.Popen] = []
+
+
+def _env(account: RunAs, extra: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env.update(HOME=pwd.getpwuid(account.uid).pw_dir if account.uid else env.get("HOME", "/"),
+               USER=account.name, LOGNAME=account.name)
+    env.update(extra or {})
+    return env
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel's start time of `pid` (clock ticks since boot), or None if it is gone.
+
+    Stored beside a pid so a recycled pid is never mistaken for our daemon.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] == "Z":  # a zombie is dead for our purposes
+        return None
+    return int(fields[19])
+
+
+def is_running(pid: int, started: int | None = None) -> bool:
+    """True when `pid` is alive and, if `started` is given, is the same process."""
+    _reap()
+    now = start_time(pid)
+    return now is not None and (started is None or now == started)
+
+
+def stop(pid: int, started: int | None = None, *, timeout: float = 20.0,
+         sig: int = signal.SIGTERM) -> None:
+    """Send `sig`, wait up to `timeout`, then SIGKILL. A process already gone is fine."""
+    if not is_running(pid, started):
+        return
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_running(pid, started):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    while is_running(pid, started):
+        time.sleep(0.02)
+
+
+def kill(pid: int, started: int | None = None) -> None:
+    """SIGKILL, as a drill does: no chance to clean up."""
+    if is_running(pid, started):
+        os.kill(pid, signal.SIGKILL)
+        while is_running(pid, started):
+            time.sleep(0.01)
+
+
+def _reap() -> None:
+    for child in list(_children):
+        if child.poll() is not None:
+            _children.remove(child)
+
+
+def exit_reason(pid: int, started: int | None, log: Path) -> str | None:
+    """None while the daemon runs; else a reason with the tail of its log."""
+    if is_running(pid, started):
+        return None
+    return f"process {pid} exited; last log lines:\n{log_tail(log)}\nfull log: {log}"
+
+
+def log_tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on host:port (a bind test, as the server would do)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def require_free(port: int, what: str, host: str = "127.0.0.1") -> None:
+    if not port_free(port, host):
+        raise DatakitError(f"{what}: port {host}:{port} is already in use; "
+                           "stop what holds it or choose another port in the stack config")
