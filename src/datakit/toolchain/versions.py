@@ -1,0 +1,26 @@
+"""The pinned toolchain versions, read from tools/versions.env (the bootstrap's source too)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from datakit.paths import PROJECT_DIR
+
+
+@cache
+def pinned() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in (PROJECT_DIR / "tools" / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key] = value
+    return values
+
+
+def pulumi_version() -> str:
+    return pinned()["PULUMI_VERSION"]
+
+
+def kafka_version() -> str:
+    return pinned()["KAFKA_VERSION"]
