@@ -1,0 +1,108 @@
+"""`datakit doctor`: each required tool, its version, where it came from, and the fix."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+from datakit.paths import cache_dir
+from datakit.toolchain import engine
+from datakit.toolchain.versions import kafka_version, pulumi_version
+
+BOOTSTRAP = "run tools/bootstrap"
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    version: str
+    source: str
+    fix: str = ""
+
+
+def _run(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"error: {exc}"
+    return (out.stdout + out.stderr).strip().splitlines()[0] if (out.stdout + out.stderr) else ""
+
+
+def _binary(name: str, argv: list[str], fix: str, path: str | None = None) -> Check:
+    found = shutil.which(name, path=path)
+    if not found:
+        return Check(name, False, "missing", "-", fix)
+    text = _run([found, *argv])
+    number = re.search(r"\d+\.\d+(\.\d+)?", text)
+    return Check(name, True, number.group(0) if number else text, found)
+
+
+def _pg_bin() -> str | None:
+    roots = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    return str(roots[-1]) if roots else None
+
+
+def checks() -> list[Check]:
+    want = pulumi_version()
+    found = []
+    try:
+        sdk = metadata.version("pulumi")
+        found.append(Check("pulumi SDK (Python)", sdk == want, sdk, "virtualenv",
+                           "" if sdk == want else f"pip install pulumi=={want}: {BOOTSTRAP}"))
+    except metadata.PackageNotFoundError:
+        found.append(Check("pulumi SDK (Python)", False, "missing", "-", BOOTSTRAP))
+    venv = str(engine.venv_bin())
+    cli = _binary("pulumi", ["version"], BOOTSTRAP, venv)
+    if cli.ok and cli.version != want:
+        cli.ok, cli.fix = False, f"engine is {cli.version}, SDK wants {want}: {BOOTSTRAP}"
+    if cli.ok:
+        cli.source = f"{engine.engine_prefix()} (Go module proxy build)"
+    found.append(cli)
+    for plugin in ("pulumi-language-python", "pulumi-resource-pulumi-python",
+                   "pulumi-language-python-exec"):
+        path = shutil.which(plugin, path=venv)
+        found.append(Check(plugin, bool(path), want if path else "missing", path or "-",
+                           "" if path else BOOTSTRAP))
+    pg = _pg_bin()
+    for tool in ("initdb", "postgres", "pg_basebackup", "pg_rewind", "psql"):
+        found.append(_binary(tool, ["--version"], "apt-get install postgresql: " + BOOTSTRAP,
+                             pg))
+    for tool in ("redis-server", "redis-sentinel", "redis-cli"):
+        found.append(_binary(tool, ["--version"], "apt-get install redis: " + BOOTSTRAP))
+    found.append(_binary("java", ["-version"], "install OpenJDK 17+"))
+    found.append(_binary("ss", ["-V"], "apt-get install iproute2: " + BOOTSTRAP))
+    found.append(_kafka())
+    for user in ("postgres", "redis", "kafka"):
+        found.append(_user(user))
+    return found
+
+
+def _kafka() -> Check:
+    libs = cache_dir() / f"kafka-{kafka_version()}" / "libs"
+    jars = list(libs.glob("kafka_*.jar")) if libs.is_dir() else []
+    if not jars:
+        return Check("kafka (KRaft jars)", False, "missing", str(libs), BOOTSTRAP)
+    version = re.sub(r"^kafka_[\d.]+-|\.jar$", "", jars[0].name)
+    return Check("kafka (KRaft jars)", True, version, f"{libs} (Maven Central)")
+
+
+def _user(name: str) -> Check:
+    label = f"system user {name}"
+    if os.geteuid() != 0:
+        return Check(label, True, "not needed", "servers run as the current user")
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return Check(label, False, "missing", "-", BOOTSTRAP)
+    return Check(label, True, "present", "/etc/passwd")
+
+
+def as_json(found: list[Check]) -> list[dict]:
+    return [asdict(c) for c in found]
