@@ -1,0 +1,49 @@
+"""What a stack must reach: load-test baselines (latency, throughput, errors, replica lag)
+and disaster-recovery drill targets (RTO per drill). Runs may override them per run.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from datakit.topology.problems import Spec
+from datakit.topology.units import Size
+
+Ms = Annotated[float, Field(gt=0)]
+DRILLS = (
+    "postgres-failover", "postgres-switchover", "redis-failover", "redis-cluster-failover",
+    "kafka-broker-loss", "backup-restore", "stack-restore",
+)
+DrillName = Literal[
+    "postgres-failover", "postgres-switchover", "redis-failover", "redis-cluster-failover",
+    "kafka-broker-loss", "backup-restore", "stack-restore",
+]
+
+
+class QueryBaseline(Spec):
+    """Latency limits of one request type (e.g. `read`, `write`, `dequeue`)."""
+
+    p95_ms: Ms
+    p99_ms: Ms
+
+
+class Baselines(Spec):
+    pool_wait_p95_ms: Ms = 5.0
+    queries: dict[str, QueryBaseline] = {
+        "read": QueryBaseline(p95_ms=10.0, p99_ms=25.0),
+        "write": QueryBaseline(p95_ms=20.0, p99_ms=50.0),
+    }
+    redis_p99_ms: Ms = 5.0
+    kafka_produce_p95_ms: Ms = 50.0
+    kafka_e2e_p95_ms: Ms = 200.0
+    error_ratio_max: float = Field(0.001, ge=0, le=1)
+    min_rps: float = Field(100.0, ge=0)
+    replica_lag_max_bytes: Annotated[Size, Field(gt=0)] = 16 * 1024**2
+    replica_lag_max_s: float = Field(1.0, gt=0)
+    rto_s: dict[DrillName, Annotated[float, Field(gt=0)]] = {
+        "postgres-failover": 3.0, "postgres-switchover": 3.0, "redis-failover": 2.5,
+        "redis-cluster-failover": 2.5, "kafka-broker-loss": 10.0,
+        "backup-restore": 60.0, "stack-restore": 300.0,
+    }

@@ -1,0 +1,136 @@
+"""Checks across services, run after each service's own: ports, the memory budget, and the
+docker settings that refer to other parts of the topology.
+
+A port already taken is checked when a node starts, not here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datakit.topology.model import Topology
+from datakit.topology.problems import Problem, key_path
+from datakit.topology.units import human_size
+
+LOCAL_PORTS = range(61000, 65536)  # above the kernel's ephemeral range (32768-60999)
+LOCAL_PORTS_ALLOWED = "ports in 61000-65535 (above the ephemeral range 32768-60999)"
+WELL_KNOWN = (5432, 6379, 9092)
+
+
+def port_sources(t: Topology) -> list[tuple[str, str, int]]:
+    """(config key of the base, node name, port) for every port the stack listens on."""
+    keys = {"postgres": "postgres.port_base", "redis": "redis.port_base",
+            "sentinel": "redis.sentinel.port_base", "kafka": "kafka.port_base"}
+    out = []
+    for node in t.nodes():
+        out.append((keys[node.service], node.name, node.port))
+        if node.controller_port is not None:
+            out.append(("kafka.controller_port_base", node.name, node.controller_port))
+        if node.bus_port is not None:
+            out.append(("redis.cluster.bus_port_base", node.name, node.bus_port))
+    return out
+
+
+def port_problems(t: Topology) -> list[Problem]:
+    out = []
+    sources = port_sources(t)
+    bad_range: dict[str, list[int]] = {}
+    for key, _node, port in sources:
+        outside = port not in LOCAL_PORTS if t.substrate == "local" else not 0 < port < 65536
+        if outside or port in WELL_KNOWN:
+            bad_range.setdefault(key, []).append(port)
+    for key, ports in bad_range.items():
+        allowed = LOCAL_PORTS_ALLOWED if t.substrate == "local" else "ports in 1-65535"
+        out.append(Problem(key, f"ports {min(ports)}-{max(ports)} are not usable",
+                           f"{allowed}, never {', '.join(map(str, WELL_KNOWN))}"))
+    owner: dict[int, tuple[str, str]] = {}
+    reported: set[tuple[str, str]] = set()
+    for key, node, port in sources:
+        if port in owner:
+            other_key, other_node = owner[port]
+            if (other_key, key) not in reported:
+                reported.add((other_key, key))
+                out.append(Problem(key, f"port {port} of {node} collides with {other_node} "
+                                        f"(datakit:{other_key})",
+                                   "bases far enough apart that every node's ports differ"))
+        else:
+            owner[port] = (key, node)
+    return out
+
+
+def memory_total(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """This machine's memory in bytes (MemTotal)."""
+    for line in meminfo.read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no MemTotal in {meminfo}")
+
+
+def memory_budget(t: Topology) -> dict[str, int]:
+    """Bytes each part of the stack reserves, keyed by the config key that sizes it."""
+    return {
+        "postgres.settings.shared_buffers": t.postgres.nodes * t.postgres.settings.shared_buffers,
+        "kafka.heap": t.kafka.nodes * t.kafka.heap,
+        "redis.settings.maxmemory": t.redis.data_nodes * t.redis.settings.maxmemory,
+    }
+
+
+def memory_problems(t: Topology, total: int) -> list[Problem]:
+    """On the local substrate the whole stack shares this machine: its budget must fit."""
+    if t.substrate != "local":
+        return []
+    budget = memory_budget(t)
+    used = sum(budget.values())
+    if used <= total:
+        return []
+    parts = (f"postgres {t.postgres.nodes} x shared_buffers "
+             f"{human_size(t.postgres.settings.shared_buffers)} + kafka {t.kafka.nodes} x heap "
+             f"{human_size(t.kafka.heap)} + redis {t.redis.data_nodes} x maxmemory "
+             f"{human_size(t.redis.settings.maxmemory)}")
+    biggest = max(budget, key=lambda k: budget[k])
+    return [Problem(biggest, f"memory budget {human_size(used)} ({parts}) is larger than this "
+                             f"machine's {human_size(total)}",
+                    f"a total within {human_size(total)}")]
+
+
+def docker_problems(t: Topology) -> list[Problem]:
+    """Docker settings that must agree with the rest of the topology."""
+    out = []
+    d = t.docker
+    names = {n.name for n in t.nodes()}
+    for node in d.node_hosts:
+        if node not in names:
+            out.append(Problem(key_path("docker", "node_hosts", node), "no such node",
+                               ", ".join(sorted(names))))
+    pg_tag, kafka_tag = d.images.tag("postgres"), d.images.tag("kafka")
+    if pg_tag and pg_tag.split(".")[0] != str(t.postgres.version):
+        out.append(Problem("docker.images.postgres",
+                           f"image {d.images.postgres} is not PostgreSQL {t.postgres.version}",
+                           f"postgres:{t.postgres.version}.N (datakit:postgres.version)"))
+    if kafka_tag and kafka_tag != t.kafka.version:
+        out.append(Problem("docker.images.kafka",
+                           f"image {d.images.kafka} is not Kafka {t.kafka.version}",
+                           f"apache/kafka:{t.kafka.version} (datakit:kafka.version)"))
+    if t.substrate == "docker":
+        needs = {"postgres": ("postgres.settings.shared_buffers",
+                              t.postgres.settings.shared_buffers),
+                 "redis": ("redis.settings.maxmemory", t.redis.settings.maxmemory),
+                 "kafka": ("kafka.heap", t.kafka.heap)}
+        for service, (key, need) in needs.items():
+            res = d.resources.get(service)  # type: ignore[call-overload]
+            if res and res.memory is not None and res.memory <= need:
+                out.append(Problem(key_path("docker", "resources", service, "memory"),
+                                   f"{human_size(res.memory)} does not hold {key} "
+                                   f"{human_size(need)}",
+                                   f"more than {human_size(need)}"))
+    return out
+
+
+def topology_problems(t: Topology, total_memory: int | None) -> list[Problem]:
+    """Every problem of a structurally valid topology (services' own checks included)."""
+    out = [*t.postgres.problems(), *t.redis.problems(), *t.kafka.problems()]
+    out += port_problems(t)
+    out += docker_problems(t)
+    if t.substrate == "local":
+        out += memory_problems(t, memory_total() if total_memory is None else total_memory)
+    return out

@@ -1,0 +1,79 @@
+"""Docker-only settings: images, Docker host(s), resource limits, published ports.
+
+The local substrate ignores them; they are validated on every stack anyway, so a typo in
+prod's config fails on a laptop too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from datakit.topology.problems import Spec
+from datakit.topology.units import Size, invalid
+
+DockerService = Literal["postgres", "redis", "sentinel", "kafka"]
+HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
+HOST_ALLOWED = "a DOCKER_HOST URL: unix:///var/run/docker.sock, tcp://HOST:2376, ssh://USER@HOST"
+IMAGE_ALLOWED = "an exact tag (postgres:15.8, redis:7.0.15, apache/kafka:4.1.1) or a @sha256: digest"
+_EXACT_TAG = re.compile(r"^[\w./-]+(:\d+\.\d+[\w.-]*)?(@sha256:[0-9a-f]{64})?$")
+
+
+def _docker_host(value: str) -> str:
+    if not isinstance(value, str) or not value.startswith(HOST_SCHEMES) or value.endswith("//"):
+        raise invalid(f"bad Docker host {value!r}", HOST_ALLOWED)
+    return value
+
+
+
+class Images(Spec):
+    postgres: str = "postgres:15.8"
+    redis: str = "redis:7.0.15"
+    kafka: str = "apache/kafka:4.1.1"
+
+    @field_validator("postgres", "redis", "kafka")
+    @classmethod
+    def _exact(cls, value: str) -> str:
+        match = _EXACT_TAG.match(value)
+        if not match or not (match.group(1) or match.group(2)):
+            raise invalid(f"image {value!r} is not pinned", IMAGE_ALLOWED)
+        return value
+
+    def tag(self, service: str) -> str | None:
+        """The tag of a service's image ("15.8"), or None for a digest-only reference."""
+        match = _EXACT_TAG.match(getattr(self, service))
+        return match.group(1)[1:] if match and match.group(1) else None
+
+
+class Resources(Spec):
+    """Limits of each container of a service."""
+
+    cpus: float | None = Field(None, gt=0)
+    memory: Annotated[Size, Field(gt=0)] | None = None
+
+
+class DockerSpec(Spec):
+    images: Images = Images()
+    host: str | None = None
+    node_hosts: dict[str, str] = {}
+    resources: dict[DockerService, Resources] = {}
+    publish: list[DockerService] = []
+    publish_address: str = "127.0.0.1"
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        return None if value is None else _docker_host(value)
+
+    @field_validator("node_hosts")
+    @classmethod
+    def _node_hosts(cls, value: dict[str, str]) -> dict[str, str]:
+        for host in value.values():
+            _docker_host(host)
+        return value
+
+    def host_of(self, node: str) -> str | None:
+        """The Docker host a node runs on: its own, else the stack's, else DOCKER_HOST."""
+        return self.node_hosts.get(node, self.host)
