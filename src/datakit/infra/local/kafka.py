@@ -1,0 +1,678 @@
+"""Kafka KRaft nodes as native processes: format, start, stop, wait for the cluster, topics.
+
+Plain functions for the local substrate's Pulumi dynamic resources (no Pulumi here): each
+takes JSON-able `props` and returns JSON-able `outs`, and blocks until the thing is really
+ready. Numbers may arrive as floats (Pulumi's wire), so every number is cast.
+
+A node's `props`:
+  home            Kafka built by tools/build-kafka (default: the cache, per versions.env)
+  node_id         1..N
+  roles           "broker,controller" (default), "broker" or "controller"
+  host, port      the client listener, SASL_PLAINTEXT + SCRAM-SHA-512 (brokers)
+  controller_port the controller listener, PLAINTEXT (controllers; loopback only)
+  voters          [{"id", "host", "port"}]: the static controller quorum
+  cluster_id      one id shared by every node (new_cluster_id())
+  data_dir        the node's own directory; must not exist or be this node's
+  admin_user, admin_password, app_user, app_password: SCRAM users made at format time;
+                  brokers talk to each other as the admin user
+  heap_mb         JVM heap (default 1024), settings: extra server.properties
+  run_as          the system user when running as root (default "kafka")
+
+Starting a node returns when its process listens; it does not wait for the other voters
+(a lone controller never elects a leader). `wait_cluster_ready` waits for the quorum and
+every broker; call it after all nodes were started.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import time
+import uuid
+from base64 import urlsafe_b64encode
+from pathlib import Path
+from typing import Any
+
+from datakit.errors import DatakitError
+from datakit.infra.local import process
+from datakit.infra.local.kafka_quorum import NOT_LEADER_OR_FOLLOWER, describe_quorum
+from datakit.infra.local.process import RunAs
+from datakit.paths import PROJECT_DIR, cache_dir, data_root
+from datakit.readiness import NotReady, wait_until
+
+SCRAM = "SCRAM-SHA-512"
+CLIENT_LISTENER = "SASL_PLAINTEXT"
+CONTROLLER_LISTENER = "CONTROLLER"
+COMBINED = "broker,controller"
+# StorageTool's --add-scram syntax has no escaping we rely on: keep credentials plain.
+_PLAIN = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+# For 3 brokers on 2 cores (see the how-to, section 8): small fixed thread counts.
+JVM_FLAGS = [
+    "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent", "-XX:ParallelGCThreads=1", "-XX:ConcGCThreads=1",
+    "-XX:+ExitOnOutOfMemoryError", "-XX:+PerfDisableSharedMem", "-Djava.awt.headless=true",
+]
+
+
+# ---------------------------------------------------------------- toolchain and layout
+
+def default_home() -> str:
+    """The Kafka prefix tools/bootstrap builds: <cache>/kafka-<KAFKA_VERSION>."""
+    versions = PROJECT_DIR / "tools" / "versions.env"
+    match = re.search(r"^KAFKA_VERSION=(\S+)", versions.read_text(), re.M)
+    if not match:
+        raise DatakitError(f"KAFKA_VERSION missing from {versions}")
+    return str(cache_dir() / f"kafka-{match.group(1)}")
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id, as `kafka-storage random-uuid` makes one (base64url, 22 chars)."""
+    while True:
+        cid = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):  # Kafka avoids ids that look like a CLI flag
+            return cid
+
+
+def _home(props: dict) -> Path:
+    """Kafka's prefix as the node's account can read it (see _reachable_copy)."""
+    home = Path(props.get("home") or default_home())
+    if not any((home / "libs").glob("kafka_*.jar")):
+        raise DatakitError(f"Kafka is not built in {home}: run tools/bootstrap "
+                           f"(or tools/build-kafka {home})")
+    account = RunAs.service(props.get("run_as") or "kafka")
+    if _reachable(home / "libs", account):
+        return home
+    return _reachable_copy(home, account)
+
+
+def _reachable(path: Path, account: RunAs) -> bool:
+    """Whether `account` may traverse every parent of `path` and list `path`."""
+    path = path.resolve()
+    for part in [*reversed(path.parents), path]:
+        st = part.stat()
+        if st.st_uid == account.uid:
+            bits = st.st_mode >> 6
+        elif st.st_gid == account.gid:
+            bits = st.st_mode >> 3
+        else:
+            bits = st.st_mode
+        need = 0o5 if part == path else 0o1
+        if bits & need != need:
+            return False
+    return True
+
+
+def _reachable_copy(home: Path, account: RunAs) -> Path:
+    """A copy of `home` that `account` can read, made once per build of it.
+
+    As root the tool cache lives under /root (mode 0700), which the `kafka` user cannot
+    enter; its nodes then run from <data root>/tools/<name>, hard-linked where possible.
+    """
+    import fcntl
+
+    tools = data_root() / "tools"
+    tools.mkdir(parents=True, exist_ok=True)
+    tools.chmod(0o755)
+    target, stamp = tools / home.name, home / ".datakit-build"
+    want = stamp.read_text() if stamp.exists() else str(stamp.stat().st_mtime)
+    with open(tools / f".{home.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = target / ".datakit-build"
+        if not (done.exists() and done.read_text() == want):
+            fresh = tools / f".{home.name}.new"
+            shutil.rmtree(fresh, ignore_errors=True)
+
+            def link(src: str, dst: str) -> None:
+                try:
+                    os.link(src, dst)
+                except OSError:
+                    shutil.copy2(src, dst)
+
+            shutil.copytree(home, fresh, copy_function=link, ignore=shutil.ignore_patterns(
+                "libs.new", "libs.old"))
+            for path in [fresh, *fresh.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            (fresh / ".datakit-build").write_text(want)
+            shutil.rmtree(target, ignore_errors=True)
+            fresh.rename(target)
+    if not _reachable(target / "libs", account):
+        raise DatakitError(f"user {account.name} cannot read {target}: make its parent "
+                           "directories world-executable or set DATAKIT_DATA elsewhere")
+    return target
+
+
+def _java() -> str:
+    if java_home := os.environ.get("JAVA_HOME"):
+        candidate = Path(java_home) / "bin" / "java"
+        if candidate.exists():
+            return str(candidate)
+    java = shutil.which("java")
+    if not java:
+        raise DatakitError("java not found: install OpenJDK 17 (tools/bootstrap does)")
+    return java
+
+
+def _layout(props: dict) -> dict[str, Path]:
+    root = Path(props["data_dir"])
+    return {"root": root, "config": root / "server.properties", "data": root / "data",
+            "logs": root / "logs", "log": root / "logs" / "process.log",
+            "server_log": root / "logs" / "server.log",
+            "meta": root / "data" / "meta.properties"}
+
+
+def _roles(props: dict) -> set[str]:
+    return set((props.get("roles") or COMBINED).replace(" ", "").split(","))
+
+
+def _voters(props: dict) -> str:
+    return ",".join(f"{int(v['id'])}@{v['host']}:{int(v['port'])}" for v in props["voters"])
+
+
+def _check_credentials(props: dict) -> None:
+    for key in ("admin_user", "admin_password", "app_user", "app_password"):
+        value = str(props.get(key) or "")
+        if not _PLAIN.match(value):
+            raise DatakitError(f"Kafka node {props.get('node_id')}: {key} must be non-empty "
+                               "and use only letters, digits and ._~-")
+
+
+def server_properties(props: dict) -> str:
+    """The node's server.properties: SASL/SCRAM for clients and brokers, static quorum."""
+    node_id, host = int(props["node_id"]), props.get("host", "127.0.0.1")
+    roles = _roles(props)
+    brokers = int(props.get("broker_count") or len(props["voters"]))
+    rf, isr = min(3, brokers), min(2, brokers)
+    lines = {
+        "process.roles": ",".join(r for r in ("broker", "controller") if r in roles),
+        "node.id": node_id,
+        "controller.quorum.voters": _voters(props),
+        "controller.listener.names": CONTROLLER_LISTENER,
+        "listener.security.protocol.map":
+            f"{CLIENT_LISTENER}:SASL_PLAINTEXT,{CONTROLLER_LISTENER}:PLAINTEXT",
+        "log.dirs": _layout(props)["data"],
+        "sasl.enabled.mechanisms": SCRAM,
+        "sasl.mechanism.inter.broker.protocol": SCRAM,
+        "inter.broker.listener.name": CLIENT_LISTENER,
+        f"listener.name.{CLIENT_LISTENER.lower()}.{SCRAM.lower()}.sasl.jaas.config":
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{props["admin_user"]}" password="{props["admin_password"]}";',
+        "num.partitions": 3,
+        "default.replication.factor": rf,
+        "min.insync.replicas": isr,
+        "offsets.topic.replication.factor": rf,
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": isr,
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": isr,
+        "unclean.leader.election.enable": "false",
+        "auto.create.topics.enable": "false",
+        "group.initial.rebalance.delay.ms": 0,
+        "num.network.threads": 2,
+        "num.io.threads": 4,
+        "num.recovery.threads.per.data.dir": 1,
+        "background.threads": 4,
+    }
+    listeners = []
+    if "broker" in roles:
+        listeners.append(f"{CLIENT_LISTENER}://{host}:{int(props['port'])}")
+        lines["advertised.listeners"] = f"{CLIENT_LISTENER}://{host}:{int(props['port'])}"
+    if "controller" in roles:
+        listeners.append(f"{CONTROLLER_LISTENER}://{host}:{int(props['controller_port'])}")
+    lines["listeners"] = ",".join(listeners)
+    lines.update(props.get("settings") or {})
+    header = f"# written by datakit for Kafka node {node_id}; changes are overwritten\n"
+    return header + "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+# ---------------------------------------------------------------- node lifecycle
+
+def format_node(props: dict) -> dict:
+    """Write the config and format the node's storage with the cluster id and SCRAM users.
+
+    A node already formatted for this cluster is left alone (formatted=False); one
+    formatted for another cluster or node id is an error that names its directory.
+    """
+    _check_credentials(props)
+    home, paths = _home(props), _layout(props)
+    account = RunAs.service(props.get("run_as") or "kafka")
+    node_id, cluster_id = int(props["node_id"]), str(props["cluster_id"])
+    for key in ("root", "data", "logs"):
+        account.own(paths[key], 0o700)
+    paths["config"].write_text(server_properties(props))
+    os.chown(paths["config"], account.uid, account.gid)
+    paths["config"].chmod(0o600)
+    outs = {"node_id": node_id, "cluster_id": cluster_id, "data_dir": str(paths["root"]),
+            "config": str(paths["config"])}
+    if paths["meta"].exists():
+        meta = _read_properties(paths["meta"])
+        if meta.get("cluster.id") == cluster_id and meta.get("node.id") == str(node_id):
+            return {**outs, "formatted": False}
+        raise DatakitError(
+            f"Kafka node {node_id}: {paths['root']} holds node {meta.get('node.id')} of "
+            f"cluster {meta.get('cluster.id')}, not node {node_id} of {cluster_id}: "
+            "delete that directory or point data_dir elsewhere")
+    scram = [arg for user in ("admin", "app") for arg in (
+        "--add-scram",
+        f"{SCRAM}=[name={props[user + '_user']},password={props[user + '_password']}]")]
+    account.run([_java(), "-Xmx256m", "-XX:+PerfDisableSharedMem",
+                 f"-Dlog4j2.configurationFile={home / 'config' / 'log4j2.properties'}",
+                 f"-Dkafka.logs.dir={paths['logs']}", "-Dkafka.console.level=WARN",
+                 "-cp", f"{home}/libs/*", "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id, "-c", str(paths["config"]), *scram],
+                what=f"formatting Kafka node {node_id} in {paths['root']}")
+    return {**outs, "formatted": True}
+
+
+def jvm_args(props: dict) -> list[str]:
+    home, paths = _home(props), _layout(props)
+    heap = int(props.get("heap_mb") or 1024)
+    return [_java(), f"-Xms{max(heap // 2, 64)}m", f"-Xmx{heap}m", *JVM_FLAGS,
+            f"-Dlog4j2.configurationFile={home / 'config' / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={paths['logs']}", "-Dkafka.console.level=WARN",
+            "-cp", f"{home}/libs/*", "kafka.Kafka", str(paths["config"])]
+
+
+def _ports(props: dict) -> list[tuple[str, int]]:
+    roles, out = _roles(props), []
+    if "controller" in roles:
+        out.append(("controller listener", int(props["controller_port"])))
+    if "broker" in roles:
+        out.append(("client listener", int(props["port"])))
+    return out
+
+
+def start_node(props: dict, *, timeout: float = 90.0) -> dict:
+    """Start a formatted node and wait until its process listens on its ports.
+
+    It does not wait for the quorum or for other nodes (see wait_cluster_ready).
+    """
+    paths, node_id = _layout(props), int(props["node_id"])
+    host = props.get("host", "127.0.0.1")
+    if not paths["meta"].exists():
+        raise DatakitError(f"Kafka node {node_id}: {paths['root']} is not formatted; "
+                           "format_node first")
+    for what, port in _ports(props):
+        process.require_free(port, f"Kafka node {node_id} {what}", host)
+    account = RunAs.service(props.get("run_as") or "kafka")
+    began = time.monotonic()
+    pid = account.spawn(jvm_args(props), log=paths["log"], cwd=str(paths["root"]))
+    started = process.start_time(pid)
+    what = f"Kafka node {node_id} ({paths['root']})"
+
+    def alive() -> str | None:
+        return process.exit_reason(pid, started, paths["log"])
+
+    def listening() -> bool:
+        for _, port in _ports(props):
+            with socket.create_connection((host, port), timeout=1):
+                pass
+        return True
+
+    try:
+        wait_until(listening, what=what, timeout=timeout, alive=alive)
+    except Exception:
+        process.stop(pid, started, timeout=10)
+        raise
+    return {"node_id": node_id, "pid": pid, "started": started,
+            "data_dir": str(paths["root"]), "log": str(paths["log"]),
+            "server_log": str(paths["server_log"]),
+            "start_s": round(time.monotonic() - began, 3),
+            "bootstrap": f"{host}:{int(props['port'])}" if "broker" in _roles(props) else None}
+
+
+def create_node(props: dict) -> dict:
+    """format_node + start_node: what a node resource's `create` does."""
+    formatted = format_node(props)
+    return {**formatted, **start_node(props)}
+
+
+def node_running(outs: dict) -> bool:
+    pid, started = outs.get("pid"), outs.get("started")
+    return bool(pid) and process.is_running(int(pid), int(started) if started else None)
+
+
+def stop_node(outs: dict, *, timeout: float = 30.0) -> None:
+    """SIGTERM (a controlled shutdown), then SIGKILL after `timeout`. Gone already is fine."""
+    if outs.get("pid"):
+        started = outs.get("started")
+        process.stop(int(outs["pid"]), int(started) if started else None, timeout=timeout)
+
+
+def kill_node(outs: dict) -> None:
+    """SIGKILL, as a broker-loss drill does."""
+    if outs.get("pid"):
+        started = outs.get("started")
+        process.kill(int(outs["pid"]), int(started) if started else None)
+
+
+def delete_node(outs: dict, *, timeout: float = 30.0) -> None:
+    """Stop the node and remove its data dir (only if it looks like a Kafka node's)."""
+    stop_node(outs, timeout=timeout)
+    root = Path(outs["data_dir"]) if outs.get("data_dir") else None
+    if root is None or not root.exists():
+        return
+    known = {"server.properties", "data", "logs"}
+    strangers = {p.name for p in root.iterdir()} - known
+    if strangers:
+        raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, "
+                           "which datakit did not create; remove it by hand")
+    shutil.rmtree(root)
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+# ---------------------------------------------------------------- clients
+
+def client_config(props: dict, *, user: str = "app") -> dict[str, Any]:
+    """librdkafka settings for `user` ("app" or "admin") from cluster or node props."""
+    return {
+        "bootstrap.servers": bootstrap(props),
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": SCRAM,
+        "sasl.username": props[f"{user}_user"],
+        "sasl.password": props[f"{user}_password"],
+    }
+
+
+def bootstrap(props: dict) -> str:
+    if props.get("bootstrap"):
+        return props["bootstrap"]
+    return ",".join(f"{b.get('host', '127.0.0.1')}:{int(b['port'])}" for b in props["brokers"])
+
+
+class _Admin:
+    """An AdminClient whose fatal errors (bad credentials) end a wait at once."""
+
+    def __init__(self, props: dict, user: str = "admin") -> None:
+        from confluent_kafka.admin import AdminClient
+
+        self.props, self.user = props, user
+        self.errors: list[Any] = []
+        conf = client_config(props, user=user)
+        conf.update({"error_cb": self.errors.append, "socket.connection.setup.timeout.ms": 3000,
+                     "reconnect.backoff.max.ms": 1000, "logger": _quiet_logger()})
+        self.client = AdminClient(conf)
+
+    def auth_failure(self) -> str | None:
+        from confluent_kafka import KafkaError
+
+        self.client.poll(0)
+        for err in self.errors:
+            if err.code() == KafkaError._AUTHENTICATION:
+                return (f"Kafka at {bootstrap(self.props)} refused user "
+                        f"{self.props[self.user + '_user']!r}: authentication failed "
+                        f"({SCRAM}); check that user's password in the stack's secrets")
+        return None
+
+    def check(self) -> None:
+        if reason := self.auth_failure():
+            raise DatakitError(reason) from None
+
+    def wait(self, probe, *, what: str, timeout: float):
+        """wait_until for an admin probe; bad credentials end it with their own message."""
+        try:
+            return wait_until(probe, what=what, timeout=timeout, alive=self.auth_failure)
+        except NotReady:
+            self.check()
+            raise
+
+    def result(self, future, timeout: float = 10.0):
+        """Wait for an admin future, failing at once on an authentication error."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check()
+            try:
+                return future.result(timeout=0.2)
+            except TimeoutError:  # concurrent.futures' timeout is this one since 3.11
+                pass
+            except Exception:
+                self.check()
+                raise
+            if time.monotonic() > deadline:
+                self.check()
+                raise TimeoutError(f"no answer from Kafka at {bootstrap(self.props)} "
+                                   f"in {timeout:g}s")
+
+    def broker_ids(self, timeout: float = 5.0) -> tuple[set[int], str]:
+        desc = self.result(self.client.describe_cluster(request_timeout=timeout), timeout)
+        return {n.id for n in desc.nodes}, desc.cluster_id
+
+
+def _quiet_logger():
+    import logging
+
+    logger = logging.getLogger("datakit.kafka.librdkafka")
+    logger.propagate = False
+    logger.addHandler(logging.NullHandler())
+    return logger
+
+
+# ---------------------------------------------------------------- the cluster
+
+def _quorum(controllers: list[dict]) -> dict:
+    """The quorum as its leader reports it, asking each controller in turn."""
+    seen = []
+    for c in controllers:
+        try:
+            info = describe_quorum(c.get("host", "127.0.0.1"), int(c["port"]), timeout=2)
+        except OSError as exc:
+            seen.append(f"controller {int(c['id'])}: {exc}")
+            continue
+        if info.error == 0 and info.leader_id >= 0:
+            return {"leader_id": info.leader_id, "leader_epoch": info.leader_epoch,
+                    "high_watermark": info.high_watermark,
+                    "voters": {str(k): v for k, v in info.voters.items()}}
+        if info.error != NOT_LEADER_OR_FOLLOWER:
+            seen.append(f"controller {int(c['id'])}: error code {info.error}")
+    raise RuntimeError("no controller leads the quorum" + (f" ({'; '.join(seen)})" if seen else ""))
+
+
+def wait_cluster_ready(props: dict, *, timeout: float = 120.0) -> dict:
+    """Wait until the quorum has a leader and every broker is in the cluster metadata.
+
+    `props`: brokers [{"id", "host", "port"}], controllers [{"id", "host", "port"}]
+    (the voters), admin_user/admin_password, optionally cluster_id to check against.
+    """
+    began = time.monotonic()
+    want = {int(b["id"]) for b in props["brokers"]}
+    what = f"Kafka cluster at {bootstrap(props)}"
+    quorum = wait_until(lambda: _quorum(props["controllers"]), what=f"{what}: controller quorum",
+                        timeout=timeout)
+    admin = _Admin(props)
+
+    def all_brokers():
+        ids, cluster_id = admin.broker_ids()
+        missing = want - ids
+        if missing:
+            raise RuntimeError(f"brokers {sorted(missing)} not in the metadata yet")
+        return ids, cluster_id
+
+    ids, cluster_id = admin.wait(all_brokers, what=what,
+                                 timeout=max(timeout - (time.monotonic() - began), 5))
+    if props.get("cluster_id") and cluster_id != props["cluster_id"]:
+        raise DatakitError(f"{what} has cluster id {cluster_id}, not {props['cluster_id']}: "
+                           "another cluster holds these ports")
+    return {"bootstrap": bootstrap(props), "cluster_id": cluster_id, "brokers": sorted(ids),
+            "leader_id": quorum["leader_id"], "leader_epoch": quorum["leader_epoch"],
+            "ready_s": round(time.monotonic() - began, 3)}
+
+
+def cluster_health(props: dict, *, timeout: float = 5.0) -> dict:
+    """One look at the cluster, never waiting long: what is up and what is wrong.
+
+    `props` as for wait_cluster_ready, plus optional `nodes` (start_node outs) whose
+    processes are checked too. Returns healthy, problems (one line each), brokers
+    (ids in the metadata), unreachable (ids whose client port refuses), quorum.
+    """
+    problems: list[str] = []
+    unreachable = []
+    for b in props["brokers"]:
+        try:
+            with socket.create_connection((b.get("host", "127.0.0.1"), int(b["port"])),
+                                          timeout=1):
+                pass
+        except OSError as exc:
+            unreachable.append(int(b["id"]))
+            problems.append(f"broker {int(b['id'])} at port {int(b['port'])} unreachable: {exc}")
+    for node in props.get("nodes") or []:
+        if node.get("pid") and not node_running(node):
+            problems.append(f"node {int(node['node_id'])} process {int(node['pid'])} is gone; "
+                            f"log: {node.get('log')}")
+    try:
+        quorum = _quorum(props["controllers"])
+        lagging = [v for v, end in quorum["voters"].items() if end < 0]
+        if lagging:
+            problems.append(f"controllers {lagging} do not follow the leader")
+    except RuntimeError as exc:
+        quorum = None
+        problems.append(str(exc))
+    brokers: list[int] = []
+    try:
+        admin = _Admin(props)
+        ids, _ = admin.broker_ids(timeout=timeout)
+        brokers = sorted(ids)
+        missing = {int(b["id"]) for b in props["brokers"]} - ids
+        if missing:
+            problems.append(f"brokers {sorted(missing)} missing from the cluster metadata")
+    except Exception as exc:  # noqa: BLE001 - any failure is a health finding
+        problems.append(f"metadata: {exc}")
+    return {"healthy": not problems, "problems": problems, "brokers": brokers,
+            "unreachable": unreachable, "quorum": quorum}
+
+
+# ---------------------------------------------------------------- topics
+
+def _topic_config(props: dict) -> dict[str, str]:
+    config = {"unclean.leader.election.enable": "false"}
+    if props.get("min_insync_replicas") is not None:
+        config["min.insync.replicas"] = str(int(props["min_insync_replicas"]))
+    if props.get("retention_ms") is not None:
+        config["retention.ms"] = str(int(props["retention_ms"]))
+    config.update({k: str(v) for k, v in (props.get("config") or {}).items()})
+    return config
+
+
+def describe_topic(props: dict, *, timeout: float = 10.0) -> dict | None:
+    """The topic's partitions (leader, replicas, isr) and its topic-level configs, or None."""
+    from confluent_kafka import KafkaException, TopicCollection
+    from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
+
+    admin = props["_admin"] if "_admin" in props else _Admin(props)
+    name = props["name"]
+    try:
+        desc = admin.result(admin.client.describe_topics(TopicCollection([name]))[name], timeout)
+    except KafkaException as exc:
+        if exc.args[0].code() == 3:  # UNKNOWN_TOPIC_OR_PARTITION
+            return None
+        raise
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    entries = admin.result(admin.client.describe_configs([resource])[resource], timeout)
+    return {
+        "name": name, "topic_id": str(desc.topic_id),
+        "partitions": [{"id": p.id, "leader": p.leader.id if p.leader else -1,
+                        "replicas": [n.id for n in p.replicas], "isr": [n.id for n in p.isr]}
+                       for p in sorted(desc.partitions, key=lambda p: p.id)],
+        "config": {k: e.value for k, e in entries.items()
+                   if e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value},
+        "effective": {k: e.value for k, e in entries.items()},
+    }
+
+
+def ensure_topic(props: dict, *, timeout: float = 60.0) -> dict:
+    """Create the topic or reconcile it in place; return it once writable with acks=all.
+
+    `props`: brokers or bootstrap, admin_user/admin_password, name, partitions,
+    replication_factor, min_insync_replicas, retention_ms, config (more topic configs).
+    Partitions only grow (Kafka cannot shrink them); a changed replication factor is
+    refused; configs are set to exactly the wanted overrides (others revert to defaults).
+    """
+    from confluent_kafka.admin import (
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        NewPartitions,
+        NewTopic,
+        ResourceType,
+    )
+
+    name, partitions = props["name"], int(props["partitions"])
+    rf = int(props["replication_factor"])
+    config = _topic_config(props)
+    min_isr = int(config.get("min.insync.replicas", 1))
+    if min_isr > rf:
+        raise DatakitError(f"topic {name}: min.insync.replicas {min_isr} is larger than its "
+                           f"replication factor {rf}")
+    admin = _Admin(props)
+    ids, _ = admin.broker_ids()
+    if rf > len(ids):
+        raise DatakitError(f"topic {name}: replication factor {rf} needs {rf} brokers, "
+                           f"the cluster has {len(ids)} ({sorted(ids)})")
+    changes: list[str] = []
+    current = describe_topic({**props, "_admin": admin})
+    if current is None:
+        fut = admin.client.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=rf, config=config)],
+            operation_timeout=timeout)[name]
+        admin.result(fut, timeout)
+        changes.append("created")
+    else:
+        have, have_rf = len(current["partitions"]), len(current["partitions"][0]["replicas"])
+        if have_rf != rf:
+            raise DatakitError(f"topic {name}: replication factor is {have_rf}, wanted {rf}; "
+                               "changing it needs a partition reassignment, which datakit "
+                               "does not do: keep the replication factor or recreate the topic")
+        if partitions < have:
+            raise DatakitError(f"topic {name}: has {have} partitions, wanted {partitions}; "
+                               f"Kafka cannot remove partitions: keep {have} or recreate it")
+        if partitions > have:
+            fut = admin.client.create_partitions([NewPartitions(name, partitions)],
+                                                 operation_timeout=timeout)[name]
+            admin.result(fut, timeout)
+            changes.append(f"partitions {have} -> {partitions}")
+        ops = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+               for k, v in config.items() if current["config"].get(k) != v]
+        ops += [ConfigEntry(k, None, incremental_operation=AlterConfigOpType.DELETE)
+                for k in current["config"] if k not in config]
+        if ops:
+            resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=ops)
+            admin.result(admin.client.incremental_alter_configs([resource])[resource], timeout)
+            changes += [f"{op.name} {'reset' if op.value is None else '-> ' + op.value}"
+                        for op in ops]
+
+    def writable():
+        desc = describe_topic({**props, "_admin": admin})
+        if desc is None or len(desc["partitions"]) != partitions:
+            return None
+        if any(p["leader"] < 0 or len(p["isr"]) < min_isr for p in desc["partitions"]):
+            return None
+        if any(desc["config"].get(k) != v for k, v in config.items()):
+            return None
+        return desc
+
+    desc = admin.wait(writable, what=f"topic {name}", timeout=timeout)
+    return {"name": name, "topic_id": desc["topic_id"], "partitions": partitions,
+            "replication_factor": rf, "config": desc["config"], "changes": changes}
+
+
+def delete_topic(props: dict, *, timeout: float = 30.0) -> None:
+    """Delete the topic; one already gone is fine."""
+    from confluent_kafka import KafkaException
+
+    admin = _Admin(props)
+    try:
+        admin.result(admin.client.delete_topics([props["name"]],
+                                                operation_timeout=timeout)[props["name"]],
+                     timeout)
+    except KafkaException as exc:
+        if exc.args[0].code() != 3:
+            raise
