@@ -13,12 +13,22 @@ from datakit.topology.units import Size
 
 Ms = Annotated[float, Field(gt=0)]
 DRILLS = (
-    "postgres-failover", "postgres-switchover", "redis-failover", "redis-cluster-failover",
-    "kafka-broker-loss", "backup-restore", "stack-restore",
+    "postgres-failover",
+    "postgres-switchover",
+    "redis-failover",
+    "redis-cluster-failover",
+    "kafka-broker-loss",
+    "backup-restore",
+    "stack-restore",
 )
 DrillName = Literal[
-    "postgres-failover", "postgres-switchover", "redis-failover", "redis-cluster-failover",
-    "kafka-broker-loss", "backup-restore", "stack-restore",
+    "postgres-failover",
+    "postgres-switchover",
+    "redis-failover",
+    "redis-cluster-failover",
+    "kafka-broker-loss",
+    "backup-restore",
+    "stack-restore",
 ]
 
 
@@ -43,7 +53,11 @@ class Baselines(Spec):
     replica_lag_max_bytes: Annotated[Size, Field(gt=0)] = 16 * 1024**2
     replica_lag_max_s: float = Field(1.0, gt=0)
     rto_s: dict[DrillName, Annotated[float, Field(gt=0)]] = {
-        "postgres-failover": 3.0, "postgres-switchover": 3.0, "redis-failover": 2.5,
-        "redis-cluster-failover": 2.5, "kafka-broker-loss": 10.0,
-        "backup-restore": 60.0, "stack-restore": 300.0,
+        "postgres-failover": 3.0,
+        "postgres-switchover": 3.0,
+        "redis-failover": 2.5,
+        "redis-cluster-failover": 2.5,
+        "kafka-broker-loss": 10.0,
+        "backup-restore": 60.0,
+        "stack-restore": 300.0,
     }

@@ -19,8 +19,12 @@ WELL_KNOWN = (5432, 6379, 9092)
 
 def port_sources(t: Topology) -> list[tuple[str, str, int]]:
     """(config key of the base, node name, port) for every port the stack listens on."""
-    keys = {"postgres": "postgres.port_base", "redis": "redis.port_base",
-            "sentinel": "redis.sentinel.port_base", "kafka": "kafka.port_base"}
+    keys = {
+        "postgres": "postgres.port_base",
+        "redis": "redis.port_base",
+        "sentinel": "redis.sentinel.port_base",
+        "kafka": "kafka.port_base",
+    }
     out = []
     for node in t.nodes():
         out.append((keys[node.service], node.name, node.port))
@@ -41,8 +45,15 @@ def port_problems(t: Topology) -> list[Problem]:
             bad_range.setdefault(key, []).append(port)
     for key, ports in bad_range.items():
         allowed = LOCAL_PORTS_ALLOWED if t.substrate == "local" else "ports in 1-65535"
-        out.append(Problem(key, f"ports {min(ports)}-{max(ports)} are not usable",
-                           f"{allowed}, never {', '.join(map(str, WELL_KNOWN))}"))
+        out.append(
+            Problem(
+                key,
+                f"ports {min(ports)}-{max(ports)} are not usable"
+                if len(ports) > 1
+                else f"port {ports[0]} is not usable",
+                f"{allowed}, never {', '.join(map(str, WELL_KNOWN))}",
+            )
+        )
     owner: dict[int, tuple[str, str]] = {}
     reported: set[tuple[str, str]] = set()
     for key, node, port in sources:
@@ -50,9 +61,13 @@ def port_problems(t: Topology) -> list[Problem]:
             other_key, other_node = owner[port]
             if (other_key, key) not in reported:
                 reported.add((other_key, key))
-                out.append(Problem(key, f"port {port} of {node} collides with {other_node} "
-                                        f"(datakit:{other_key})",
-                                   "bases far enough apart that every node's ports differ"))
+                out.append(
+                    Problem(
+                        key,
+                        f"port {port} of {node} collides with {other_node} (datakit:{other_key})",
+                        "bases far enough apart that every node's ports differ",
+                    )
+                )
         else:
             owner[port] = (key, node)
     return out
@@ -83,14 +98,21 @@ def memory_problems(t: Topology, total: int) -> list[Problem]:
     used = sum(budget.values())
     if used <= total:
         return []
-    parts = (f"postgres {t.postgres.nodes} x shared_buffers "
-             f"{human_size(t.postgres.settings.shared_buffers)} + kafka {t.kafka.nodes} x heap "
-             f"{human_size(t.kafka.heap)} + redis {t.redis.data_nodes} x maxmemory "
-             f"{human_size(t.redis.settings.maxmemory)}")
+    parts = (
+        f"postgres {t.postgres.nodes} x shared_buffers "
+        f"{human_size(t.postgres.settings.shared_buffers)} + kafka {t.kafka.nodes} x heap "
+        f"{human_size(t.kafka.heap)} + redis {t.redis.data_nodes} x maxmemory "
+        f"{human_size(t.redis.settings.maxmemory)}"
+    )
     biggest = max(budget, key=lambda k: budget[k])
-    return [Problem(biggest, f"memory budget {human_size(used)} ({parts}) is larger than this "
-                             f"machine's {human_size(total)}",
-                    f"a total within {human_size(total)}")]
+    return [
+        Problem(
+            biggest,
+            f"memory budget {human_size(used)} ({parts}) is larger than this "
+            f"machine's {human_size(total)}",
+            f"a total within {human_size(total)}",
+        )
+    ]
 
 
 def docker_problems(t: Topology) -> list[Problem]:
@@ -100,29 +122,44 @@ def docker_problems(t: Topology) -> list[Problem]:
     names = {n.name for n in t.nodes()}
     for node in d.node_hosts:
         if node not in names:
-            out.append(Problem(key_path("docker", "node_hosts", node), "no such node",
-                               ", ".join(sorted(names))))
+            out.append(
+                Problem(
+                    key_path("docker", "node_hosts", node), "no such node", ", ".join(sorted(names))
+                )
+            )
     pg_tag, kafka_tag = d.images.tag("postgres"), d.images.tag("kafka")
     if pg_tag and pg_tag.split(".")[0] != str(t.postgres.version):
-        out.append(Problem("docker.images.postgres",
-                           f"image {d.images.postgres} is not PostgreSQL {t.postgres.version}",
-                           f"postgres:{t.postgres.version}.N (datakit:postgres.version)"))
+        out.append(
+            Problem(
+                "docker.images.postgres",
+                f"image {d.images.postgres} is not PostgreSQL {t.postgres.version}",
+                f"postgres:{t.postgres.version}.N (datakit:postgres.version)",
+            )
+        )
     if kafka_tag and kafka_tag != t.kafka.version:
-        out.append(Problem("docker.images.kafka",
-                           f"image {d.images.kafka} is not Kafka {t.kafka.version}",
-                           f"apache/kafka:{t.kafka.version} (datakit:kafka.version)"))
+        out.append(
+            Problem(
+                "docker.images.kafka",
+                f"image {d.images.kafka} is not Kafka {t.kafka.version}",
+                f"apache/kafka:{t.kafka.version} (datakit:kafka.version)",
+            )
+        )
     if t.substrate == "docker":
-        needs = {"postgres": ("postgres.settings.shared_buffers",
-                              t.postgres.settings.shared_buffers),
-                 "redis": ("redis.settings.maxmemory", t.redis.settings.maxmemory),
-                 "kafka": ("kafka.heap", t.kafka.heap)}
+        needs = {
+            "postgres": ("postgres.settings.shared_buffers", t.postgres.settings.shared_buffers),
+            "redis": ("redis.settings.maxmemory", t.redis.settings.maxmemory),
+            "kafka": ("kafka.heap", t.kafka.heap),
+        }
         for service, (key, need) in needs.items():
             res = d.resources.get(service)  # type: ignore[call-overload]
             if res and res.memory is not None and res.memory <= need:
-                out.append(Problem(key_path("docker", "resources", service, "memory"),
-                                   f"{human_size(res.memory)} does not hold {key} "
-                                   f"{human_size(need)}",
-                                   f"more than {human_size(need)}"))
+                out.append(
+                    Problem(
+                        key_path("docker", "resources", service, "memory"),
+                        f"{human_size(res.memory)} does not hold {key} {human_size(need)}",
+                        f"more than {human_size(need)}",
+                    )
+                )
     return out
 
 

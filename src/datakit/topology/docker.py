@@ -17,7 +17,9 @@ from datakit.topology.units import Size, invalid
 DockerService = Literal["postgres", "redis", "sentinel", "kafka"]
 HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
 HOST_ALLOWED = "a DOCKER_HOST URL: unix:///var/run/docker.sock, tcp://HOST:2376, ssh://USER@HOST"
-IMAGE_ALLOWED = "an exact tag (postgres:15.8, redis:7.0.15, apache/kafka:4.1.1) or a @sha256: digest"
+IMAGE_ALLOWED = (
+    "an exact tag (postgres:15.8, redis:7.0.15, apache/kafka:4.1.1) or a @sha256: digest"
+)
 _EXACT_TAG = re.compile(r"^[\w./-]+(:\d+\.\d+[\w.-]*)?(@sha256:[0-9a-f]{64})?$")
 
 
@@ -25,7 +27,6 @@ def _docker_host(value: str) -> str:
     if not isinstance(value, str) or not value.startswith(HOST_SCHEMES) or value.endswith("//"):
         raise invalid(f"bad Docker host {value!r}", HOST_ALLOWED)
     return value
-
 
 
 class Images(Spec):

@@ -18,12 +18,21 @@ RetentionMs = Annotated[DurationMs, Field(ge=-1)]
 PropertyValue = str | int | float | bool
 
 # Set by the substrate from the topology itself; an `extra` entry must not override them.
-MANAGED_PROPERTIES = frozenset({
-    "node.id", "process.roles", "listeners", "advertised.listeners", "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers", "log.dirs", "listener.security.protocol.map",
-    "inter.broker.listener.name", "controller.listener.names",
-    "unclean.leader.election.enable",
-})
+MANAGED_PROPERTIES = frozenset(
+    {
+        "node.id",
+        "process.roles",
+        "listeners",
+        "advertised.listeners",
+        "controller.quorum.voters",
+        "controller.quorum.bootstrap.servers",
+        "log.dirs",
+        "listener.security.protocol.map",
+        "inter.broker.listener.name",
+        "controller.listener.names",
+        "unclean.leader.election.enable",
+    }
+)
 
 
 class TopicSpec(Spec):
@@ -34,7 +43,8 @@ class TopicSpec(Spec):
     replication_factor: int | None = Field(None, gt=0)
     min_insync_replicas: int | None = Field(None, gt=0)
     retention_ms: RetentionMs | None = Field(
-        None, validation_alias=AliasChoices("retention_ms", "retention"))
+        None, validation_alias=AliasChoices("retention_ms", "retention")
+    )
     cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
 
     def configs(self) -> dict[str, str]:
@@ -67,11 +77,16 @@ class KafkaSpec(Spec):
 
     @model_validator(mode="after")
     def _fill_topic_defaults(self) -> KafkaSpec:
-        filled = [t.model_copy(update={
-            "replication_factor": t.replication_factor or self.default_replication_factor,
-            "min_insync_replicas": t.min_insync_replicas or self.min_insync_replicas,
-            "retention_ms": self.retention_ms if t.retention_ms is None else t.retention_ms,
-        }) for t in self.topics]
+        filled = [
+            t.model_copy(
+                update={
+                    "replication_factor": t.replication_factor or self.default_replication_factor,
+                    "min_insync_replicas": t.min_insync_replicas or self.min_insync_replicas,
+                    "retention_ms": self.retention_ms if t.retention_ms is None else t.retention_ms,
+                }
+            )
+            for t in self.topics
+        ]
         object.__setattr__(self, "topics", filled)  # frozen: set once, while validating
         return self
 
@@ -97,8 +112,9 @@ class KafkaSpec(Spec):
             "transaction.state.log.replication.factor": str(min(3, self.nodes)),
             "transaction.state.log.min.isr": str(min(2, self.nodes)),
         }
-        props.update({k: str(v).lower() if isinstance(v, bool) else str(v)
-                      for k, v in self.extra.items()})
+        props.update(
+            {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in self.extra.items()}
+        )
         return props
 
     def problems(self) -> list[Problem]:
@@ -106,38 +122,73 @@ class KafkaSpec(Spec):
         n = self.nodes
         rf, isr = self.default_replication_factor, self.min_insync_replicas
         if rf > n:
-            out.append(Problem("kafka.default_replication_factor",
-                               f"{rf} is more than the {n} brokers", f"1..{n}"))
+            out.append(
+                Problem(
+                    "kafka.default_replication_factor",
+                    f"{rf} is more than the {n} brokers",
+                    f"1..{n}",
+                )
+            )
         if isr > n:
-            out.append(Problem("kafka.min_insync_replicas",
-                               f"{isr} is more than the {n} brokers", f"1..{min(n, rf)}"))
+            out.append(
+                Problem(
+                    "kafka.min_insync_replicas",
+                    f"{isr} is more than the {n} brokers",
+                    f"1..{min(n, rf)}",
+                )
+            )
         elif isr > rf:
-            out.append(Problem("kafka.min_insync_replicas",
-                               f"{isr} is more than the replication factor {rf}",
-                               f"1..{min(n, rf)}"))
+            out.append(
+                Problem(
+                    "kafka.min_insync_replicas",
+                    f"{isr} is more than the replication factor {rf}",
+                    f"1..{min(n, rf)}",
+                )
+            )
         seen: set[str] = set()
         for i, t in enumerate(self.topics):
             where = f"topic {t.name}: "
             trf, tisr = t.replication_factor or rf, t.min_insync_replicas or isr
             if t.name in seen:
-                out.append(Problem(key_path("kafka", "topics", i, "name"),
-                                   f"{where}defined twice", "unique topic names"))
+                out.append(
+                    Problem(
+                        key_path("kafka", "topics", i, "name"),
+                        f"{where}defined twice",
+                        "unique topic names",
+                    )
+                )
             seen.add(t.name)
             if trf > n:
-                out.append(Problem(key_path("kafka", "topics", i, "replication_factor"),
-                                   f"{where}{trf} is more than the {n} brokers", f"1..{n}"))
+                out.append(
+                    Problem(
+                        key_path("kafka", "topics", i, "replication_factor"),
+                        f"{where}{trf} is more than the {n} brokers",
+                        f"1..{n}",
+                    )
+                )
             if tisr > n:
-                out.append(Problem(key_path("kafka", "topics", i, "min_insync_replicas"),
-                                   f"{where}{tisr} is more than the {n} brokers",
-                                   f"1..{min(n, trf)}"))
+                out.append(
+                    Problem(
+                        key_path("kafka", "topics", i, "min_insync_replicas"),
+                        f"{where}{tisr} is more than the {n} brokers",
+                        f"1..{min(n, trf)}",
+                    )
+                )
             elif tisr > trf:
-                out.append(Problem(key_path("kafka", "topics", i, "min_insync_replicas"),
-                                   f"{where}{tisr} is more than its replication factor {trf}",
-                                   f"1..{min(n, trf)}"))
+                out.append(
+                    Problem(
+                        key_path("kafka", "topics", i, "min_insync_replicas"),
+                        f"{where}{tisr} is more than its replication factor {trf}",
+                        f"1..{min(n, trf)}",
+                    )
+                )
         for name in self.extra:
             if name in MANAGED_PROPERTIES:
-                out.append(Problem(key_path("kafka", "extra", name),
-                                   "is set by datakit from the topology",
-                                   "any broker property except "
-                                   + ", ".join(sorted(MANAGED_PROPERTIES))))
+                out.append(
+                    Problem(
+                        key_path("kafka", "extra", name),
+                        "is set by datakit from the topology",
+                        "any broker property except " + ", ".join(sorted(MANAGED_PROPERTIES)),
+                    )
+                )
         return out

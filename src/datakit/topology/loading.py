@@ -25,8 +25,9 @@ NAMESPACE = "datakit"
 SECTIONS = ("postgres", "redis", "kafka", "baselines", "docker")
 
 
-def load(stack: str, project_dir: Path | str | None = None, *,
-         memory_total: int | None = None) -> Topology:
+def load(
+    stack: str, project_dir: Path | str | None = None, *, memory_total: int | None = None
+) -> Topology:
     """The validated topology of `stack`, read from <stackConfigDir>/Pulumi.<stack>.yaml."""
     from datakit.paths import PROJECT_DIR
 
@@ -40,11 +41,19 @@ def load(stack: str, project_dir: Path | str | None = None, *,
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}" if where else ""
-        raise TopologyError([f"stack {stack}: {path}: not valid YAML{at}; "
-                             "allowed: a Pulumi stack file (config: datakit:KEY: VALUE)"]) from None
+        raise TopologyError(
+            [
+                f"stack {stack}: {path}: not valid YAML{at}; "
+                "allowed: a Pulumi stack file (config: datakit:KEY: VALUE)"
+            ]
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
-        raise TopologyError([f"stack {stack}: {path}: `config` is not a mapping; "
-                             "allowed: a Pulumi stack file (config: datakit:KEY: VALUE)"])
+        raise TopologyError(
+            [
+                f"stack {stack}: {path}: `config` is not a mapping; "
+                "allowed: a Pulumi stack file (config: datakit:KEY: VALUE)"
+            ]
+        )
     return from_config(doc.get("config") or {}, stack=stack, memory_total=memory_total)
 
 
@@ -63,7 +72,9 @@ def stack_file(stack: str, project: Path) -> Path:
 
 
 def stack_names(project: Path) -> list[str]:
-    return [p.name[len("Pulumi."):-len(".yaml")] for p in stack_dir(project).glob("Pulumi.*.yaml")]
+    return [
+        p.name[len("Pulumi.") : -len(".yaml")] for p in stack_dir(project).glob("Pulumi.*.yaml")
+    ]
 
 
 def from_pulumi_config(memory_total: int | None = None) -> Topology:
@@ -85,8 +96,9 @@ def from_pulumi_config(memory_total: int | None = None) -> Topology:
     return from_config(raw, stack=pulumi.get_stack(), memory_total=memory_total)
 
 
-def from_config(config: Mapping[str, Any], *, stack: str,
-                memory_total: int | None = None) -> Topology:
+def from_config(
+    config: Mapping[str, Any], *, stack: str, memory_total: int | None = None
+) -> Topology:
     """A validated topology from config keys, with or without the `datakit:` prefix (keys of
     other namespaces are ignored). `memory_total` (bytes) defaults to this machine's."""
     raw: dict[str, Any] = {}
@@ -126,10 +138,18 @@ def _section_problems(raw: dict[str, Any], exc: ValidationError) -> list[Problem
 
 
 _ALLOWED_BY_TYPE = {
-    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
-    "bool_parsing": "true or false", "string_type": "a string", "list_type": "a list",
-    "dict_type": "a mapping", "missing": "a value (required)", "path_type": "a path",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "missing": "a value (required)",
+    "path_type": "a path",
 }
 
 
@@ -148,10 +168,17 @@ def _problem(err: Mapping[str, Any], raw: dict[str, Any]) -> Problem:
     if kind == "missing":
         return Problem(path, "missing", "a value (required)")
     if kind in ("model_type", "model_attributes_type"):
-        return Problem(path, f"{got!r} is not a mapping",
-                       "a mapping with keys " + ", ".join(_allowed_keys(loc)))
-    bounds = {"greater_than": "> {gt}", "greater_than_equal": ">= {ge}",
-              "less_than": "< {lt}", "less_than_equal": "<= {le}"}
+        return Problem(
+            path,
+            f"{got!r} is not a mapping",
+            "a mapping with keys " + ", ".join(_allowed_keys(loc)),
+        )
+    bounds = {
+        "greater_than": "> {gt}",
+        "greater_than_equal": ">= {ge}",
+        "less_than": "< {lt}",
+        "less_than_equal": "<= {le}",
+    }
     if kind in bounds:
         return Problem(path, f"{got!r} is out of range", bounds[kind].format(**ctx))
     if kind == "literal_error":

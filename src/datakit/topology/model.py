@@ -24,7 +24,12 @@ SERVICES: tuple[Service, ...] = ("postgres", "redis", "sentinel", "kafka")
 
 # Initial roles. A node's identity is its name; its live role is asked of the server.
 PRIMARY, REPLICA, MASTER, SENTINEL, BROKER_CONTROLLER = (
-    "primary", "replica", "master", "sentinel", "broker+controller")
+    "primary",
+    "replica",
+    "master",
+    "sentinel",
+    "broker+controller",
+)
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,14 @@ class Topology(Spec):
     def _postgres(self) -> list[Node]:
         pg = self.postgres
         return [
-            Node("postgres", name, i, PRIMARY if i == 1 else REPLICA, pg.port_base + i - 1,
-                 replica_of=None if i == 1 else "pg-1")
+            Node(
+                "postgres",
+                name,
+                i,
+                PRIMARY if i == 1 else REPLICA,
+                pg.port_base + i - 1,
+                replica_of=None if i == 1 else "pg-1",
+            )
             for i, name in enumerate(pg.node_names, 1)
         ]
 
@@ -97,20 +108,39 @@ class Topology(Spec):
             is_master = i <= masters
             upstream = None if is_master else f"redis-{(i - masters - 1) % masters + 1}"
             bus = r.cluster.bus_port_base + i - 1 if r.mode == "cluster" else None
-            nodes.append(Node("redis", name, i, MASTER if is_master else REPLICA,
-                              r.port_base + i - 1, bus_port=bus, replica_of=upstream))
+            nodes.append(
+                Node(
+                    "redis",
+                    name,
+                    i,
+                    MASTER if is_master else REPLICA,
+                    r.port_base + i - 1,
+                    bus_port=bus,
+                    replica_of=upstream,
+                )
+            )
         return nodes
 
     def _sentinels(self) -> list[Node]:
         s = self.redis.sentinel
-        return [Node("sentinel", name, i, SENTINEL, s.port_base + i - 1)
-                for i, name in enumerate(self.redis.sentinel_names, 1)]
+        return [
+            Node("sentinel", name, i, SENTINEL, s.port_base + i - 1)
+            for i, name in enumerate(self.redis.sentinel_names, 1)
+        ]
 
     def _kafka(self) -> list[Node]:
         k = self.kafka
-        return [Node("kafka", name, i, BROKER_CONTROLLER, k.port_base + i - 1,
-                     controller_port=k.controller_port_base + i - 1)
-                for i, name in enumerate(k.node_names, 1)]
+        return [
+            Node(
+                "kafka",
+                name,
+                i,
+                BROKER_CONTROLLER,
+                k.port_base + i - 1,
+                controller_port=k.controller_port_base + i - 1,
+            )
+            for i, name in enumerate(k.node_names, 1)
+        ]
 
 
 def _with_host(node: Node, host: str | None) -> Node:

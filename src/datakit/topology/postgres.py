@@ -18,12 +18,25 @@ PgIdentifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
 GucValue = str | int | float | bool
 
 # Set by the substrate from the topology itself; an `extra` entry must not override them.
-MANAGED_GUCS = frozenset({
-    "port", "listen_addresses", "data_directory", "hba_file", "ident_file", "config_file",
-    "unix_socket_directories", "primary_conninfo", "primary_slot_name",
-    "synchronous_standby_names", "archive_mode", "archive_command", "restore_command",
-    "cluster_name", "hot_standby",
-})
+MANAGED_GUCS = frozenset(
+    {
+        "port",
+        "listen_addresses",
+        "data_directory",
+        "hba_file",
+        "ident_file",
+        "config_file",
+        "unix_socket_directories",
+        "primary_conninfo",
+        "primary_slot_name",
+        "synchronous_standby_names",
+        "archive_mode",
+        "archive_command",
+        "restore_command",
+        "cluster_name",
+        "hot_standby",
+    }
+)
 
 
 class PostgresSettings(Spec):
@@ -105,38 +118,63 @@ class PostgresSpec(Spec):
         out = []
         s = self.settings
         if self.synchronous_standbys > self.replicas:
-            out.append(Problem(
-                "postgres.synchronous_standbys",
-                f"{self.synchronous_standbys} synchronous standbys but only {self.replicas} "
-                f"replicas (nodes {self.nodes})",
-                f"0..{self.replicas} (0 = asynchronous)"))
+            out.append(
+                Problem(
+                    "postgres.synchronous_standbys",
+                    f"{self.synchronous_standbys} synchronous standbys but only {self.replicas} "
+                    f"replicas (nodes {self.nodes})",
+                    f"0..{self.replicas} (0 = asynchronous)",
+                )
+            )
         if s.max_wal_senders < self.replicas + 2:
-            out.append(Problem(
-                "postgres.settings.max_wal_senders",
-                f"{s.max_wal_senders} is too few for {self.replicas} replicas plus a base backup",
-                f">= {self.replicas + 2} (replicas + 2)"))
+            out.append(
+                Problem(
+                    "postgres.settings.max_wal_senders",
+                    f"{s.max_wal_senders} is too few for {self.replicas} replicas "
+                    "plus a base backup",
+                    f">= {self.replicas + 2} (replicas + 2)",
+                )
+            )
         if s.max_replication_slots < self.replicas:
-            out.append(Problem(
-                "postgres.settings.max_replication_slots",
-                f"{s.max_replication_slots} is fewer than one slot per replica",
-                f">= {self.replicas}"))
+            out.append(
+                Problem(
+                    "postgres.settings.max_replication_slots",
+                    f"{s.max_replication_slots} is fewer than one slot per replica",
+                    f">= {self.replicas}",
+                )
+            )
         if self.pool.min_size > self.pool.max_size:
-            out.append(Problem(
-                "postgres.pool.min_size",
-                f"{self.pool.min_size} is larger than max_size {self.pool.max_size}",
-                f"0..{self.pool.max_size}"))
+            out.append(
+                Problem(
+                    "postgres.pool.min_size",
+                    f"{self.pool.min_size} is larger than max_size {self.pool.max_size}",
+                    f"0..{self.pool.max_size}",
+                )
+            )
         if self.pool.max_size >= s.max_connections:
-            out.append(Problem(
-                "postgres.pool.max_size",
-                f"{self.pool.max_size} does not fit in max_connections {s.max_connections}",
-                f"< {s.max_connections} (postgres.settings.max_connections)"))
+            out.append(
+                Problem(
+                    "postgres.pool.max_size",
+                    f"{self.pool.max_size} does not fit in max_connections {s.max_connections}",
+                    f"< {s.max_connections} (postgres.settings.max_connections)",
+                )
+            )
         modelled = set(PostgresSettings.model_fields) - {"extra"}
         for name in s.extra:
             if name in modelled:
-                out.append(Problem(key_path("postgres", "settings", "extra", name),
-                                   "is a named setting", f"set postgres.settings.{name}"))
+                out.append(
+                    Problem(
+                        key_path("postgres", "settings", "extra", name),
+                        "is a named setting",
+                        f"set postgres.settings.{name}",
+                    )
+                )
             elif name in MANAGED_GUCS:
-                out.append(Problem(key_path("postgres", "settings", "extra", name),
-                                   "is set by datakit from the topology",
-                                   "any GUC except " + ", ".join(sorted(MANAGED_GUCS))))
+                out.append(
+                    Problem(
+                        key_path("postgres", "settings", "extra", name),
+                        "is set by datakit from the topology",
+                        "any GUC except " + ", ".join(sorted(MANAGED_GUCS)),
+                    )
+                )
         return out

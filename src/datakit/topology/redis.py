@@ -18,8 +18,14 @@ PositiveSize = Annotated[Size, Field(gt=0)]
 PositiveMs = Annotated[DurationMs, Field(gt=0)]
 
 EVICTION_POLICIES = Literal[
-    "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
-    "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
 ]
 
 
@@ -99,21 +105,33 @@ class RedisSpec(Spec):
     def problems(self) -> list[Problem]:
         out = []
         if self.mode == "sentinel" and self.sentinel.quorum > self.sentinel.count:
-            out.append(Problem(
-                "redis.sentinel.quorum",
-                f"quorum {self.sentinel.quorum} is larger than the {self.sentinel.count} Sentinels",
-                f"1..{self.sentinel.count} (a majority: {self.sentinel.count // 2 + 1})"))
+            out.append(
+                Problem(
+                    "redis.sentinel.quorum",
+                    f"quorum {self.sentinel.quorum} is larger than the "
+                    f"{self.sentinel.count} Sentinels",
+                    f"1..{self.sentinel.count} (a majority: {self.sentinel.count // 2 + 1})",
+                )
+            )
         if self.mode == "cluster" and self.cluster.masters < 3:
-            out.append(Problem(
-                "redis.cluster.masters",
-                f"{self.cluster.masters} masters; Redis Cluster needs at least 3", ">= 3"))
+            out.append(
+                Problem(
+                    "redis.cluster.masters",
+                    f"{self.cluster.masters} masters; Redis Cluster needs at least 3",
+                    ">= 3",
+                )
+            )
         to_write = self.settings.min_replicas_to_write
         if to_write > self.replicas_per_master:
-            where = ("redis.cluster.replicas_per_master" if self.mode == "cluster"
-                     else "redis.nodes - 1")
-            out.append(Problem(
-                "redis.settings.min_replicas_to_write",
-                f"{to_write} but a master has only {self.replicas_per_master} replicas, "
-                "so every write would be refused",
-                f"0..{self.replicas_per_master} ({where})"))
+            where = (
+                "redis.cluster.replicas_per_master" if self.mode == "cluster" else "redis.nodes - 1"
+            )
+            out.append(
+                Problem(
+                    "redis.settings.min_replicas_to_write",
+                    f"{to_write} but a master has only {self.replicas_per_master} replicas, "
+                    "so every write would be refused",
+                    f"0..{self.replicas_per_master} ({where})",
+                )
+            )
         return out

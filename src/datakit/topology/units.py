@@ -14,10 +14,27 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
-              "g": 1024**3, "gb": 1024**3, "t": 1024**4, "tb": 1024**4}
-DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000,
-                  "d": 86_400_000, "w": 604_800_000}
+SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "t": 1024**4,
+    "tb": 1024**4,
+}
+DURATION_UNITS = {
+    "ms": 1,
+    "s": 1000,
+    "m": 60_000,
+    "min": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+    "w": 604_800_000,
+}
 
 SIZE_ALLOWED = "a size such as 256MB, 512m, 1GB (binary multiples) or bytes as an integer"
 DURATION_ALLOWED = "a duration such as 500ms, 30s, 5m, 12h, 7d or milliseconds as an integer"
