@@ -1,0 +1,97 @@
+"""Talking to PostgreSQL nodes: connect with a password, find the live primary.
+
+A node here is any dict with `port` (and optionally `host`, `name`). Roles are never taken
+from configuration: the server is asked (`pg_is_in_recovery()`), because after a failover
+the node created as a replica is the primary.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from datakit.errors import DatakitError
+
+
+class WrongPassword(DatakitError):
+    """A node refused the password: the message names the node and the role."""
+
+
+def label(node: dict) -> str:
+    where = f"{node.get('host') or '127.0.0.1'}:{int(node['port'])}"
+    return f"postgres node {node['name']} ({where})" if node.get("name") else f"postgres {where}"
+
+
+def connect(node: dict, *, user: str, password: str, dbname: str = "postgres",
+            timeout: float = 3.0) -> psycopg.Connection:
+    """An autocommit connection over TCP with SCRAM; a refused password is WrongPassword."""
+    try:
+        return psycopg.connect(
+            host=node.get("host") or "127.0.0.1", port=int(node["port"]), user=user,
+            password=password, dbname=dbname, connect_timeout=max(1, int(timeout)),
+            autocommit=True, application_name="datakit",
+        )
+    except psycopg.OperationalError as exc:
+        if "password authentication failed" in str(exc):
+            raise WrongPassword(
+                f"{label(node)} refused the password of role {user!r}: check that "
+                "password in the stack's secrets (`datakit outputs --show-secrets`)"
+            ) from None
+        raise
+
+
+def is_primary(node: dict, *, user: str, password: str, timeout: float = 2.0) -> bool:
+    with connect(node, user=user, password=password, timeout=timeout) as conn:
+        return not conn.execute("select pg_is_in_recovery()").fetchone()[0]
+
+
+def live_primary(nodes: list[dict], *, user: str, password: str,
+                 timeout: float = 2.0) -> dict | None:
+    """The one node that answers and is not in recovery; None when no node is primary.
+
+    Nodes that do not answer are skipped; a refused password is raised. Two primaries at
+    once (a split brain after a failover whose old primary came back) is an error.
+    """
+    primaries = []
+    for node in nodes:
+        try:
+            if is_primary(node, user=user, password=password, timeout=timeout):
+                primaries.append(node)
+        except WrongPassword:
+            raise
+        except psycopg.Error:
+            continue
+    if len(primaries) > 1:
+        names = ", ".join(label(n) for n in primaries)
+        raise DatakitError(f"more than one PostgreSQL primary is live ({names}): "
+                           "stop or rejoin the stale one (pg_rewind) before going on")
+    return primaries[0] if primaries else None
+
+
+def scram_verifier(conn: psycopg.Connection, user: str, password: str) -> str:
+    """The SCRAM verifier of `password`, computed by libpq: the password is never sent."""
+    raw = conn.pgconn.encrypt_password(password.encode(), user.encode(), b"scram-sha-256")
+    return raw.decode()
+
+
+def ensure_role(conn: psycopg.Connection, user: str, password: str, *,
+                attributes: str = "LOGIN") -> None:
+    """Create `user` with `attributes`, or bring an existing one's password up to date."""
+    verifier = sql.Literal(scram_verifier(conn, user, password))
+    exists = conn.execute("select 1 from pg_roles where rolname = %s", [user]).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    conn.execute(sql.SQL("{} ROLE {} WITH {} PASSWORD {}").format(
+        sql.SQL(verb), sql.Identifier(user), sql.SQL(attributes), verifier))
+
+
+def ensure_database(conn: psycopg.Connection, name: str, owner: str) -> None:
+    if not conn.execute("select 1 from pg_database where datname = %s", [name]).fetchone():
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(name), sql.Identifier(owner)))
+
+
+def replication_state(conn: psycopg.Connection, application_name: str) -> str | None:
+    """The state of the WAL sender serving `application_name` (e.g. 'streaming')."""
+    row = conn.execute("select state from pg_stat_replication where application_name = %s",
+                       [application_name]).fetchone()
+    return row[0] if row else None
