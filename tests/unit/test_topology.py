@@ -203,7 +203,7 @@ BAD = [
     ("kafka.topics.0.retention", "7 fortnights", "kafka.topics[0].retention", "bad duration"),
     ("redis.sentinel.down_after_ms", "soon", "redis.sentinel.down_after_ms", "bad duration"),
     ("substrate", "k8s", "substrate", "'local' or 'docker'"),
-    ("kafka.unclean_leader_election", True, "kafka.unclean_leader_election", "allowed: False"),
+    ("kafka.unclean_leader_election", True, "kafka.unclean_leader_election", "allowed: false"),
     (
         "postgres.settings.password_encryption",
         "md5",
@@ -268,6 +268,7 @@ def test_several_problems_are_reported_together():
         "datakit:kafka.min_insync_replicas",
         "datakit:kafka.topics[0].replication_factor",
         "datakit:postgres.settings.shared_buffers",
+        "datakit:postgres.synchronous_standbys",
         "datakit:redis.sentinel.quorum",
         "datakit:typo",
     ]

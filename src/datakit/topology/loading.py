@@ -7,6 +7,7 @@ engine's own lines (`encryptionsalt`, `secretsprovider`) are ignored.
 
 from __future__ import annotations
 
+import copy
 import json
 import types
 import typing
@@ -111,7 +112,7 @@ def from_config(
         topology = Topology.model_validate({**raw, "name": stack})
     except ValidationError as exc:
         problems = [_problem(err, raw) for err in exc.errors()]
-        problems += _section_problems(raw, exc)
+        problems += _section_problems(raw, exc, memory_total)
         raise TopologyError(_lines(problems, stack)) from None
     problems = topology_problems(topology, memory_total)
     if problems:
@@ -123,18 +124,42 @@ def _lines(problems: list[Problem], stack: str) -> list[str]:
     return list(dict.fromkeys(p.line(stack) for p in problems))
 
 
-def _section_problems(raw: dict[str, Any], exc: ValidationError) -> list[Problem]:
-    """The semantic problems of each section that is valid on its own, so a typo in one
-    section does not hide a wrong count in another."""
-    broken = {err["loc"][0] for err in exc.errors() if err["loc"]}
-    out = []
-    for section in ("postgres", "redis", "kafka"):
-        if section in broken:
-            continue
-        model = Topology.model_fields[section].annotation
-        spec = model.model_validate(raw.get(section) or {})  # type: ignore[union-attr]
-        out += spec.problems()
-    return out
+def _section_problems(
+    raw: dict[str, Any], exc: ValidationError, memory_total: int | None
+) -> list[Problem]:
+    """The remaining problems, so a typo in one key does not hide a wrong count in another:
+    the other checks run on the config with each invalid key dropped (its default used),
+    and keep what they find about the keys that were valid."""
+    repaired = copy.deepcopy(raw)
+    dropped: set[str] = set()
+    for err in exc.errors():
+        loc = tuple(seg for seg in err["loc"] if seg != "[key]")
+        if err["type"] == "missing" or not loc or not _drop(repaired, loc):
+            return []  # nothing sensible to fall back to
+        dropped.add(key_path(*loc))
+    try:
+        topology = Topology.model_validate({**repaired, "name": "check"})
+    except ValidationError:
+        return []
+    return [
+        p
+        for p in topology_problems(topology, memory_total)
+        if not any(p.path == d or p.path.startswith((d + ".", d + "[")) for d in dropped)
+    ]
+
+
+def _drop(doc: Any, loc: tuple[Any, ...]) -> bool:
+    """Remove the key at `loc` from nested dicts; False where a list item is in the way."""
+    for seg in loc[:-1]:
+        in_dict = isinstance(doc, dict) and seg in doc
+        in_list = isinstance(doc, list) and isinstance(seg, int) and seg < len(doc)
+        if not (in_dict or in_list):
+            return False
+        doc = doc[seg]
+    if isinstance(doc, dict):
+        doc.pop(loc[-1], None)
+        return True
+    return False
 
 
 _ALLOWED_BY_TYPE = {
@@ -182,7 +207,8 @@ def _problem(err: Mapping[str, Any], raw: dict[str, Any]) -> Problem:
     if kind in bounds:
         return Problem(path, f"{got!r} is out of range", bounds[kind].format(**ctx))
     if kind == "literal_error":
-        return Problem(path, f"{got!r} is not allowed", str(ctx.get("expected")))
+        expected = str(ctx.get("expected")).replace("False", "false").replace("True", "true")
+        return Problem(path, f"{got!r} is not allowed", expected)
     if kind == "string_pattern_mismatch":
         return Problem(path, f"{got!r} does not match", f"the pattern {ctx.get('pattern')}")
     allowed = _ALLOWED_BY_TYPE.get(kind, "see the stack reference in README.md")
