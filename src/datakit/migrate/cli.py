@@ -1,0 +1,235 @@
+"""`datakit migrate ...`: a thin Typer face over the library functions in this package."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from datakit.errors import DatakitError
+
+app = typer.Typer(help="Versioned SQL migrations with undo, checksums and locking.",
+                  no_args_is_help=True, add_completion=False)
+
+Dsn = Annotated[str | None, typer.Option("--dsn", help="libpq DSN of the primary")]
+Stack = Annotated[str | None, typer.Option("--stack", help="take the DSN from this stack's "
+                                           "outputs")]
+Dir = Annotated[Path | None, typer.Option("--migrations-dir", help="default: bundled migrations/")]
+LockWait = Annotated[float, typer.Option("--lock-wait", help="seconds to wait for another "
+                                         "runner's lock")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON for CI")]
+
+
+def _fail(message: str, code: int = 1):
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def command(fn):
+    """Register `fn` on the app; a DatakitError becomes one line on stderr and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DatakitError as exc:
+            _fail(str(exc), getattr(exc, "exit_code", 1))
+
+    return app.command(fn.__name__.rstrip("_"))(wrapper)
+
+
+def _dsn(dsn: str | None, stack: str | None) -> str:
+    from datakit.migrate.connection import dsn_for
+
+    return dsn_for(dsn, stack)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _step_line(step) -> str:
+    extra = f", {step.wal_bytes / 1024:.1f} KiB WAL" if step.wal_bytes is not None else ""
+    if step.replicas is not None:
+        r = step.replicas
+        extra += (f", {r.replicas} replica(s) caught up in {r.waited_s * 1000:.0f} ms"
+                  f" (max lag {r.max_lag_bytes} B)")
+    verb = "applied" if step.operation == "MIGRATE" else step.operation.lower()
+    return f"{verb} {step.file} in {step.execution_ms} ms{extra}"
+
+
+@command
+def create(name: Annotated[str, typer.Argument(help="words, e.g. add_user_email")],
+           undo: Annotated[bool, typer.Option("--undo", help="also write the U file")] = False,
+           migrations_dir: Dir = None) -> None:
+    """Write the next V<version>__<name>.sql (and U... with --undo)."""
+    from datakit.migrate.files import create as create_files
+
+    for path in create_files(name, migrations_dir, undo=undo):
+        _say(f"created {path}")
+
+
+@command
+def apply(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
+          target: Annotated[int | None, typer.Option("--target", help="apply up to V")] = None,
+          dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+          allow_out_of_order: Annotated[bool, typer.Option("--allow-out-of-order")] = False,
+          wait_replicas: Annotated[bool, typer.Option(
+              "--wait-replicas", help="after each migration wait for every replica")] = False,
+          lock_wait: LockWait = 60.0, as_json: AsJson = False) -> None:
+    """Apply pending migrations, each in its own transaction."""
+    from datakit.migrate.runner import apply as run_apply
+
+    result = run_apply(_dsn(dsn, stack), migrations_dir, target=target, dry_run=dry_run,
+                       allow_out_of_order=allow_out_of_order, lock_wait=lock_wait,
+                       wait_replicas=wait_replicas,
+                       progress=None if as_json else lambda s: _say(_step_line(s)))
+    if as_json:
+        _say(json.dumps(result.to_dict(), default=str))
+    elif dry_run:
+        _say("\n".join(f"would apply {n}" for n in result.planned) or "nothing to apply")
+    elif not result.steps:
+        _say(f"nothing to apply; database at version {result.current_version}")
+    else:
+        _say(f"applied {len(result.steps)} migration(s); database at version "
+             f"{result.current_version}")
+
+
+@command
+def rollback(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
+             target: Annotated[int | None, typer.Option("--target", help="keep V and below")]
+             = None,
+             steps: Annotated[int | None, typer.Option("--steps", help="undo the newest N")]
+             = None,
+             dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+             lock_wait: LockWait = 60.0, as_json: AsJson = False) -> None:
+    """Undo applied migrations, newest first, with their stored undo SQL."""
+    from datakit.migrate.runner import rollback as run_rollback
+
+    result = run_rollback(_dsn(dsn, stack), migrations_dir, target=target, steps=steps,
+                          dry_run=dry_run, lock_wait=lock_wait,
+                          progress=None if as_json else lambda s: _say(_step_line(s)))
+    if as_json:
+        _say(json.dumps(result.to_dict(), default=str))
+    elif dry_run:
+        _say("\n".join(f"would run {n}" for n in result.planned) or "nothing to roll back")
+    else:
+        _say(f"rolled back {len(result.steps)} migration(s); database at version "
+             f"{result.current_version}")
+
+
+def _print_status(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"migrations (database at version {report.current_version})")
+    for col in ("version", "file", "state", "applied at", "ms", "detail"):
+        table.add_column(col)
+    colors = {"applied": "green", "baseline": "green", "pending": "yellow"}
+    for r in report.rows:
+        color = colors.get(r.state, "red")
+        table.add_row(str(r.version), r.file, f"[{color}]{r.state}[/]", r.applied_at or "",
+                      "" if r.execution_ms is None else str(r.execution_ms), r.detail or "")
+    Console().print(table)
+
+
+@command
+def status(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
+           as_json: AsJson = False) -> None:
+    """Show every version's state; exit 1 when something is pending or drifted."""
+    from datakit.migrate.status import status as read_status
+
+    report = read_status(_dsn(dsn, stack), migrations_dir)
+    if as_json:
+        _say(json.dumps(report.to_dict(), default=str))
+    else:
+        _print_status(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@command
+def validate(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
+             offline: Annotated[bool, typer.Option(
+                 "--offline", help="check the files only, no database")] = False,
+             allow_out_of_order: Annotated[bool, typer.Option("--allow-out-of-order")] = False,
+             ) -> None:
+    """Check files and history agree; exit 1 on drift or anything pending."""
+    from datakit.migrate.status import validate as run_validate
+
+    report = run_validate(None if offline else _dsn(dsn, stack), migrations_dir,
+                          allow_out_of_order=allow_out_of_order)
+    if report.pending:
+        _fail(f"{len(report.pending)} migration(s) pending, first {report.pending[0].file}; "
+              "run `datakit migrate apply`")
+    _say(f"valid: {len(report.rows)} migration(s), files and history agree")
+
+
+@command
+def baseline(version: Annotated[int, typer.Argument(help="last version already in the DB")],
+             dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
+             lock_wait: LockWait = 60.0) -> None:
+    """Adopt an existing database: record versions up to V as applied without running them."""
+    from datakit.migrate.runner import baseline as run_baseline
+
+    result = run_baseline(_dsn(dsn, stack), version, migrations_dir, lock_wait=lock_wait)
+    _say(f"baselined {len(result.steps)} migration(s) up to version {version}")
+
+
+@command
+def repair(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
+           lock_wait: LockWait = 60.0) -> None:
+    """Re-record checksums of reviewed changes; clear partial no-transaction runs."""
+    from datakit.migrate.runner import repair as run_repair
+
+    fixes = run_repair(_dsn(dsn, stack), migrations_dir, lock_wait=lock_wait)
+    for f in fixes:
+        _say(f"repaired {f.file}: {f.what} {f.old} -> {f.new}")
+    if not fixes:
+        _say("nothing to repair")
+
+
+@command
+def reset(dsn: Dsn = None, stack: Stack = None,
+          yes: Annotated[bool, typer.Option("--yes", help="confirm dropping everything")] = False,
+          lock_wait: LockWait = 60.0) -> None:
+    """Drop every schema and the history (disposable stacks only)."""
+    from datakit.migrate.connection import stack_outputs
+    from datakit.migrate.runner import reset as run_reset
+
+    disposable = None
+    if stack and not dsn:
+        disposable = bool(stack_outputs(stack).get("disposable", False))
+    dropped = run_reset(_dsn(dsn, stack), yes=yes, disposable=disposable, lock_wait=lock_wait)
+    _say(f"dropped schemas: {', '.join(dropped) or 'none'}")
+
+
+@command
+def lint(migrations_dir: Dir = None,
+         error: Annotated[list[str] | None, typer.Option(
+             "--error", help="treat rule as an error")] = None,
+         warn: Annotated[list[str] | None, typer.Option(
+             "--warn", help="treat rule as a warning")] = None,
+         ignore: Annotated[list[str] | None, typer.Option("--ignore", help="skip rule")] = None,
+         as_json: AsJson = False) -> None:
+    """Flag changes that take heavy locks on existing tables; exit 1 on any error."""
+    from datakit.migrate.lint import lint as run_lint
+
+    findings = run_lint(migrations_dir, errors=set(error or ()), warnings=set(warn or ()),
+                        ignore=set(ignore or ()))
+    if as_json:
+        _say(json.dumps([f.to_dict() for f in findings]))
+    else:
+        for f in findings:
+            _say(str(f))
+        _say(f"{len(findings)} finding(s)")
+    if any(f.severity == "error" for f in findings):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,84 @@
+"""Connections for the migration runner: from --dsn or --stack, with errors a person can act on.
+
+Every runner connection names itself (`application_name`) so a lock holder can be told
+apart, and asks the server to notice a vanished client (`client_connection_check_interval`)
+so a killed runner's queries stop instead of running on.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from datakit.errors import DatakitError
+
+APP_NAME = f"datakit-migrate {socket.gethostname()} pid {os.getpid()}"
+
+
+def dsn_for(dsn: str | None = None, stack: str | None = None) -> str:
+    """The DSN to use: `dsn` as given, or the stack's write DSN from its outputs."""
+    if dsn and stack:
+        raise DatakitError("give either --dsn or --stack, not both")
+    if dsn:
+        return dsn
+    if stack:
+        return stack_outputs(stack)["endpoints"]["postgres"]["write_dsn"]
+    env = os.environ.get("DATAKIT_DSN")
+    if env:
+        return env
+    raise DatakitError("no database given: pass --dsn DSN or --stack NAME (or set DATAKIT_DSN)")
+
+
+def stack_outputs(stack: str) -> dict:
+    try:
+        from datakit import stack_outputs as outputs  # written by the stack facade
+    except ImportError:
+        raise DatakitError(
+            f"stack {stack!r}: reading stack outputs is not available in this build; "
+            "pass --dsn instead"
+        ) from None
+    try:
+        return outputs.read(stack)
+    except KeyError as exc:
+        raise DatakitError(f"stack {stack!r}: outputs lack {exc}; run `pulumi up` first") from None
+
+
+def describe(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(dsn)
+    except Exception:  # noqa: BLE001 - an unparsable DSN is reported by connect()
+        return "the given DSN"
+    user = parts.get("user") or os.environ.get("PGUSER") or "?"
+    host = parts.get("host") or "localhost"
+    port = parts.get("port") or "5432"
+    db = parts.get("dbname") or user
+    return f"{user}@{host}:{port}/{db}"
+
+
+def connect(dsn: str, *, autocommit: bool = True, timeout: int = 10):
+    """Open a psycopg connection, turning failures into one clear DatakitError."""
+    import psycopg
+
+    where = describe(dsn)
+    try:
+        return psycopg.connect(
+            dsn, autocommit=autocommit, connect_timeout=timeout, application_name=APP_NAME,
+            options="-c client_connection_check_interval=500",
+        )
+    except psycopg.ProgrammingError as exc:
+        raise DatakitError(f"invalid DSN ({exc}); check --dsn or the stack outputs") from None
+    except psycopg.OperationalError as exc:
+        text = " ".join(str(exc).split())
+        if "password authentication failed" in text or "no password supplied" in text:
+            fix = "check the password in --dsn or the stack's secrets"
+        elif "does not exist" in text:
+            fix = "check the database and user names"
+        elif "refused" in text or "timeout" in text or "could not translate" in text:
+            fix = "is the server running and reachable? check host and port"
+        else:
+            fix = "check the DSN and that the server is up"
+        raise DatakitError(f"cannot connect to PostgreSQL at {where}: {text[:300]}; {fix}") \
+            from None

@@ -1,0 +1,139 @@
+"""The migration history: its own schema, one table of applied versions, one log of operations.
+
+`ms_migrations.schema_versions` holds what is applied (with the undo SQL, so a rollback
+works even if files moved); `ms_migrations.migration_log` records every operation
+(MIGRATE, ROLLBACK, BASELINE, REPAIR, RESET), its status and its error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA = "ms_migrations"
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_versions (
+    version           bigint PRIMARY KEY,
+    description       text NOT NULL,
+    file              text NOT NULL,
+    checksum          char(64) NOT NULL,
+    applied_at        timestamptz NOT NULL DEFAULT now(),
+    applied_by        text NOT NULL DEFAULT current_user,
+    execution_time_ms integer NOT NULL DEFAULT 0,
+    success           boolean NOT NULL DEFAULT true,
+    baseline          boolean NOT NULL DEFAULT false,
+    undo_file         text,
+    undo_checksum     char(64),
+    undo_sql          text
+);
+CREATE INDEX IF NOT EXISTS schema_versions_applied_at_idx
+    ON {SCHEMA}.schema_versions (applied_at);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.migration_log (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    version        bigint NOT NULL,
+    operation      text NOT NULL
+        CHECK (operation IN ('MIGRATE', 'ROLLBACK', 'BASELINE', 'REPAIR', 'RESET')),
+    status         text NOT NULL DEFAULT 'RUNNING'
+        CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED')),
+    started_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    completed_at   timestamptz,
+    error_message  text,
+    error_sqlstate text,
+    error_position text,
+    context        jsonb NOT NULL DEFAULT '{{}}'
+);
+CREATE INDEX IF NOT EXISTS migration_log_version_idx ON {SCHEMA}.migration_log (version, id);
+"""
+
+
+@dataclass(frozen=True)
+class Applied:
+    version: int
+    description: str
+    file: str
+    checksum: str
+    applied_at: object
+    applied_by: str
+    execution_time_ms: int
+    baseline: bool
+    undo_file: str | None
+    undo_sql: str | None
+
+
+@dataclass(frozen=True)
+class PartialRun:
+    """A no-transaction migration that failed or was killed after some statements ran."""
+
+    log_id: int
+    version: int
+    file: str
+    status: str
+    statements_done: int
+    statements_total: int
+    running: str | None
+    error: str | None
+
+
+def exists(conn) -> bool:
+    return conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.schema_versions",)
+    ).fetchone()[0]
+
+
+def ensure(conn) -> None:
+    """Create the history schema and tables if missing (call with the runner lock held)."""
+    if not exists(conn):
+        conn.execute(DDL)
+
+
+def read(conn) -> tuple[dict[int, Applied], list[PartialRun]]:
+    """Everything applied, and the unresolved partial no-transaction runs, in one round trip."""
+    if not exists(conn):
+        return {}, []
+    rows = conn.execute(
+        f"""
+        SELECT 'A', version, description, file, checksum, applied_at, applied_by,
+               execution_time_ms, baseline, undo_file, undo_sql, NULL::jsonb
+          FROM {SCHEMA}.schema_versions
+        UNION ALL
+        SELECT 'P', l.version, l.status, l.context->>'file', NULL, NULL, NULL,
+               l.id, NULL, l.error_message, NULL, l.context
+          FROM {SCHEMA}.migration_log l
+         WHERE l.operation = 'MIGRATE' AND l.status IN ('RUNNING', 'FAILED')
+           AND (l.context->>'no_transaction')::boolean
+           AND (l.context->>'statements_done')::int > 0
+           AND NOT (l.context ? 'resolved')
+           AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.schema_versions v
+                            WHERE v.version = l.version)
+        """
+    ).fetchall()
+    applied: dict[int, Applied] = {}
+    partial: list[PartialRun] = []
+    for row in rows:
+        if row[0] == "A":
+            applied[row[1]] = Applied(*row[1:11])
+        else:
+            ctx = row[11]
+            partial.append(PartialRun(
+                log_id=row[7], version=row[1], file=row[3], status=row[2],
+                statements_done=int(ctx.get("statements_done", 0)),
+                statements_total=int(ctx.get("statements_total", 0)),
+                running=ctx.get("running"), error=row[9],
+            ))
+    return dict(sorted(applied.items())), partial
+
+
+def invalid_indexes(conn) -> list[str]:
+    """Indexes left invalid (an interrupted or failed CREATE INDEX CONCURRENTLY)."""
+    rows = conn.execute(
+        """
+        SELECT format('%I.%I', n.nspname, c.relname)
+          FROM pg_index i
+          JOIN pg_class c ON c.oid = i.indexrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE NOT i.indisvalid
+         ORDER BY 1
+        """
+    ).fetchall()
+    return [r[0] for r in rows]

@@ -1,0 +1,101 @@
+"""A throwaway PostgreSQL 15 server for the migration tests and benchmark.
+
+Runs initdb and postgres as the `postgres` account when we are root, on a loopback port,
+with scram password auth for a generated password; `stop()` ends it by pid and removes its
+directories. Not for stacks: those get their nodes from a substrate.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+from datakit.errors import DatakitError
+from datakit.infra.local.process import RunAs, exit_reason, port_free, stop
+from datakit.readiness import wait_until
+
+PG_BIN = Path(os.environ.get("DATAKIT_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class ScratchServer:
+    def __init__(self, ports: range = range(61000, 61100), *, fsync: bool = True) -> None:
+        self.account = RunAs.service("postgres")
+        self.password = secrets.token_urlsafe(18)
+        self.port = next((p for p in ports if port_free(p)), None)
+        if self.port is None:
+            raise DatakitError(f"no free port in {ports.start}-{ports.stop - 1} for PostgreSQL")
+        self.fsync = fsync
+        self.root = Path(tempfile.mkdtemp(prefix="datakit-pg-", dir="/tmp"))
+        self.root.chmod(0o755)
+        self.data = self.root / "data"
+        self.log = self.root / "postgres.log"
+        self.pid: int | None = None
+        self.started: int | None = None
+
+    def dsn(self, dbname: str = "postgres", password: str | None = None) -> str:
+        return (f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname} "
+                f"password={password or self.password}")
+
+    def url(self, dbname: str, driver: str = "postgres") -> str:
+        return f"{driver}://postgres:{self.password}@127.0.0.1:{self.port}/{dbname}"
+
+    def start(self) -> ScratchServer:
+        from datakit.infra.local import process
+
+        acct = self.account
+        os.chown(self.root, acct.uid, acct.gid)
+        pwfile = self.root / "pw"
+        pwfile.write_text(self.password + "\n")
+        os.chown(pwfile, acct.uid, acct.gid)
+        pwfile.chmod(0o600)
+        acct.run([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
+                  "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync",
+                  "--locale=C.UTF-8"], what="initdb")
+        pwfile.unlink()
+        opts = ["-c", f"port={self.port}", "-c", "listen_addresses=127.0.0.1",
+                "-c", f"unix_socket_directories={self.root}", "-c", "max_connections=100",
+                "-c", f"fsync={'on' if self.fsync else 'off'}",
+                "-c", "shared_buffers=64MB"]
+        self.pid = acct.spawn([str(PG_BIN / "postgres"), "-D", str(self.data), *opts],
+                              log=self.log)
+        self.started = process.start_time(self.pid)
+        wait_until(self._probe, what=f"PostgreSQL on port {self.port}", timeout=30,
+                   alive=lambda: exit_reason(self.pid, self.started, self.log))
+        return self
+
+    def _probe(self) -> bool:
+        import psycopg
+
+        with psycopg.connect(self.dsn(), connect_timeout=2):
+            return True
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
+        return self.dsn(name)
+
+    def stop(self) -> None:
+        try:
+            if self.pid is not None:
+                stop(self.pid, self.started, timeout=15)
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> ScratchServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+__all__ = ["ScratchServer"]
