@@ -35,6 +35,107 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="print JSON for ma
         raise typer.Exit(1)
 
 
+StackOpt = typer.Option("local", "--stack", "-s", help="the Pulumi stack (environment)")
+JsonOpt = typer.Option(False, "--json", help="print JSON for machines")
+
+
+def _redact(outputs: dict, show_secrets: bool) -> dict:
+    if not show_secrets and "secrets" in outputs:
+        outputs = {**outputs, "secrets": "[secret] (use --show-secrets)"}
+    return outputs
+
+
+def _summary(outputs: dict) -> None:
+    endpoints = outputs.get("endpoints", {})
+    table = Table("service", "endpoint", title=f"stack {outputs.get('stack')}: endpoints")
+    pg, rd = endpoints.get("postgres", {}), endpoints.get("redis", {})
+    kf = endpoints.get("kafka", {})
+    table.add_row("postgres (write)", pg.get("write_dsn", ""))
+    table.add_row("postgres (read)", pg.get("read_dsn", ""))
+    if rd.get("mode") == "cluster":
+        table.add_row("redis cluster seeds", ", ".join(rd.get("seeds", [])))
+    else:
+        table.add_row(f"redis sentinels ({rd.get('master_name')})",
+                      ", ".join(rd.get("sentinels", [])))
+    table.add_row("kafka bootstrap", f"{kf.get('bootstrap_servers', '')} "
+                  f"({kf.get('security_protocol')}/{kf.get('sasl_mechanism')})")
+    console.print(table)
+    nodes = Table("service", "name", "initial role", "address", "pid", "testinfra",
+                  title="nodes")
+    for n in outputs.get("nodes", []):
+        nodes.add_row(n["service"], n["name"], n["role"], f"{n['host']}:{n['port']}",
+                      str((n.get("handle") or {}).get("pid", "")), n["testinfra"])
+    console.print(nodes)
+
+
+@app.command()
+def up(stack: str = StackOpt, as_json: bool = JsonOpt,
+       show_secrets: bool = typer.Option(False, "--show-secrets")) -> None:
+    """Create or update the stack's nodes and wait until every one is ready."""
+    from datakit.infra import stack as stacks
+    from datakit.progress import live_run
+
+    with live_run(err, enabled=not as_json) as view:
+        stacks.up(stack, on_event=view.on_event)
+    outputs = _redact(stacks.outputs(stack), show_secrets)
+    if as_json:
+        print(json.dumps(outputs, indent=2))
+    else:
+        _summary(outputs)
+
+
+@app.command()
+def down(stack: str = StackOpt) -> None:
+    """Stop every node of the stack and remove its data."""
+    from datakit.infra import stack as stacks
+    from datakit.progress import live_run
+
+    with live_run(err) as view:
+        stacks.down(stack, on_event=view.on_event)
+    console.print(f"stack {stack}: every node stopped and its data removed")
+
+
+@app.command()
+def preview(stack: str = StackOpt) -> None:
+    """Show what `up` would change."""
+    from datakit.infra import stack as stacks
+
+    result = stacks.preview(stack)
+    console.print(result.change_summary)
+
+
+@app.command()
+def outputs(stack: str = StackOpt, show_secrets: bool = typer.Option(False, "--show-secrets"),
+            as_json: bool = JsonOpt) -> None:
+    """The stack's endpoints, nodes and (with --show-secrets) secrets."""
+    from datakit.infra import stack as stacks
+
+    values = _redact(stacks.outputs(stack), show_secrets)
+    if as_json or show_secrets:
+        print(json.dumps(values, indent=2))
+    else:
+        _summary(values)
+
+
+@app.command()
+def status(stack: str = StackOpt, as_json: bool = JsonOpt) -> None:
+    """Each node's live role and health, asked of the servers."""
+    from datakit import stack_outputs
+    from datakit import status as live
+
+    rows = live.live(stack_outputs.read(stack))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        table = Table("service", "name", "address", "role now", "initial role", "health")
+        for r in rows:
+            table.add_row(r["service"], r["name"], r["address"], r["role"], r["initial_role"],
+                          r["health"])
+        console.print(table)
+    if any(not r["health"].startswith("up") for r in rows):
+        raise typer.Exit(1)
+
+
 @app.callback()
 def _group() -> None:
     """Deploy and test a PostgreSQL, Redis and Kafka data layer as code."""

@@ -70,6 +70,9 @@ def environment() -> dict[str, str]:
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
     env["PATH"] = os.pathsep.join(p for p in (str(venv_bin()), given.get("PATH", "")) if p)
     env["PULUMI_PYTHON_CMD"] = sys.executable
+    # Providers fork daemons from a threaded gRPC server: no fork handlers, no chatter.
+    env.setdefault("GRPC_ENABLE_FORK_SUPPORT", given.get("GRPC_ENABLE_FORK_SUPPORT", "false"))
+    env.setdefault("GRPC_VERBOSITY", given.get("GRPC_VERBOSITY", "ERROR"))
     return env
 
 

@@ -49,18 +49,20 @@ class RunAs:
         path.chmod(mode)
         return path
 
-    def _demote(self) -> None:
+    def _demote(self) -> dict:
+        """Popen arguments that switch to this account in the child. Not a preexec_fn:
+        the dynamic provider is a threaded gRPC server, where Python code between fork and
+        exec can crash the child; these switches are done in C."""
         if os.geteuid() == 0 and self.uid != 0:
-            os.setgroups([])
-            os.setgid(self.gid)
-            os.setuid(self.uid)
+            return {"user": self.uid, "group": self.gid, "extra_groups": []}
+        return {}
 
     def run(self, argv: list[str], *, what: str, env: dict[str, str] | None = None,
             timeout: float = 120, cwd: str | None = None) -> str:
         """Run a short command as this account; a failure names `what` and its output."""
         proc = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, cwd=cwd or "/",
-            env=_env(self, env), preexec_fn=self._demote, stdin=subprocess.DEVNULL,
+            env=_env(self, env), stdin=subprocess.DEVNULL, **self._demote(),
         )
         if proc.returncode != 0:
             out = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
@@ -76,7 +78,7 @@ class RunAs:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 close_fds=True, start_new_session=True, cwd=cwd or "/",
-                env=_env(self, env), preexec_fn=self._demote,
+                env=_env(self, env), **self._demote(),
             )
         _children.append(proc)
         return proc.pid

@@ -1,0 +1,47 @@
+"""One Pulumi component per service: it asks the substrate for its nodes, nothing more."""
+
+from __future__ import annotations
+
+import pulumi
+
+from datakit.infra.secret import Secrets
+from datakit.infra.substrate import Provisioned, Substrate
+from datakit.topology import Topology
+
+
+class _Service(pulumi.ComponentResource):
+    kind = ""
+
+    def __init__(self, name: str, topo: Topology, substrate: Substrate, secrets: Secrets,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__(f"datakit:index:{self.kind}", name, None, opts)
+        self.nodes: list[Provisioned] = self._build(topo, substrate, secrets)
+        self.register_outputs({"nodes": [p.node.name for p in self.nodes]})
+
+    def _build(self, topo, substrate, secrets) -> list[Provisioned]:
+        raise NotImplementedError
+
+    @property
+    def resources(self) -> list[pulumi.Resource]:
+        return [p.resource for p in self.nodes]
+
+
+class PostgresCluster(_Service):
+    kind = "PostgresCluster"
+
+    def _build(self, topo, substrate, secrets):
+        return substrate.postgres(topo, secrets, parent=self)
+
+
+class RedisGroup(_Service):
+    kind = "RedisGroup"
+
+    def _build(self, topo, substrate, secrets):
+        return substrate.redis(topo, secrets, parent=self)
+
+
+class KafkaCluster(_Service):
+    kind = "KafkaCluster"
+
+    def _build(self, topo, substrate, secrets):
+        return substrate.kafka(topo, secrets, parent=self)

@@ -1,0 +1,115 @@
+"""The kinds of local node: what `create`, `update`, `delete` and `refresh` do for each.
+
+Each kind binds the plain node functions of one service module (postgres.py, redis*.py,
+kafka.py, the migration runner) to the dynamic provider's four calls. `replace_keys` are
+the spec keys whose change makes a new node; any other change is an in-place update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Spec = dict[str, Any]
+State = dict[str, Any]
+
+
+def _always(_spec: Spec, _state: State) -> bool:
+    return True
+
+
+def _nothing(_spec: Spec, _state: State) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Kind:
+    create: Callable[[Spec], State]
+    delete: Callable[[Spec, State], None] = _nothing
+    alive: Callable[[Spec, State], bool] = _always
+    update: Callable[[Spec, State, Spec], State] | None = None
+    replace_keys: frozenset[str] = frozenset()
+
+    def apply_update(self, old: Spec, state: State, new: Spec) -> State:
+        return self.update(old, state, new) if self.update else self.create(new)
+
+
+# Peers only say where to look for the live primary/master: a changed peer list (scaling)
+# is no reason to touch a node.
+NODE_KEYS = frozenset({"name", "port", "data_dir", "version"})
+
+
+def _postgres() -> dict[str, Kind]:
+    from datakit.infra.local import postgres as pg
+
+    def update(old, state, new):
+        return {**state, **pg.update(old, state, new)}
+
+    return {
+        "postgres-primary": Kind(pg.create_primary, pg.delete, pg.alive, update, NODE_KEYS),
+        "postgres-replica": Kind(pg.create_replica, pg.delete, pg.alive, update, NODE_KEYS),
+    }
+
+
+def _redis() -> dict[str, Kind]:
+    from datakit.infra.local import redis as rd
+    from datakit.infra.local import redis_cluster, redis_sentinel
+
+    def update(old, state, new):
+        return {**state, **rd.update(old, state, new)}
+
+    keys = NODE_KEYS | {"cluster"}
+    return {
+        "redis-server": Kind(rd.create_server, rd.delete, rd.alive, update, keys),
+        "redis-sentinel": Kind(redis_sentinel.create_sentinel, rd.delete, rd.alive,
+                               redis_sentinel.update_sentinel, NODE_KEYS | {"master_name"}),
+        "redis-cluster": Kind(redis_cluster.create_cluster, alive=redis_cluster.cluster_ok_kind,
+                              replace_keys=frozenset({"nodes"})),
+    }
+
+
+def _kafka() -> dict[str, Kind]:
+    from datakit.infra.local import kafka
+
+    def restart(old, state, new):
+        # Server settings are read at start: a changed spec restarts the node on its data.
+        kafka.stop_node(state)
+        return {**state, **kafka.start_node(new)}
+
+    def ensure_topic(spec):
+        return kafka.ensure_topic(spec)
+
+    return {
+        "kafka-node": Kind(kafka.create_node, lambda _s, st: kafka.delete_node(st),
+                           lambda _s, st: kafka.node_running(st), restart,
+                           NODE_KEYS | {"node_id", "cluster_id", "controller_port"}),
+        "kafka-ready": Kind(kafka.wait_cluster_ready),
+        "kafka-topic": Kind(ensure_topic, lambda spec, _st: kafka.delete_topic(spec),
+                            update=lambda _o, _st, new: ensure_topic(new),
+                            replace_keys=frozenset({"name", "replication_factor"})),
+    }
+
+
+def _migrations() -> dict[str, Kind]:
+    def apply(spec):
+        from datakit.infra.migration_run import apply_for_stack
+
+        return apply_for_stack(spec["dsn"], spec["migrations_dir"])
+
+    return {"migrations": Kind(apply, update=lambda _o, _st, new: apply(new))}
+
+
+class _Registry(dict):
+    """Loads a service's kinds on first use, so a provider imports only what it runs."""
+
+    loaders = {"postgres": _postgres, "redis": _redis, "kafka": _kafka,
+               "migrations": _migrations}
+
+    def __missing__(self, name: str) -> Kind:
+        service = name.split("-")[0]
+        self.update(self.loaders[service]())
+        return dict.__getitem__(self, name)
+
+
+KINDS: dict[str, Kind] = _Registry()

@@ -1,0 +1,185 @@
+"""The local substrate: each node a native daemon on loopback, as a Pulumi dynamic resource.
+
+Creation order is the only coordination: replicas after the primary, Sentinels after the
+Redis data nodes, the cluster-ready wait after every Kafka node, topics after that. Each
+node's `create` returns when that node is ready; none waits on another's `create` (the
+dynamic provider serves at most four calls at once).
+"""
+
+from __future__ import annotations
+
+import uuid
+from base64 import urlsafe_b64encode
+
+import pulumi
+
+from datakit.infra import outputs
+from datakit.infra.local.node_resource import LocalNode
+from datakit.infra.secret import Secrets
+from datakit.infra.substrate import Provisioned
+from datakit.paths import PROJECT_DIR
+from datakit.topology import Node, Topology
+
+HOST = "127.0.0.1"
+
+
+def _generation(nodes: list[LocalNode]) -> pulumi.Output:
+    """Changes whenever a node is made anew (a recycled machine, a replaced node), so the
+    resources that act through those nodes (cluster wait, topics, migrations) run again."""
+    return pulumi.Output.all(*[n.state for n in nodes]).apply(
+        lambda states: [f"{s.get('pid')}:{s.get('start_time') or s.get('started')}"
+                        for s in states])
+
+
+class LocalSubstrate:
+    name = "local"
+
+    def _provisioned(self, node: Node, resource: LocalNode, data_dir: str) -> Provisioned:
+        handle = resource.state.apply(lambda s: {
+            "kind": "local", "pid": s.get("pid"),
+            "start_time": s.get("start_time") or s.get("started"),
+            "data_dir": data_dir, "log": s.get("log_path") or s.get("log"),
+        })
+        return Provisioned(node=node, resource=resource, host=HOST,
+                           handle=pulumi.Output.unsecret(handle), testinfra="local://")
+
+    def _dir(self, topo: Topology, node: Node) -> str:
+        return str(topo.data_path() / node.name)
+
+    # ------------------------------------------------------------------- PostgreSQL
+
+    def postgres(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
+        spec = topo.postgres
+        nodes = topo.nodes("postgres")
+        peers = [{"name": n.name, "host": HOST, "port": n.port} for n in nodes]
+        common = {
+            "superuser": outputs.POSTGRES_SUPERUSER,
+            "superuser_password": secrets.get("postgres", "superuser"),
+            "replication_user": outputs.POSTGRES_REPLICATION_USER,
+            "replication_password": secrets.get("postgres", "replication"),
+            "version": spec.version,
+        }
+        made: list[Provisioned] = []
+        primary = None
+        for node in nodes:
+            settings = {**spec.settings.gucs(),
+                        "synchronous_standby_names": spec.synchronous_standby_names(nodes[0].name)}
+            props = {**common, "name": node.name, "port": node.port,
+                     "data_dir": self._dir(topo, node), "settings": settings,
+                     "peers": [p for p in peers if p["name"] != node.name]}
+            if primary is None:
+                props.update(app_user=spec.app_user, app_password=secrets.get("postgres", "app"),
+                             app_database=spec.database)
+                res = LocalNode(node.name, "postgres-primary", props,
+                                opts=pulumi.ResourceOptions(parent=parent))
+                primary = res
+            else:
+                res = LocalNode(node.name, "postgres-replica", props,
+                                opts=pulumi.ResourceOptions(parent=parent, depends_on=[primary]))
+            made.append(self._provisioned(node, res, props["data_dir"]))
+        return made
+
+    # ------------------------------------------------------------------------ Redis
+
+    def redis(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
+        spec = topo.redis
+        password = secrets.get("redis", "default")
+        data_nodes = topo.nodes("redis")
+        peers = [{"name": n.name, "host": HOST, "port": n.port} for n in data_nodes]
+        made: list[Provisioned] = []
+        servers: list[LocalNode] = []
+        first = None
+        for node in data_nodes:
+            props = {"name": node.name, "port": node.port, "data_dir": self._dir(topo, node),
+                     "password": password, "settings": spec.settings.directives(),
+                     "peers": [p for p in peers if p["name"] != node.name]}
+            depends = []
+            if spec.mode == "cluster":
+                props["cluster"] = {"node_timeout": spec.cluster.node_timeout_ms,
+                                    "bus_port": node.bus_port}
+            elif first is not None:
+                props["replica"] = True
+                depends = [first]
+            res = LocalNode(node.name, "redis-server", props,
+                            opts=pulumi.ResourceOptions(parent=parent, depends_on=depends))
+            first = first or res
+            servers.append(res)
+            made.append(self._provisioned(node, res, props["data_dir"]))
+        if spec.mode == "cluster":
+            LocalNode("redis-cluster", "redis-cluster", {
+                "nodes": peers, "password": password,
+                "replicas_per_master": spec.cluster.replicas_per_master,
+                "generation": _generation(servers),
+            }, opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
+            return made
+        sentinels = topo.nodes("sentinel")
+        for node in sentinels:
+            props = {"name": node.name, "port": node.port, "data_dir": self._dir(topo, node),
+                     "password": secrets.get("redis", "sentinel"), "data_password": password,
+                     "master_name": spec.master_name, "quorum": spec.sentinel.quorum,
+                     "down_after_ms": spec.sentinel.down_after_ms,
+                     "failover_timeout_ms": spec.sentinel.failover_timeout_ms,
+                     "data_nodes": peers, "sentinels": len(sentinels)}
+            res = LocalNode(node.name, "redis-sentinel", props,
+                            opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
+            made.append(self._provisioned(node, res, props["data_dir"]))
+        return made
+
+    # ------------------------------------------------------------------------ Kafka
+
+    def kafka(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
+        spec = topo.kafka
+        nodes = topo.nodes("kafka")
+        voters = [{"id": n.index, "host": HOST, "port": n.controller_port} for n in nodes]
+        brokers = [{"id": n.index, "host": HOST, "port": n.port} for n in nodes]
+        users = {
+            "admin_user": outputs.KAFKA_ADMIN_USER,
+            "admin_password": secrets.get("kafka", "admin"),
+            "app_user": outputs.KAFKA_APP_USER,
+            "app_password": secrets.get("kafka", "app"),
+        }
+        # One cluster id per stack, stable across runs: derived from the stack's name.
+        cluster_id = urlsafe_b64encode(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"datakit:{topo.name}").bytes).decode().rstrip("=")
+        made, servers = [], []
+        for node in nodes:
+            props = {**users, "name": node.name, "node_id": node.index, "host": HOST,
+                     "port": node.port, "controller_port": node.controller_port,
+                     "voters": voters, "cluster_id": cluster_id,
+                     "data_dir": self._dir(topo, node), "heap_mb": spec.heap // 1024**2,
+                     "settings": spec.server_properties()}
+            res = LocalNode(node.name, "kafka-node", props,
+                            opts=pulumi.ResourceOptions(parent=parent))
+            servers.append(res)
+            made.append(self._provisioned(node, res, props["data_dir"]))
+        ready = LocalNode("kafka-ready", "kafka-ready", {
+            **users, "brokers": brokers, "controllers": voters, "cluster_id": cluster_id,
+            "generation": _generation(servers),
+        }, opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
+        for topic in spec.topics:
+            LocalNode(f"topic-{topic.name}", "kafka-topic", {
+                **users, "brokers": brokers, "name": topic.name,
+                "partitions": topic.partitions, "replication_factor": topic.replication_factor,
+                "min_insync_replicas": topic.min_insync_replicas,
+                "retention_ms": topic.retention_ms, "config": topic.configs(),
+                "generation": ready.state,
+            }, opts=pulumi.ResourceOptions(parent=parent, depends_on=[ready]))
+        return made
+
+    # ------------------------------------------------------------------- migrations
+
+    def migrations(self, topo: Topology, secrets: Secrets, after, parent):
+        from datakit.infra.migration_run import migration_inputs
+
+        migrations_dir = PROJECT_DIR / "migrations"
+        nodes = topo.nodes("postgres")
+        hosts = [(HOST, n.port) for n in nodes]
+        dsn = pulumi.Output.concat(
+            outputs.postgres_dsn(hosts, dbname=topo.postgres.database,
+                                 user=topo.postgres.app_user, attrs="read-write"),
+            " password=", secrets.get("postgres", "app"))
+        return LocalNode("migrations", "migrations", {
+            "dsn": dsn, "migrations_dir": str(migrations_dir),
+            "files": migration_inputs(migrations_dir),
+            "generation": _generation(after),
+        }, opts=pulumi.ResourceOptions(parent=parent, depends_on=after))

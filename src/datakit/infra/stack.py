@@ -1,0 +1,72 @@
+"""The stack facade: up, down, preview and outputs of a project stack, with progress.
+
+The program is the project directory (Pulumi.yaml + __main__.py), the same path a user
+takes with `pulumi up -s NAME`, so both always do the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from datakit.errors import DatakitError
+from datakit.paths import PROJECT_DIR
+from datakit.toolchain import automation
+
+Events = Callable[[Any], None]
+
+
+class StackError(DatakitError):
+    pass
+
+
+def open_stack(stack: str):
+    return automation.project_stack(stack, PROJECT_DIR)
+
+
+def _check_topology(stack: str) -> None:
+    """Refuse a broken stack config before the engine starts anything."""
+    from datakit.topology import load
+
+    load(stack, PROJECT_DIR)
+
+
+def _run(action: str, stack: str, fn: Callable[[], Any]) -> Any:
+    from pulumi.automation import errors
+
+    try:
+        return fn()
+    except errors.CommandError as exc:
+        raise StackError(f"`{action}` of stack {stack!r} failed:\n{_engine_message(exc)}") from None
+
+
+def _engine_message(exc: Exception) -> str:
+    """The lines of the engine's output that say what went wrong, not its whole transcript."""
+    text = str(exc)
+    keep = [line for line in text.splitlines()
+            if line.strip() and ("error" in line.lower() or line.startswith("    "))]
+    return "\n".join(keep[-40:]) or text[-4000:]
+
+
+def up(stack: str, on_event: Events | None = None, on_output=None, refresh: bool = True):
+    """Create or update the stack; `refresh` first notices nodes that died or vanished."""
+    _check_topology(stack)
+    s = open_stack(stack)
+    return _run("up", stack, lambda: s.up(on_event=on_event, on_output=on_output,
+                                          refresh=refresh, color="never"))
+
+
+def preview(stack: str, on_output=None):
+    _check_topology(stack)
+    s = open_stack(stack)
+    return _run("preview", stack, lambda: s.preview(on_output=on_output, color="never"))
+
+
+def down(stack: str, on_event: Events | None = None, on_output=None):
+    s = open_stack(stack)
+    return _run("destroy", stack, lambda: s.destroy(on_event=on_event, on_output=on_output,
+                                                    color="never"))
+
+
+def outputs(stack: str) -> dict[str, Any]:
+    return {k: v.value for k, v in open_stack(stack).outputs().items()}

@@ -1,0 +1,53 @@
+"""What a substrate must do: turn a topology's planned nodes into running ones.
+
+Components (components.py) ask a substrate for a service's nodes and never learn how a
+node is started. A substrate is as small as a testinfra backend: one module per service
+per substrate behind this contract (local/, docker/).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pulumi
+
+from datakit.infra.secret import Secrets
+from datakit.topology import Node, Topology
+
+
+@dataclass
+class Provisioned:
+    """A node as made by a substrate: the plan, its resource, and how to reach and handle it."""
+
+    node: Node
+    resource: pulumi.Resource
+    host: str  # the address clients use
+    handle: Any  # substrate-specific: dict or Output[dict] (pid, data dir | container name)
+    testinfra: str  # testinfra host URL: local://, docker://NAME, ssh://HOST
+
+
+class Substrate(Protocol):
+    name: str
+
+    def postgres(self, topo: Topology, secrets: Secrets,
+                 parent: pulumi.Resource) -> list[Provisioned]: ...
+
+    def redis(self, topo: Topology, secrets: Secrets,
+              parent: pulumi.Resource) -> list[Provisioned]: ...
+
+    def kafka(self, topo: Topology, secrets: Secrets,
+              parent: pulumi.Resource) -> list[Provisioned]: ...
+
+    def migrations(self, topo: Topology, secrets: Secrets, after: list[pulumi.Resource],
+                   parent: pulumi.Resource) -> pulumi.Resource | None: ...
+
+
+def for_topology(topo: Topology) -> Substrate:
+    if topo.substrate == "local":
+        from datakit.infra.local.substrate import LocalSubstrate
+
+        return LocalSubstrate()
+    from datakit.infra.docker.substrate import DockerSubstrate
+
+    return DockerSubstrate()

@@ -1,0 +1,47 @@
+"""A stack's outputs: the one schema everything after provisioning reads.
+
+migrate, verify, load and drills take endpoints, nodes and secrets from here only, so they
+work on any substrate and on infrastructure someone else provisioned with the same outputs.
+Shape (see infra/outputs.py): `endpoints` (postgres write/read DSNs without passwords,
+redis sentinels or cluster seeds, kafka bootstrap servers), `nodes` (service, role, name,
+host, port, handle, testinfra host URL), `secrets` (passwords), `disposable`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from datakit.errors import DatakitError
+
+
+class NoOutputs(DatakitError):
+    pass
+
+
+def read(stack: str) -> dict[str, Any]:
+    """Outputs of `stack` with secrets in plain text, for the kit's own clients.
+
+    `$DATAKIT_OUTPUTS_FILE` (JSON, same shape) stands in for a stack datakit did not make.
+    """
+    if path := os.environ.get("DATAKIT_OUTPUTS_FILE"):
+        with open(path) as src:
+            return with_passwords(json.load(src))
+    from datakit.infra.stack import open_stack
+
+    outputs = {k: v.value for k, v in open_stack(stack).outputs().items()}
+    if not outputs.get("endpoints"):
+        raise NoOutputs(f"stack {stack!r} has no outputs: run `datakit up --stack {stack}`")
+    return with_passwords(outputs)
+
+
+def with_passwords(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Add `write_dsn_with_password`-style DSNs that carry the app password."""
+    pg = outputs.get("endpoints", {}).get("postgres")
+    password = outputs.get("secrets", {}).get("postgres", {}).get("app")
+    if pg and password:
+        for key in ("write_dsn", "read_dsn"):
+            if key in pg and "password=" not in pg[key]:
+                pg[key] = f"{pg[key]} password={password}"
+    return outputs
