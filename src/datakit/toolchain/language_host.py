@@ -32,7 +32,7 @@ SHIM_REPORTED_ERROR = 32
 
 def _python(info: language_pb2.ProgramInfo) -> str:
     """The interpreter for the program: Pulumi.yaml's virtualenv option, else this one."""
-    venv = info.options["virtualenv"] if "virtualenv" in info.options else None
+    venv = info.options["virtualenv"] if "virtualenv" in info.options else None  # noqa: SIM401 (a protobuf Struct)
     if venv:
         root = Path(info.root_directory or ".")
         candidate = (root / venv / "bin" / "python").absolute()
