@@ -75,6 +75,7 @@ def up(stack: str = StackOpt, as_json: bool = JsonOpt,
     from datakit.infra import stack as stacks
     from datakit.progress import live_run
 
+    stacks.check_topology(stack)  # a broken config is refused before any progress shows
     with live_run(err, enabled=not as_json) as view:
         stacks.up(stack, on_event=view.on_event)
     outputs = _redact(stacks.outputs(stack), show_secrets)
@@ -134,6 +135,15 @@ def status(stack: str = StackOpt, as_json: bool = JsonOpt) -> None:
         console.print(table)
     if any(not r["health"].startswith("up") for r in rows):
         raise typer.Exit(1)
+
+
+def _mount_subcommands() -> None:
+    from datakit.migrate.cli import app as migrate_app
+
+    app.add_typer(migrate_app, name="migrate")
+
+
+_mount_subcommands()
 
 
 @app.callback()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from datakit.errors import DatakitError
@@ -45,3 +46,15 @@ def with_passwords(outputs: dict[str, Any]) -> dict[str, Any]:
             if key in pg and "password=" not in pg[key]:
                 pg[key] = f"{pg[key]} password={password}"
     return outputs
+
+
+def find_node(outputs: dict[str, Any], name: str) -> dict[str, Any]:
+    for node in outputs["nodes"]:
+        if node["name"] == name:
+            return node
+    raise DatakitError(f"stack {outputs.get('stack')!r} has no node {name!r}")
+
+
+def data_dirs(outputs: dict[str, Any]) -> list[Path]:
+    return [Path(n["handle"]["data_dir"]) for n in outputs["nodes"]
+            if (n.get("handle") or {}).get("data_dir")]

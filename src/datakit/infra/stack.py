@@ -24,7 +24,7 @@ def open_stack(stack: str):
     return automation.project_stack(stack, PROJECT_DIR)
 
 
-def _check_topology(stack: str) -> None:
+def check_topology(stack: str) -> None:
     """Refuse a broken stack config before the engine starts anything."""
     from datakit.topology import load
 
@@ -50,14 +50,14 @@ def _engine_message(exc: Exception) -> str:
 
 def up(stack: str, on_event: Events | None = None, on_output=None, refresh: bool = True):
     """Create or update the stack; `refresh` first notices nodes that died or vanished."""
-    _check_topology(stack)
+    check_topology(stack)
     s = open_stack(stack)
     return _run("up", stack, lambda: s.up(on_event=on_event, on_output=on_output,
                                           refresh=refresh, color="never"))
 
 
 def preview(stack: str, on_output=None):
-    _check_topology(stack)
+    check_topology(stack)
     s = open_stack(stack)
     return _run("preview", stack, lambda: s.preview(on_output=on_output, color="never"))
 
