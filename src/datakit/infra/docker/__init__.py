@@ -1,0 +1,1 @@
+"""The docker substrate: every node of a topology as a container, made with pulumi-docker."""

@@ -1,0 +1,62 @@
+"""The docker substrate: the topology's nodes as containers, made with pulumi-docker.
+
+One module per service (postgres, redis, kafka) behind the Substrate contract; `network`
+decides where each node runs and how it is reached, `node` builds the container every
+service shares, `provider` makes one pulumi-docker provider per Docker host.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from datakit.infra import outputs
+from datakit.infra.docker import kafka, postgres, redis
+from datakit.infra.docker.migrations import MigrationRun
+from datakit.infra.docker.network import Layout
+from datakit.infra.docker.node import NodeContainers
+from datakit.infra.secret import Secrets
+from datakit.infra.substrate import Provisioned
+from datakit.paths import PROJECT_DIR
+from datakit.topology import Topology
+
+
+class DockerSubstrate:
+    name = "docker"
+
+    def __init__(self) -> None:
+        self._layouts: dict[str, tuple[Layout, NodeContainers]] = {}
+
+    def _for(self, topo: Topology) -> tuple[Layout, NodeContainers]:
+        """The stack's layout, made (and checked) at the first call, before any resource of
+        this substrate; networks, images and providers are then shared by every service."""
+        if topo.name not in self._layouts:
+            layout = Layout(topo)
+            self._layouts[topo.name] = (layout, NodeContainers(layout))
+        return self._layouts[topo.name]
+
+    def postgres(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
+        return postgres.build(topo, secrets, *self._for(topo), parent)
+
+    def redis(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
+        return redis.build(topo, secrets, *self._for(topo), parent)
+
+    def kafka(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
+        return kafka.build(topo, secrets, *self._for(topo), parent)
+
+    def migrations(self, topo: Topology, secrets: Secrets, after: list[pulumi.Resource],
+                   parent: pulumi.Resource) -> pulumi.Resource | None:
+        layout, _ = self._for(topo)
+        nodes = topo.nodes("postgres")
+        primary = layout[nodes[0].name]
+        if not (primary.published or primary.host_network):
+            pulumi.log.warn(
+                f"stack {topo.name}: migrations not applied: PostgreSQL is not published, so "
+                "`pulumi up` cannot reach it; add postgres to docker.publish")
+            return None
+        hosts = [(layout[n.name].client_host, n.port) for n in nodes]
+        dsn = outputs.postgres_dsn(hosts, dbname=topo.postgres.database,
+                                   user=topo.postgres.app_user, attrs="read-write")
+        primary_id = after[0].id if after else ""
+        return MigrationRun("migrations", dsn=dsn, password=secrets.get("postgres", "app"),
+                            migrations_dir=PROJECT_DIR / "migrations", primary=primary_id,
+                            opts=pulumi.ResourceOptions(parent=parent, depends_on=after))
