@@ -56,16 +56,21 @@ def _redis() -> dict[str, Kind]:
     from datakit.infra.local import redis as rd
     from datakit.infra.local import redis_cluster, redis_sentinel
 
-    def update(old, state, new):
-        return {**state, **rd.update(old, state, new)}
+    def update(module):
+        return lambda old, state, new: {**state, **module.update(old, state, new)}
 
-    keys = NODE_KEYS | {"cluster"}
+    def cluster_ok(spec, _state):
+        return redis_cluster.health(spec).get("state") == "ok"
+
     return {
-        "redis-server": Kind(rd.create_server, rd.delete, rd.alive, update, keys),
-        "redis-sentinel": Kind(redis_sentinel.create_sentinel, rd.delete, rd.alive,
-                               redis_sentinel.update_sentinel, NODE_KEYS | {"master_name"}),
-        "redis-cluster": Kind(redis_cluster.create_cluster, alive=redis_cluster.cluster_ok_kind,
-                              replace_keys=frozenset({"nodes"})),
+        "redis-server": Kind(rd.create_server, rd.delete, rd.alive, update(rd),
+                             NODE_KEYS | {"cluster"}),
+        "redis-sentinel": Kind(redis_sentinel.create_sentinel, redis_sentinel.delete,
+                               redis_sentinel.alive, update(redis_sentinel),
+                               NODE_KEYS | {"master_name"}),
+        "redis-sentinels": Kind(redis_sentinel.wait_sentinels),
+        "redis-cluster": Kind(redis_cluster.form_cluster, alive=cluster_ok,
+                              update=lambda _o, _st, new: redis_cluster.form_cluster(new)),
     }
 
 

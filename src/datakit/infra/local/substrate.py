@@ -107,22 +107,29 @@ class LocalSubstrate:
             made.append(self._provisioned(node, res, props["data_dir"]))
         if spec.mode == "cluster":
             LocalNode("redis-cluster", "redis-cluster", {
-                "nodes": peers, "password": password,
-                "replicas_per_master": spec.cluster.replicas_per_master,
+                "name": f"{topo.name}-redis", "nodes": peers, "password": password,
+                "replicas": spec.cluster.replicas_per_master,
                 "generation": _generation(servers),
             }, opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
             return made
-        sentinels = topo.nodes("sentinel")
-        for node in sentinels:
+        sentinel_password = secrets.get("redis", "sentinel")
+        sentinel_nodes, group = topo.nodes("sentinel"), []
+        for node in sentinel_nodes:
             props = {"name": node.name, "port": node.port, "data_dir": self._dir(topo, node),
-                     "password": secrets.get("redis", "sentinel"), "data_password": password,
+                     "password": sentinel_password, "master_password": password,
                      "master_name": spec.master_name, "quorum": spec.sentinel.quorum,
-                     "down_after_ms": spec.sentinel.down_after_ms,
-                     "failover_timeout_ms": spec.sentinel.failover_timeout_ms,
-                     "data_nodes": peers, "sentinels": len(sentinels)}
+                     "settings": {"down-after-milliseconds": spec.sentinel.down_after_ms,
+                                  "failover-timeout": spec.sentinel.failover_timeout_ms},
+                     "peers": peers}
             res = LocalNode(node.name, "redis-sentinel", props,
                             opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
+            group.append(res)
             made.append(self._provisioned(node, res, props["data_dir"]))
+        LocalNode("redis-sentinels", "redis-sentinels", {
+            "sentinels": [{"name": n.name, "port": n.port} for n in sentinel_nodes],
+            "password": sentinel_password, "master_name": spec.master_name,
+            "generation": _generation(group),
+        }, opts=pulumi.ResourceOptions(parent=parent, depends_on=group))
         return made
 
     # ------------------------------------------------------------------------ Kafka
