@@ -82,9 +82,21 @@ def apply(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
               "--wait-replicas", help="after each migration wait for every replica")] = False,
           lock_wait: LockWait = 60.0, as_json: AsJson = False) -> None:
     """Apply pending migrations, each in its own transaction."""
+    target_dsn = _dsn(dsn, stack)
+    if not dry_run and not wait_replicas:
+        from datakit.migrate.fastpath import nothing_to_apply
+
+        current = nothing_to_apply(target_dsn, migrations_dir, target=target)
+        if current is not None:
+            if as_json:
+                _say(json.dumps({"operation": "apply", "steps": [], "planned": [],
+                                 "dry_run": False, "current_version": current, "notes": []}))
+            else:
+                _say(f"nothing to apply; database at version {current}")
+            return
     from datakit.migrate.runner import apply as run_apply
 
-    result = run_apply(_dsn(dsn, stack), migrations_dir, target=target, dry_run=dry_run,
+    result = run_apply(target_dsn, migrations_dir, target=target, dry_run=dry_run,
                        allow_out_of_order=allow_out_of_order, lock_wait=lock_wait,
                        wait_replicas=wait_replicas,
                        progress=None if as_json else lambda s: _say(_step_line(s)))

@@ -59,20 +59,6 @@ class Result:
 
 Progress = Callable[[Step], None]
 
-_INSERT_APPLIED = f"""
-WITH v AS (
-  INSERT INTO {SCHEMA}.schema_versions
-    (version, description, file, checksum, execution_time_ms, undo_file, undo_checksum,
-     undo_sql, applied_by)
-  VALUES (%(version)s, %(description)s, %(file)s, %(checksum)s, %(ms)s, %(undo_file)s,
-          %(undo_checksum)s, %(undo_sql)s, current_user)
-)
-INSERT INTO {SCHEMA}.migration_log
-  (version, operation, status, started_at, completed_at, context)
-VALUES (%(version)s, 'MIGRATE', 'SUCCESS', %(started)s, clock_timestamp(), %(context)s::jsonb)
-RETURNING pg_current_wal_insert_lsn()::text
-"""
-
 _INSERT_LOG = f"""
 INSERT INTO {SCHEMA}.migration_log
   (version, operation, status, started_at, completed_at, error_message, error_sqlstate,
@@ -240,18 +226,18 @@ def apply(dsn: str, migrations_dir: str | Path | None = None, *, target: int | N
             _check_drift(migrations, applied, where)
             _check_partial(conn, partial)
             pending = _pending(migrations, applied, target, allow_out_of_order)
-            counts = {}
             for m in pending:  # refuse bad SQL before anything runs
-                counts[m.version] = statements.check(m.up)
+                statements.check(m.up)
                 if m.undo:
                     statements.check(m.undo)
             lsn = lsn_to_int(conn.execute("SELECT pg_current_wal_insert_lsn()::text")
                              .fetchone()[0])
-            for m in pending:
+            for i, m in enumerate(pending):
                 if m.up.directives.no_transaction:
                     step, end_lsn = _apply_no_transaction(conn, m)
                 else:
-                    step, end_lsn = _apply_transactional(conn, m, counts[m.version])
+                    durable = wait_replicas or i == len(pending) - 1
+                    step, end_lsn = _apply_transactional(conn, m, durable)
                 step.wal_bytes = max(0, end_lsn - lsn)
                 lsn = end_lsn
                 if wait_replicas:
@@ -277,23 +263,56 @@ def _applied_values(m: Migration, ms: int, started: datetime, context: dict) -> 
     }
 
 
-def _apply_transactional(conn, m: Migration, count: int) -> tuple[Step, int]:
+_INSERT_APPLIED_ONE_TRIP = f"""
+WITH v AS (
+  INSERT INTO {SCHEMA}.schema_versions
+    (version, description, file, checksum, execution_time_ms, undo_file, undo_checksum,
+     undo_sql)
+  VALUES (%(version)s, %(description)s, %(file)s, %(checksum)s,
+          (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %(undo_file)s,
+          %(undo_checksum)s, %(undo_sql)s)
+)
+INSERT INTO {SCHEMA}.migration_log (version, operation, status, started_at, completed_at, context)
+VALUES (%(version)s, 'MIGRATE', 'SUCCESS', now(), clock_timestamp(), %(context)s::jsonb)
+"""
+
+
+def _apply_transactional(conn, m: Migration, durable: bool) -> tuple[Step, int]:
+    """Run `m` and record it in one transaction, sent as one round trip.
+
+    The file was parsed whole (complete statements, no transaction control), so wrapping
+    it between BEGIN and our history INSERT + COMMIT is exactly "the file in a transaction".
+    Commits that are not `durable` skip the WAL flush wait: the run's last commit (or the
+    FAILED log row) flushes them all, in order, before apply returns.
+    """
     import psycopg
 
     started = _now()
     t0 = time.perf_counter()
     context = {"file": m.name, "checksum": m.checksum, "no_transaction": False,
                "runner": APP_NAME}
+    prefix = "BEGIN;\n"
+    if not durable:
+        prefix += "SET LOCAL synchronous_commit = off;\n"
+    d = m.up.directives
+    # Values are checked against a strict duration pattern when the file is read.
+    if d.lock_timeout:
+        prefix += f"SET LOCAL lock_timeout = '{d.lock_timeout}';\n"
+    if d.statement_timeout:
+        prefix += f"SET LOCAL statement_timeout = '{d.statement_timeout}';\n"
+    record = psycopg.ClientCursor(conn).mogrify(
+        _INSERT_APPLIED_ONE_TRIP, _applied_values(m, 0, started, context))
+    script = (f"{prefix}{m.up.sql}\n;\n{record};\nCOMMIT;\n"
+              "SELECT pg_current_wal_insert_lsn()::text")
     try:
-        with conn.transaction():
-            _set_timeouts(conn, m.up, local=True)
-            if count:
-                conn.execute(m.up.sql)
-            ms = round((time.perf_counter() - t0) * 1000)
-            lsn = conn.execute(_INSERT_APPLIED, _applied_values(m, ms, started, context)) \
-                .fetchone()[0]
+        cur = conn.execute(script)
+        while cur.nextset():
+            pass
+        lsn = cur.fetchone()[0]
     except psycopg.Error as exc:
-        message, sqlstate, position = _describe_error(exc, m.up)
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        message, sqlstate, position = _describe_error(exc, m.up, -len(prefix))
         if not conn.closed:
             _log(conn, version=m.version, operation="MIGRATE", status="FAILED", started=started,
                  error=message, sqlstate=sqlstate, position=position, context=context)
@@ -302,6 +321,7 @@ def _apply_transactional(conn, m: Migration, count: int) -> tuple[Step, int]:
             f"{m.up.path} failed{at}: {message} (SQLSTATE {sqlstate}); it was rolled back and "
             f"earlier migrations stay applied; {_hint(sqlstate)}"
         ) from None
+    ms = round((time.perf_counter() - t0) * 1000)
     return Step(m.version, m.name, "MIGRATE", ms), lsn_to_int(lsn)
 
 

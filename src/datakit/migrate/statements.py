@@ -24,17 +24,34 @@ def line_col(sql: str, offset: int) -> tuple[int, int]:
     return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
+def _syntax_error(sql_file: SqlFile, exc) -> MigrationFileError:
+    location = exc.args[1] if len(exc.args) > 1 else 0
+    line, col = line_col(sql_file.sql, location)
+    return MigrationFileError(
+        f"{sql_file.path}:{line}:{col}: syntax error: {exc.args[0]}; fix the SQL"
+    )
+
+
 def _parse(sql_file: SqlFile):
+    """The file's statements as pglast AST nodes (for lint)."""
     import pglast
 
     try:
         return pglast.parse_sql(sql_file.sql)
     except pglast.parser.ParseError as exc:
-        location = exc.args[1] if len(exc.args) > 1 else 0
-        line, col = line_col(sql_file.sql, location)
-        raise MigrationFileError(
-            f"{sql_file.path}:{line}:{col}: syntax error: {exc.args[0]}; fix the SQL"
-        ) from None
+        raise _syntax_error(sql_file, exc) from None
+
+
+# Statements PostgreSQL refuses inside a transaction block (or that would end ours).
+_OUTSIDE_TRANSACTION = {
+    "TransactionStmt": "transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT)",
+    "VacuumStmt": "VACUUM",
+    "CreatedbStmt": "CREATE DATABASE",
+    "DropdbStmt": "DROP DATABASE",
+    "CreateTableSpaceStmt": "CREATE TABLESPACE",
+    "DropTableSpaceStmt": "DROP TABLESPACE",
+    "AlterSystemStmt": "ALTER SYSTEM",
+}
 
 
 def check(sql_file: SqlFile) -> int:
@@ -42,31 +59,33 @@ def check(sql_file: SqlFile) -> int:
 
     A transactional file may not contain BEGIN/COMMIT/ROLLBACK (the runner owns the
     transaction), and statements PostgreSQL refuses inside a transaction block need
-    `-- datakit:no-transaction`.
+    `-- datakit:no-transaction`. Uses the parser's JSON output: fast enough to run on every
+    pending file before anything is applied.
     """
-    from pglast import ast
+    import json
 
-    stmts = _parse(sql_file)
+    from pglast import parser
+
+    try:
+        tree = json.loads(parser.parse_sql_json(sql_file.sql))
+    except parser.ParseError as exc:
+        raise _syntax_error(sql_file, exc) from None
+    stmts = tree.get("stmts", [])
     if sql_file.directives.no_transaction:
         return len(stmts)
     for raw in stmts:
-        node = raw.stmt
-        problem = None
-        if isinstance(node, ast.TransactionStmt):
-            problem = "transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT)"
-        elif isinstance(node, ast.IndexStmt) and node.concurrent:
+        ((kind, node),) = raw["stmt"].items()
+        problem = _OUTSIDE_TRANSACTION.get(kind)
+        if kind == "IndexStmt" and node.get("concurrent"):
             problem = "CREATE INDEX CONCURRENTLY"
-        elif isinstance(node, ast.ReindexStmt) and any(
-            getattr(p, "defname", "") == "concurrently" for p in (node.params or ())
+        elif kind == "DropStmt" and node.get("concurrent"):
+            problem = "DROP INDEX CONCURRENTLY"
+        elif kind == "ReindexStmt" and any(
+            p.get("DefElem", {}).get("defname") == "concurrently" for p in node.get("params", [])
         ):
             problem = "REINDEX CONCURRENTLY"
-        elif isinstance(node, ast.DropStmt) and node.concurrent:
-            problem = "DROP INDEX CONCURRENTLY"
-        elif isinstance(node, ast.VacuumStmt | ast.CreatedbStmt | ast.DropdbStmt
-                        | ast.CreateTableSpaceStmt):
-            problem = type(node).__name__.removesuffix("Stmt").upper()
         if problem:
-            line, _ = line_col(sql_file.sql, raw.stmt_location or 0)
+            line, _ = line_col(sql_file.sql, raw.get("stmt_location", 0))
             raise MigrationFileError(
                 f"{sql_file.path}:{line}: {problem} cannot run inside the migration's "
                 "transaction; put it in its own file with '-- datakit:no-transaction'"
