@@ -1,0 +1,149 @@
+"""Build the Pulumi program of a stack under Pulumi's unit-test mocks and keep what it
+registered: every resource's type, name, inputs (wire names, secrets still wrapped),
+parent and explicit dependencies, and the stack outputs, resolved.
+
+`pulumi.runtime.test` runs the program and waits for every registration and output, so a
+snapshot is complete when `build_snapshot` returns; the tests then assert on plain data.
+"""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+from dataclasses import dataclass, field
+from typing import Any
+from unittest.mock import patch
+
+import pulumi
+import pytest
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+from datakit.topology import Topology, load
+
+SECRET_SIG = rpc._special_secret_sig
+SIG_KEY = rpc._special_sig_key
+DOCKER_STACKS = ("dev", "staging", "prod")
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    urn: str
+    inputs: dict
+    parent: str
+    dependencies: list[str]
+    provider: str
+
+
+@dataclass
+class Snapshot:
+    topo: Topology
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    passwords: list[str] = field(default_factory=list)
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == typ]
+
+    @property
+    def containers(self) -> list[Registered]:
+        return self.of_type("docker:index/container:Container")
+
+    def container(self, node: str) -> Registered:
+        found = [c for c in self.containers if c.name == node]
+        assert len(found) == 1, f"{len(found)} containers named {node}"
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registered:
+        return next(r for r in self.resources if r.urn == urn)
+
+
+class Mocks(pulumi.runtime.Mocks):
+    """Gives each generated password a fresh random value and each image an id."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        if args.typ == "pulumi-python:dynamic:Resource" and "purpose" in args.inputs:
+            value = f"pw{pysecrets.token_hex(12)}"
+            self.snapshot.passwords.append(value)
+            state["value"] = value
+        if args.typ == "pulumi-python:dynamic:Resource" and "kind" in args.inputs:
+            # A local-substrate node: what its provider's create would report.
+            state["state"] = {"pid": 4242, "start_time": 1, "log_path": f"/tmp/{args.name}.log"}
+        if args.typ == "docker:index/remoteImage:RemoteImage":
+            state["imageId"] = f"sha256-of-{args.inputs['name']}"
+            state["repoDigest"] = f"{args.inputs['name']}@sha256:{'0' * 64}"
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The standard mock monitor, also keeping parent and dependencies of each resource."""
+
+    def __init__(self, mocks: Mocks, snapshot: Snapshot):
+        super().__init__(mocks)
+        self.snapshot = snapshot
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.snapshot.resources.append(Registered(
+                type=request.type, name=request.name, urn=response.urn,
+                inputs=rpc.deserialize_properties(request.object), parent=request.parent,
+                dependencies=list(request.dependencies), provider=request.provider))
+        return response
+
+
+def unwrap(value: Any) -> Any:
+    """A recorded input with secret wrappers removed (for reading values in asserts)."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return unwrap(value["value"])
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def plain_strings(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """Every string in a recorded input that is not inside a secret wrapper, with its path."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return []
+        return [hit for k, v in value.items() for hit in plain_strings(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [hit for i, v in enumerate(value) for hit in plain_strings(v, f"{path}[{i}]")]
+    return [(path, value)] if isinstance(value, str) else []
+
+
+def build_snapshot(topo: Topology) -> Snapshot:
+    """Run datakit's program for `topo` under mocks; return everything it registered."""
+    from datakit.infra import program
+
+    snapshot = Snapshot(topo)
+    mocks = Mocks(snapshot)
+    pulumi.runtime.set_mocks(mocks, project="datakit", stack=topo.name, preview=False,
+                             monitor=RecordingMonitor(mocks, snapshot))
+    exported: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def run():
+        with patch.object(pulumi, "export", lambda key, value: exported.__setitem__(key, value)):
+            program.build(topo)
+        keys = list(exported)
+        return pulumi.Output.all(*[exported[k] for k in keys]).apply(
+            lambda values: snapshot.outputs.update(zip(keys, values, strict=True)))
+
+    run()
+    return snapshot
+
+
+@pytest.fixture(scope="session")
+def snapshots() -> dict[str, Snapshot]:
+    return {stack: build_snapshot(load(stack)) for stack in DOCKER_STACKS}

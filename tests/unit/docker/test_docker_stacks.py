@@ -1,0 +1,338 @@
+"""The docker substrate, proven with Pulumi's unit-test mocks for dev, staging and prod:
+what containers are made, from which pinned images, with which command, environment,
+health check, volume and network, in which order, and that no secret is stored plain."""
+
+from __future__ import annotations
+
+import pytest
+
+from datakit.infra import outputs as schema
+from datakit.topology import load
+
+from .conftest import DOCKER_STACKS, plain_strings, unwrap
+
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+stacks = pytest.mark.parametrize("stack", DOCKER_STACKS)
+
+
+def env_of(container) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in unwrap(container.inputs.get("envs", [])))
+
+
+def script_of(container) -> str:
+    return "\n".join(unwrap(container.inputs["command"]))
+
+
+@stacks
+def test_one_container_per_node_plus_the_topic_job(snapshots, stack):
+    s = snapshots[stack]
+    topo = s.topo
+    names = sorted(c.name for c in s.containers)
+    expected = sorted([n.name for n in topo.nodes()] + ["kafka-topics"])
+    assert names == expected
+    kinds = {c.name: c.name.rsplit("-", 1)[0] for c in s.containers if c.name != "kafka-topics"}
+    assert sum(k == "pg" for k in kinds.values()) == topo.postgres.nodes
+    assert sum(k == "redis" for k in kinds.values()) == topo.redis.nodes
+    assert sum(k == "sentinel" for k in kinds.values()) == topo.redis.sentinel.count
+    assert sum(k == "kafka" for k in kinds.values()) == topo.kafka.nodes
+    # Container names are unique per stack (and carry it, so stacks share an engine).
+    docker_names = [c.inputs["name"] for c in s.containers]
+    assert len(set(docker_names)) == len(docker_names)
+    assert all(n.startswith(f"datakit-{stack}-") for n in docker_names)
+
+
+@stacks
+def test_images_are_the_stacks_pinned_tags(snapshots, stack):
+    s = snapshots[stack]
+    images = s.topo.docker.images
+    pinned = {images.postgres, images.redis, images.kafka}
+    assert {i.inputs["name"] for i in s.of_type(IMAGE)} == pinned
+    family = {"pg": images.postgres, "redis": images.redis, "sentinel": images.redis,
+              "kafka": images.kafka}
+    for c in s.containers:
+        want = family[c.name.split("-")[0]]
+        assert c.inputs["image"] == f"sha256-of-{want}", c.name
+
+
+@stacks
+def test_each_stateful_node_has_its_own_named_volume(snapshots, stack):
+    s = snapshots[stack]
+    volumes = {v.inputs["name"] for v in s.of_type(VOLUME)}
+    for node in s.topo.nodes():
+        c = s.container(node.name)
+        (mount,) = c.inputs["volumes"]
+        assert mount["volumeName"] == f"datakit-{stack}-{node.name}-data"
+        assert mount["volumeName"] in volumes
+    assert "volumes" not in s.container("kafka-topics").inputs
+
+
+def test_single_host_stacks_share_one_bridge_network(snapshots):
+    for stack in ("dev", "staging"):
+        s = snapshots[stack]
+        (network,) = s.of_type(NETWORK)
+        assert network.inputs["name"] == f"datakit-{stack}"
+        for c in s.containers:
+            (attached,) = c.inputs["networksAdvanced"]
+            assert attached["name"] == f"datakit-{stack}"
+            assert c.inputs["name"] in attached["aliases"]
+            assert "networkMode" not in c.inputs
+
+
+def test_prod_spans_three_hosts_on_host_networking(snapshots):
+    s = snapshots["prod"]
+    assert s.of_type(NETWORK) == []
+    providers = {p.name: p.inputs["host"] for p in s.of_type("pulumi:providers:docker")}
+    assert sorted(providers.values()) == [f"ssh://deploy@data-{i}.prod.internal"
+                                          for i in (1, 2, 3)]
+    for node in s.topo.nodes():
+        c = s.container(node.name)
+        assert c.inputs["networkMode"] == "host"
+        provider_name = c.provider.split("::")[-2]  # URN::ID of the provider
+        assert providers[provider_name] == node.docker_host, node.name
+    # Each host pulls its own copy of each image.
+    assert len(s.of_type(IMAGE)) == 9
+
+
+def test_staging_runs_on_its_ssh_docker_host(snapshots):
+    s = snapshots["staging"]
+    (provider,) = s.of_type("pulumi:providers:docker")
+    assert provider.inputs["host"] == "ssh://deploy@staging-data.internal"
+    for r in s.resources:
+        if r.type.startswith("docker:index/"):
+            assert "docker-deploy-staging-data-internal" in r.provider, r.name
+
+
+def test_dev_uses_the_default_engine(snapshots):
+    s = snapshots["dev"]
+    assert s.of_type("pulumi:providers:docker") == []
+
+
+@stacks
+def test_limits_restart_and_health_checks(snapshots, stack):
+    s = snapshots[stack]
+    res = s.topo.docker.resources
+    for node in s.topo.nodes():
+        c = s.container(node.name)
+        limits = res[node.service]
+        assert c.inputs["memory"] == limits.memory // 1024**2
+        assert float(c.inputs["cpus"]) == limits.cpus
+        assert c.inputs["restart"] == "unless-stopped"
+        assert c.inputs["wait"] is True  # `up` waits for healthy: what depends_on relies on
+        check = c.inputs["healthcheck"]
+        assert check["tests"][0] == "CMD-SHELL"
+        probe_port = 19092 if node.service == "kafka" and stack != "prod" else node.port
+        assert f"{probe_port}" in check["tests"][1], node.name
+    topics = s.container("kafka-topics")
+    assert topics.inputs["restart"] == "no" and topics.inputs["mustRun"] is False
+    assert topics.inputs["attach"] is True
+
+
+@stacks
+def test_published_ports_are_unique_per_docker_host(snapshots, stack):
+    s = snapshots[stack]
+    seen: dict[tuple[str, int], str] = {}
+    for c in s.containers:
+        for port in c.inputs.get("ports", []):
+            key = (c.provider, port["external"])
+            assert key not in seen, f"{c.name} and {seen[key]} both publish {key[1]}"
+            seen[key] = c.name
+            assert port["ip"] == s.topo.docker.publish_address
+    if stack != "prod":  # dev/staging publish every client port the stack asks for
+        assert len(seen) == len(s.topo.nodes())
+    ports = [p for n in s.topo.nodes() for p in n.ports().values()]
+    assert len(ports) == len(set(ports))  # host networking needs stack-wide unique ports
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+@stacks
+def test_postgres_primary_command_env_and_init(snapshots, stack):
+    s = snapshots[stack]
+    pg = s.topo.postgres
+    c = s.container("pg-1")
+    cmd = unwrap(c.inputs["command"])
+    assert cmd[0] == "postgres"
+    settings = dict(a.split("=", 1) for a in cmd[2::2])
+    assert settings["port"] == "64100" and settings["cluster_name"] == "pg-1"
+    assert settings["synchronous_standby_names"] == 'ANY 1 ("pg-2", "pg-3")'
+    assert settings["shared_buffers"] == pg.settings.gucs()["shared_buffers"]
+    assert settings["archive_mode"] == "on"
+    env = env_of(c)
+    assert env["PGDATA"] == "/var/lib/postgresql/data/pgdata"
+    assert env["DATAKIT_APP_USER"] == pg.app_user and env["DATAKIT_DATABASE"] == pg.database
+    assert {"POSTGRES_PASSWORD", "DATAKIT_REPLICATION_PASSWORD", "DATAKIT_APP_PASSWORD"} <= set(env)
+    (upload,) = c.inputs["uploads"]
+    assert upload["file"] == "/docker-entrypoint-initdb.d/10-datakit.sh"
+    assert "REPLICATION PASSWORD :'repl_pass'" in upload["content"]
+    assert c.inputs["volumes"][0]["containerPath"] == "/var/lib/postgresql/data"
+    assert "pg_isready" in c.inputs["healthcheck"]["tests"][1]
+
+
+@stacks
+def test_postgres_replicas_clone_the_primary_with_a_slot_each(snapshots, stack):
+    s = snapshots[stack]
+    primary = s.container("pg-1")
+    for name, slot in (("pg-2", "pg_2"), ("pg-3", "pg_3")):
+        c = s.container(name)
+        env = env_of(c)
+        assert env["DATAKIT_SLOT"] == slot
+        assert env["DATAKIT_PRIMARY_PORT"] == "64100"
+        expected_host = ("data-1.prod.internal" if stack == "prod"
+                         else f"datakit-{stack}-pg-1")
+        assert env["DATAKIT_PRIMARY_HOST"] == expected_host
+        script = script_of(c)
+        assert "pg_basebackup" in script and "-R -S \"$DATAKIT_SLOT\"" in script
+        assert 'clone -C' in script  # the slot is created by the clone
+        assert 'if [ ! -s "$PGDATA/PG_VERSION" ]' in script  # only when the volume is empty
+        assert f"cluster_name={name}" in unwrap(c.inputs["command"])
+        assert "pg_stat_wal_receiver" in c.inputs["healthcheck"]["tests"][1]
+        assert primary.urn in c.dependencies  # after the primary (which waits for healthy)
+
+
+# --- Redis -----------------------------------------------------------------------------------
+
+
+@stacks
+def test_redis_replicas_follow_the_master_with_auth(snapshots, stack):
+    s = snapshots[stack]
+    master = s.container("redis-1")
+    master_conf = script_of(master)
+    assert 'requirepass "${DATAKIT_REDIS_PASSWORD}"' in master_conf
+    assert "replicaof" not in master_conf
+    assert f"maxmemory {s.topo.redis.settings.directives()['maxmemory']}" in master_conf
+    for name in ("redis-2", "redis-3"):
+        c = s.container(name)
+        conf = script_of(c)
+        host = "data-1.prod.internal" if stack == "prod" else f"datakit-{stack}-redis-1"
+        assert f"replicaof {host} 64200" in conf
+        assert 'masterauth "${DATAKIT_REDIS_PASSWORD}"' in conf
+        assert "if [ ! -s /data/redis.conf ]" in conf  # Redis owns the file after a failover
+        assert {"DATAKIT_REDIS_PASSWORD", "REDISCLI_AUTH"} <= set(env_of(c))
+        assert "master_link_status:up" in c.inputs["healthcheck"]["tests"][1]
+        assert master.urn in c.dependencies
+
+
+@stacks
+def test_sentinels_watch_the_master_after_every_data_node(snapshots, stack):
+    s = snapshots[stack]
+    spec = s.topo.redis
+    data = {s.container(n.name).urn for n in s.topo.nodes("redis")}
+    host = "data-1.prod.internal" if stack == "prod" else f"datakit-{stack}-redis-1"
+    for node in s.topo.nodes("sentinel"):
+        c = s.container(node.name)
+        conf = script_of(c)
+        assert (f"sentinel monitor {spec.master_name} {host} 64200 {spec.sentinel.quorum}"
+                in conf)
+        assert f"down-after-milliseconds {spec.master_name} {spec.sentinel.down_after_ms}" in conf
+        assert 'sentinel auth-pass datakit "${DATAKIT_REDIS_PASSWORD}"' in conf
+        assert 'requirepass "${DATAKIT_SENTINEL_PASSWORD}"' in conf
+        assert "--sentinel" in conf
+        assert data <= set(c.dependencies)
+
+
+# --- Kafka -----------------------------------------------------------------------------------
+
+
+@stacks
+def test_kafka_nodes_share_one_cluster_id_and_voter_list(snapshots, stack):
+    s = snapshots[stack]
+    ids, voters = set(), set()
+    for node in s.topo.nodes("kafka"):
+        c = s.container(node.name)
+        script = script_of(c)
+        props = dict(line.split("=", 1) for line in script.splitlines()
+                     if "=" in line and line.split("=", 1)[0] in (
+                         "node.id", "controller.quorum.voters", "advertised.listeners",
+                         "process.roles", "inter.broker.listener.name"))
+        assert props["node.id"] == str(node.index)
+        assert props["process.roles"] == "broker,controller"
+        voters.add(props["controller.quorum.voters"])
+        ids.add(env_of(c)["DATAKIT_CLUSTER_ID"])
+        assert "kafka-storage.sh format" in script and "meta.properties" in script
+        assert script.count("--add-scram") == 2  # admin and app, at format
+        assert "unclean.leader.election.enable=false" in script
+        assert env_of(c)["KAFKA_HEAP_OPTS"] == s.topo.kafka.heap_opts()
+    assert len(ids) == 1 and len(voters) == 1
+    (voter_list,) = voters
+    assert voter_list.count("@") == s.topo.kafka.nodes
+    host = "data-1.prod.internal" if stack == "prod" else f"datakit-{stack}-kafka-1"
+    assert voter_list.startswith(f"1@{host}:64600")
+
+
+@stacks
+def test_topics_are_created_after_every_broker(snapshots, stack):
+    s = snapshots[stack]
+    job = s.container("kafka-topics")
+    brokers = {s.container(n.name).urn for n in s.topo.nodes("kafka")}
+    assert brokers <= set(job.dependencies)
+    script = script_of(job)
+    for topic in s.topo.kafka.topics:
+        assert (f"--create --if-not-exists --topic {topic.name} --partitions "
+                f"{topic.partitions} --replication-factor {topic.replication_factor}") in script
+        assert f"--entity-name {topic.name}" in script
+        assert f"retention.ms={topic.retention_ms}" in script
+
+
+# --- migrations, secrets, outputs ------------------------------------------------------------
+
+
+@stacks
+def test_migrations_run_after_the_primary(snapshots, stack):
+    s = snapshots[stack]
+    (run,) = [r for r in s.resources if r.name == "migrations"]
+    assert s.container("pg-1").urn in run.dependencies
+    assert s.by_urn(run.parent).type == "datakit:index:PostgresCluster"
+    assert "target_session_attrs=read-write" in run.inputs["dsn"]
+    assert "password" not in run.inputs["dsn"]
+
+
+@stacks
+def test_no_secret_is_stored_in_plain_text(snapshots, stack):
+    s = snapshots[stack]
+    assert len(s.passwords) == 7
+    leaks = [(r.type, r.name, path) for r in s.resources
+             for path, text in plain_strings(r.inputs)
+             for pw in s.passwords if pw in text]
+    assert leaks == []
+    # ...while the containers do get them, as secret env entries.
+    env = [e for c in s.containers for e in unwrap(c.inputs.get("envs", []))]
+    assert all(any(pw in e for e in env) for pw in s.passwords)
+
+
+@stacks
+def test_outputs_match_the_schema(snapshots, stack):
+    s = snapshots[stack]
+    out = s.outputs
+    assert set(out) == {"stack", "substrate", "disposable", "endpoints", "nodes", "secrets"}
+    assert out["substrate"] == "docker" and out["stack"] == stack
+    assert out["endpoints"].keys() == {"postgres", "redis", "kafka"}
+    assert set(out["secrets"]) == {"postgres", "redis", "kafka"}
+    rows = out["nodes"]
+    assert [r["name"] for r in rows] == [n.name for n in s.topo.nodes()]
+    for row in rows:
+        assert set(row) == {"service", "role", "name", "host", "port", "ports", "handle",
+                            "testinfra"}
+        container = f"datakit-{stack}-{row['name']}"
+        assert row["handle"] == {"kind": "docker", "container": container,
+                                 "docker_host": s.topo.docker.host_of(row["name"])}
+        assert row["testinfra"] == f"docker://{container}"
+    pg = out["endpoints"]["postgres"]
+    assert pg["write_dsn"].endswith("target_session_attrs=read-write connect_timeout=3")
+    if stack == "prod":
+        assert "host=data-1.prod.internal,data-2.prod.internal,data-3.prod.internal" in (
+            pg["write_dsn"])
+    else:  # published on 127.0.0.1 of the Docker host
+        assert pg["write_dsn"].startswith("host=127.0.0.1,127.0.0.1,127.0.0.1 "
+                                          "port=64100,64101,64102 ")
+    assert out["endpoints"]["kafka"]["username"] == schema.KAFKA_APP_USER
+    assert len(out["endpoints"]["redis"]["sentinels"]) == 3
+
+
+def test_prod_volumes_outlive_the_stack_and_dev_volumes_do_not(snapshots):
+    # Not visible in inputs: retain_on_delete is a resource option. Check the topology flag
+    # that selects it instead, so a flipped default is noticed here.
+    assert load("prod").disposable is False and load("dev").disposable is True

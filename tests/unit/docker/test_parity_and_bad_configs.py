@@ -1,0 +1,112 @@
+"""The docker and local substrates give one topology the same nodes and endpoint shape;
+a bad config stops the program before it registers any resource."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import pulumi
+import pytest
+import yaml
+
+from datakit.errors import DatakitError
+from datakit.paths import PROJECT_DIR
+from datakit.topology import TopologyError, from_config
+
+from .conftest import Mocks, RecordingMonitor, Snapshot, build_snapshot
+
+PLENTY = 256 * 1024**3
+
+
+def dev_config() -> dict:
+    return yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.dev.yaml").read_text())["config"]
+
+
+def shape(dsn: str) -> str:
+    """A DSN with its host names blanked: what stays the same across substrates."""
+    return re.sub(r"host=\S+", "host=H", dsn)
+
+
+def test_local_and_docker_make_the_same_nodes_and_endpoint_shape():
+    config = dev_config()
+    docker_topo = from_config(config, stack="dev", memory_total=PLENTY)
+    local_topo = from_config({**config, "datakit:substrate": "local"}, stack="dev",
+                             memory_total=PLENTY)
+    docker = build_snapshot(docker_topo).outputs
+    try:
+        local = build_snapshot(local_topo).outputs
+    except (ImportError, AttributeError) as exc:  # the local substrate is still being written
+        pytest.xfail(f"local substrate not buildable under mocks yet: {exc!r}")
+
+    def nodes(out):
+        return [(r["service"], r["role"], r["name"], r["port"], r["ports"]) for r in out["nodes"]]
+
+    assert nodes(docker) == nodes(local)
+    assert set(docker) == set(local)
+    for service in ("postgres", "redis", "kafka"):
+        assert docker["endpoints"][service].keys() == local["endpoints"][service].keys()
+    for key in ("write_dsn", "read_dsn"):
+        assert shape(docker["endpoints"]["postgres"][key]) == shape(
+            local["endpoints"]["postgres"][key])
+    for key in ("sentinels", "seeds"):
+        assert [p.split(":")[1] for p in docker["endpoints"]["redis"][key]] == [
+            p.split(":")[1] for p in local["endpoints"]["redis"][key]]
+    assert [p.split(":")[1] for p in docker["endpoints"]["kafka"]["bootstrap_servers"].split(",")] \
+        == [p.split(":")[1] for p in local["endpoints"]["kafka"]["bootstrap_servers"].split(",")]
+    assert docker["secrets"].keys() == local["secrets"].keys()
+    assert {r["handle"]["kind"] for r in docker["nodes"]} == {"docker"}
+
+
+def run_program_from_config(config: dict, snapshot: Snapshot | None = None,
+                            stack: str = "dev") -> Snapshot:
+    """Run the program as `pulumi up` would, its topology read from the stack's config."""
+    from datakit.infra import program
+
+    snapshot = snapshot or Snapshot(topo=None)  # type: ignore[arg-type]
+    mocks = Mocks(snapshot)
+    pulumi.runtime.set_mocks(mocks, project="datakit", stack=stack, preview=False,
+                             monitor=RecordingMonitor(mocks, snapshot))
+    pulumi.runtime.set_all_config({
+        k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+    try:
+        pulumi.runtime.test(program.build)()
+    finally:
+        pulumi.runtime.set_all_config({})
+    return snapshot
+
+
+BAD = [
+    ("images", {"postgres": "postgres:latest"}, "datakit:docker.images.postgres"),
+    ("images", {"kafka": "apache/kafka:3.9.0"}, "datakit:docker.images.kafka"),
+    ("host", "http://docker.internal", "datakit:docker.host"),
+    ("node_hosts", {"pg-9": "ssh://deploy@x"}, 'datakit:docker.node_hosts["pg-9"]'),
+    ("resources", {"kafka": {"memory": "512MB"}}, "datakit:docker.resources.kafka.memory"),
+    ("publish", ["postgres", "mysql"], "datakit:docker.publish"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "named"), BAD, ids=[b[2].split(":")[1] for b in BAD])
+def test_a_bad_docker_config_fails_before_any_resource(key, value, named):
+    config = copy.deepcopy(dev_config())
+    config["datakit:docker"][key] = value
+    snapshot = Snapshot(topo=None)  # type: ignore[arg-type]
+    with pytest.raises(TopologyError) as err:
+        run_program_from_config(config, snapshot)
+    assert any(named in line and "dev" in line for line in err.value.lines), err.value.lines
+    assert snapshot.resources == []
+
+
+def test_the_shipped_dev_config_runs_through_the_same_path():
+    snapshot = run_program_from_config(dev_config())
+    assert len(snapshot.containers) == 13
+
+
+def test_a_stack_spanning_hosts_with_a_node_on_the_local_engine_is_refused():
+    config = copy.deepcopy(dev_config())
+    config["datakit:docker"]["node_hosts"] = {"pg-2": "ssh://deploy@data-2"}
+    snapshot = Snapshot(topo=None)  # type: ignore[arg-type]
+    with pytest.raises(DatakitError, match="pg-1.*local engine"):
+        run_program_from_config(config, snapshot)
+    assert not [r for r in snapshot.resources if r.type.startswith("docker:")]
