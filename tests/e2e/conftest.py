@@ -17,7 +17,8 @@ import yaml
 from datakit.infra import stack as stacks
 from datakit.paths import PROJECT_DIR
 
-PORT_SHIFT = 1000  # 64xxx -> 65xxx
+# 64xxx -> 65xxx by default; engineers running suites side by side pick other shifts.
+PORT_SHIFT = int(os.environ.get("DATAKIT_E2E_PORT_SHIFT", "1000"))
 
 
 def _shift_ports(node: dict) -> None:
