@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from datakit.infra.local import kafka
+from datakit.infra.local import kafka, process
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +31,11 @@ def test_one_kraft_node_lists_topics(single):
     node = single.outs[1]
     assert kafka.node_running(node)
     assert "Kafka Server started" in Path(node["server_log"]).read_text()
+
+
+def test_delete_leaves_no_process_port_or_dir(single):
+    node = {**single.nodes[0], **single.outs[1]}
+    kafka.delete_node(node)  # graceful: SIGTERM, a controlled shutdown
+    assert not kafka.node_running(node)
+    assert not Path(node["data_dir"]).exists()
+    assert process.port_free(node["port"]) and process.port_free(node["controller_port"])

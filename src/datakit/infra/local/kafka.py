@@ -214,6 +214,9 @@ def server_properties(props: dict) -> str:
         "num.io.threads": 4,
         "num.recovery.threads.per.data.dir": 1,
         "background.threads": 4,
+        # Upstream's 60 s makes a broker exit when the other voters start later than
+        # that; the dynamic provider runs 4 creates at a time, so allow for a queue.
+        "initial.broker.registration.timeout.ms": 300000,
     }
     listeners = []
     if "broker" in roles:
@@ -284,6 +287,12 @@ def _ports(props: dict) -> list[tuple[str, int]]:
     return out
 
 
+def _ready_ports(props: dict) -> list[int]:
+    """The ports that show a started node: a broker binds its client listener only once
+    it has caught up with the quorum, so a controller waits for its own listener alone."""
+    return [port for _, port in _ports(props)][:1]
+
+
 def start_node(props: dict, *, timeout: float = 90.0) -> dict:
     """Start a formatted node and wait until its process listens on its ports.
 
@@ -306,7 +315,7 @@ def start_node(props: dict, *, timeout: float = 90.0) -> dict:
         return process.exit_reason(pid, started, paths["log"])
 
     def listening() -> bool:
-        for _, port in _ports(props):
+        for port in _ready_ports(props):
             with socket.create_connection((host, port), timeout=1):
                 pass
         return True
@@ -316,7 +325,8 @@ def start_node(props: dict, *, timeout: float = 90.0) -> dict:
     except Exception:
         process.stop(pid, started, timeout=10)
         raise
-    return {"node_id": node_id, "pid": pid, "started": started,
+    return {"node_id": node_id, "pid": pid, "started": started, "host": host,
+            "ports": [port for _, port in _ports(props)],
             "data_dir": str(paths["root"]), "log": str(paths["log"]),
             "server_log": str(paths["server_log"]),
             "start_s": round(time.monotonic() - began, 3),
@@ -335,22 +345,46 @@ def node_running(outs: dict) -> bool:
 
 
 def stop_node(outs: dict, *, timeout: float = 30.0) -> None:
-    """SIGTERM (a controlled shutdown), then SIGKILL after `timeout`. Gone already is fine."""
+    """SIGTERM (a controlled shutdown), then SIGKILL after `timeout`; returns when the
+    process is gone and its ports are closed. Gone already is fine.
+
+    A node that is the last of its quorum takes about 5-10 s: its broker and its raft
+    client each wait for controllers that are gone.
+    """
     if outs.get("pid"):
         started = outs.get("started")
         process.stop(int(outs["pid"]), int(started) if started else None, timeout=timeout)
+        _wait_ports_closed(outs)
 
 
 def kill_node(outs: dict) -> None:
-    """SIGKILL, as a broker-loss drill does."""
+    """SIGKILL, as a broker-loss drill does; returns when its ports are closed."""
     if outs.get("pid"):
         started = outs.get("started")
         process.kill(int(outs["pid"]), int(started) if started else None)
+        _wait_ports_closed(outs)
 
 
-def delete_node(outs: dict, *, timeout: float = 30.0) -> None:
-    """Stop the node and remove its data dir (only if it looks like a Kafka node's)."""
-    stop_node(outs, timeout=timeout)
+def _wait_ports_closed(outs: dict, timeout: float = 10.0) -> None:
+    # A killed JVM's main thread is a zombie while its other threads still unwind and
+    # hold its sockets (about 0.15 s for a broker): wait for the listeners to go too.
+    host = outs.get("host", "127.0.0.1")
+    for port in outs.get("ports") or []:
+        wait_until(lambda port=port: process.port_free(int(port), host),
+                   what=f"port {port} of Kafka node {outs.get('node_id')} to close",
+                   timeout=timeout)
+
+
+def delete_node(outs: dict, *, timeout: float = 30.0, graceful: bool = True) -> None:
+    """Stop the node and remove its data dir (only if it looks like a Kafka node's).
+
+    `graceful=False` kills it instead: right when the whole cluster goes away, where a
+    controlled shutdown only waits for controllers that are leaving too.
+    """
+    if graceful:
+        stop_node(outs, timeout=timeout)
+    else:
+        kill_node(outs)
     root = Path(outs["data_dir"]) if outs.get("data_dir") else None
     if root is None or not root.exists():
         return
