@@ -1,27 +1,19 @@
 """Versioned SQL migrations for the data layer: files, history, lock, runner, lint, status.
 
-Every command of `datakit migrate` is a plain function here (imported on first use, so the
-CLI starts fast):
+Every command of `datakit migrate` is a plain function here:
 
 >>> from datakit.migrate import apply, status
 >>> apply(dsn)                     # pending migrations, one transaction each
 >>> status(dsn).ok                 # False when something is pending or drifted
+
+These modules import no driver or parser at load time (psycopg and pglast load on first
+use), so importing the package stays cheap for the CLI.
 """
 
-from __future__ import annotations
+from datakit.migrate.files import create, discover
+from datakit.migrate.lint import lint
+from datakit.migrate.runner import apply, baseline, repair, reset, rollback
+from datakit.migrate.status import status, validate
 
-import importlib
-
-_EXPORTS = {
-    "apply": "runner", "rollback": "runner", "baseline": "runner", "repair": "runner",
-    "reset": "runner", "status": "status", "validate": "status", "lint": "lint",
-    "discover": "files", "create": "files",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"datakit.migrate.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'datakit.migrate' has no attribute {name!r}")
+__all__ = ["apply", "baseline", "create", "discover", "lint", "repair", "reset", "rollback",
+           "status", "validate"]

@@ -8,11 +8,10 @@ so a killed runner's queries stop instead of running on.
 from __future__ import annotations
 
 import os
-import socket
 
 from datakit.errors import DatakitError
 
-APP_NAME = f"datakit-migrate {socket.gethostname()} pid {os.getpid()}"
+APP_NAME = f"datakit-migrate {os.uname().nodename} pid {os.getpid()}"
 
 
 def dsn_for(dsn: str | None = None, stack: str | None = None) -> str:
