@@ -228,6 +228,8 @@ def test_a_port_in_use_is_refused(workdir, free_port, password):
     port = free_port()
     props = _props("squatted", port, workdir / "pg", password)
     with socket.socket() as holder:
+        # As servers do: a client socket of an earlier run in TIME_WAIT must not matter.
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("127.0.0.1", port))
         holder.listen()
         with pytest.raises(DatakitError,
