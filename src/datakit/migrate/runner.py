@@ -106,8 +106,6 @@ def _describe_error(exc, sql_file: SqlFile, offset: int = 0) -> tuple[str, str |
     if diag and diag.statement_position:
         line, col = statements.line_col(sql_file.sql, offset + int(diag.statement_position) - 1)
         position = f"{line}:{col}"
-    elif diag and diag.internal_position is None and diag.context:
-        position = None
     return message, sqlstate, position
 
 
@@ -365,6 +363,8 @@ def _apply_no_transaction(conn, m: Migration) -> tuple[Step, int]:
     except psycopg.Error as exc:
         failed = stmts[done] if done < len(stmts) else None
         message, sqlstate, position = _describe_error(exc, m.up, failed.start if failed else 0)
+        if position is None and failed is not None:
+            position = "{}:{}".format(*statements.line_col(m.up.sql, failed.start))
         invalid: list[str] = []
         if not conn.closed:
             try:
