@@ -20,7 +20,8 @@ TOPICS = {"ms.agent.events": (12, 7), "ms.system.metrics": (6, 3)}
 def cluster(new_cluster):
     cluster = new_cluster(3, heap_mb=512)
     cluster.start()
-    cluster.ready = kafka.wait_cluster_ready(cluster.props)
+    cluster.ready = kafka.wait_cluster_ready({**cluster.props,
+                                              "nodes": list(cluster.outs.values())})
     return cluster
 
 
@@ -115,7 +116,7 @@ def test_wrong_password_is_refused_with_a_clear_error(cluster):
     assert "invalid credentials" in errors[0].str()
 
 
-def test_killed_broker_is_detected(cluster, topics):
+def test_killed_broker_is_detected_and_comes_back(cluster, topics):
     leader = cluster.health()["quorum"]["leader_id"]
     victim = next(i for i in (3, 2, 1) if i != leader)  # keep the quorum's leader
     kafka.kill_node(cluster.outs[victim])
@@ -129,3 +130,9 @@ def test_killed_broker_is_detected(cluster, topics):
     # The controller fences it after broker.session.timeout.ms: gone from the metadata.
     wait_until(lambda: victim not in cluster.health()["brokers"],
                what=f"broker {victim} fenced", timeout=30)
+
+    # What the next `up` does for a dead node: start it again on its storage.
+    node = cluster.nodes[victim - 1]
+    cluster.outs[victim] = kafka.restart_node(node, cluster.outs[victim])
+    kafka.wait_cluster_ready({**cluster.props, "nodes": list(cluster.outs.values())})
+    wait_until(lambda: cluster.health()["healthy"], what="a healthy cluster again", timeout=30)

@@ -225,7 +225,7 @@ def server_properties(props: dict) -> str:
     if "controller" in roles:
         listeners.append(f"{CONTROLLER_LISTENER}://{host}:{int(props['controller_port'])}")
     lines["listeners"] = ",".join(listeners)
-    lines.update(props.get("settings") or {})
+    lines.update({k: _value(v) for k, v in (props.get("settings") or {}).items()})
     header = f"# written by datakit for Kafka node {node_id}; changes are overwritten\n"
     return header + "".join(f"{k}={v}\n" for k, v in lines.items())
 
@@ -339,6 +339,13 @@ def create_node(props: dict) -> dict:
     return {**formatted, **start_node(props)}
 
 
+def restart_node(props: dict, outs: dict) -> dict:
+    """Apply changed settings (heap, server.properties) by a stop and a start."""
+    stop_node(outs)
+    formatted = format_node(props)  # rewrites server.properties; the storage stays
+    return {**formatted, **start_node(props)}
+
+
 def node_running(outs: dict) -> bool:
     pid, started = outs.get("pid"), outs.get("started")
     return bool(pid) and process.is_running(int(pid), int(started) if started else None)
@@ -394,6 +401,15 @@ def delete_node(outs: dict, *, timeout: float = 30.0, graceful: bool = True) -> 
         raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, "
                            "which datakit did not create; remove it by hand")
     shutil.rmtree(root)
+
+
+def _value(v: Any) -> str:
+    """A config value as Kafka reads it: Pulumi sends 3 as 3.0 and booleans as True."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def _read_properties(path: Path) -> dict[str, str]:
@@ -452,10 +468,14 @@ class _Admin:
         if reason := self.auth_failure():
             raise DatakitError(reason) from None
 
-    def wait(self, probe, *, what: str, timeout: float):
-        """wait_until for an admin probe; bad credentials end it with their own message."""
+    def wait(self, probe, *, what: str, timeout: float, nodes: dict | None = None):
+        """wait_until for an admin probe; bad credentials end it with their own message,
+        and so does a node of `nodes["nodes"]` whose process is gone."""
+        def alive() -> str | None:
+            return self.auth_failure() or (_first_dead(nodes) if nodes else None)
+
         try:
-            return wait_until(probe, what=what, timeout=timeout, alive=self.auth_failure)
+            return wait_until(probe, what=what, timeout=timeout, alive=alive)
         except NotReady:
             self.check()
             raise
@@ -511,17 +531,27 @@ def _quorum(controllers: list[dict]) -> dict:
     raise RuntimeError("no controller leads the quorum" + (f" ({'; '.join(seen)})" if seen else ""))
 
 
+def _first_dead(props: dict) -> str | None:
+    """Why the first of `props["nodes"]` (start_node outs) that has exited is gone."""
+    for node in props.get("nodes") or []:
+        if node.get("pid") and not node_running(node):
+            reason = process.exit_reason(int(node["pid"]), None, Path(node["log"]))
+            return f"Kafka node {int(node['node_id'])}: {reason}"
+    return None
+
+
 def wait_cluster_ready(props: dict, *, timeout: float = 120.0) -> dict:
     """Wait until the quorum has a leader and every broker is in the cluster metadata.
 
     `props`: brokers [{"id", "host", "port"}], controllers [{"id", "host", "port"}]
-    (the voters), admin_user/admin_password, optionally cluster_id to check against.
+    (the voters), admin_user/admin_password, optionally cluster_id to check against and
+    nodes (start_node outs): a node whose process exits ends the wait with its log tail.
     """
     began = time.monotonic()
     want = {int(b["id"]) for b in props["brokers"]}
     what = f"Kafka cluster at {bootstrap(props)}"
     quorum = wait_until(lambda: _quorum(props["controllers"]), what=f"{what}: controller quorum",
-                        timeout=timeout)
+                        timeout=timeout, alive=lambda: _first_dead(props))
     admin = _Admin(props)
 
     def all_brokers():
@@ -531,7 +561,7 @@ def wait_cluster_ready(props: dict, *, timeout: float = 120.0) -> dict:
             raise RuntimeError(f"brokers {sorted(missing)} not in the metadata yet")
         return ids, cluster_id
 
-    ids, cluster_id = admin.wait(all_brokers, what=what,
+    ids, cluster_id = admin.wait(all_brokers, what=what, nodes=props,
                                  timeout=max(timeout - (time.monotonic() - began), 5))
     if props.get("cluster_id") and cluster_id != props["cluster_id"]:
         raise DatakitError(f"{what} has cluster id {cluster_id}, not {props['cluster_id']}: "
@@ -592,7 +622,7 @@ def _topic_config(props: dict) -> dict[str, str]:
         config["min.insync.replicas"] = str(int(props["min_insync_replicas"]))
     if props.get("retention_ms") is not None:
         config["retention.ms"] = str(int(props["retention_ms"]))
-    config.update({k: str(v) for k, v in (props.get("config") or {}).items()})
+    config.update({k: _value(v) for k, v in (props.get("config") or {}).items()})
     return config
 
 
