@@ -251,3 +251,29 @@ def test_no_password_in_process_arguments_or_logs(cluster, password, all_cmdline
     for replica in cluster.replicas:
         pgpass = Path(replica.props["data_dir"]) / "pgpass"
         assert pgpass.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_dead_replica_is_brought_back_by_create_on_its_data_dir(cluster):
+    node = cluster.replicas[0]
+    pg.kill(node.props, node.outs)
+    assert not pg.alive(node.props, node.outs)
+    outs = pg.create_replica(node.props)
+    assert outs["slot"] == "replica1" and outs["pid"] != node.outs["pid"]
+    node.outs = outs
+    with connect(cluster.primary.addr, **cluster.su) as conn:
+        assert conn.execute("select state from pg_stat_replication "
+                            "where application_name = 'replica1'").fetchone() == ("streaming",)
+
+
+def test_create_after_a_failover_keeps_the_promoted_replica_primary(cluster):
+    """Last in this module: it kills the primary. Identity is not role."""
+    old, promoted = cluster.primary, cluster.replicas[0]
+    pg.kill(old.props, old.outs)
+    with connect(promoted.addr, **cluster.su) as conn:
+        assert conn.execute("select pg_promote(true, 30)").fetchone() == (True,)
+    pg.stop(promoted.props, promoted.outs)
+    outs = pg.create_replica({**promoted.props, "peers": [old.addr, cluster.replicas[1].addr]})
+    promoted.outs = outs
+    assert outs["slot"] is None
+    assert pg.health(promoted.props, outs)["role"] == "primary"
+    assert live_primary([n.addr for n in cluster.nodes], **cluster.su)["name"] == "replica1"

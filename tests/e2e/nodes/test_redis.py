@@ -173,3 +173,12 @@ def test_a_deleted_node_leaves_no_process_or_dir(group, workdir, free_port, pass
     rd.delete(props, outs)
     assert not process.is_running(outs["pid"], outs["start_time"])
     assert not Path(props["data_dir"]).exists()
+
+
+def test_a_dead_replica_is_brought_back_by_create_on_its_dir(group):
+    props, outs = group.data[1]
+    rd.kill(props, outs)
+    assert not rd.alive(props, outs)
+    again = rd.create_server(props)
+    assert again["pid"] != outs["pid"] and rd.health(props, again)["link"] == "up"
+    group.data[1] = (props, again)

@@ -17,7 +17,8 @@ Primary also: app_user, app_password, app_database (optional; all three or none)
 Replica also: peers, the other nodes ([{name, port, host?}]) among which the live primary
 is found.
 outs keys: name, host, port, pid, start_time, data_dir, pgdata, log_path, bin_dir, version,
-slot (replicas), and after an update `applied` = {reloaded: [...], restarted: [...]}.
+slot (its replication slot while it is a replica, else None), and after an update
+`applied` = {reloaded: [...], restarted: [...]}.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ from datakit.readiness import wait_until
 
 HOST = "127.0.0.1"
 # Changing one of these makes a new node (Pulumi replaces it); anything else is an update.
-REPLACE_KEYS = frozenset({"name", "port", "data_dir", "version", "peers"})
+# `peers` only says where to look for the live primary: a changed list is no reason.
+REPLACE_KEYS = frozenset({"name", "port", "data_dir", "version"})
 START_TIMEOUT = 60.0
 
 
@@ -189,7 +191,8 @@ def _admin(props: dict, node: dict | None = None) -> psycopg.Connection:
 
 def create_primary(props: dict) -> dict:
     """initdb (SCRAM, superuser password from a 0600 file), settings, pg_hba, start, and
-    the replication and application roles. Idempotent: an existing data dir is reused."""
+    the replication and application roles. Idempotent: an existing data dir is started
+    as whatever it is now (after a failover it may be a replica; see `_resume`)."""
     account = _account()
     node_dir, pgdata, log, _ = _paths(props)
     bindir = bin_dir(props.get("version"))
@@ -201,8 +204,12 @@ def create_primary(props: dict) -> dict:
         if fresh:
             shutil.rmtree(pgdata, ignore_errors=True)
             _initdb(props, bindir, account)
-        _write_conf(props)
-        outs = _start(props)
+            _write_conf(props)
+            outs = {**_start(props), "slot": None}
+        else:
+            outs = _resume(props)
+            if outs.get("slot"):  # a replica now: roles come from the primary
+                return outs
         with _admin(props) as conn:
             ensure_role(conn, _repl_user(props), props["replication_password"],
                         attributes="LOGIN REPLICATION")
@@ -215,6 +222,32 @@ def create_primary(props: dict) -> dict:
         if fresh:
             _undo(props)
         raise
+
+
+def _resume(props: dict) -> dict:
+    """Start an existing data dir as whatever the node is now, asked of the server: a
+    primary is ready when it accepts connections; a replica (the one made as a replica,
+    or a former primary rejoined by a drill) when it streams from the live primary
+    through its slot. Nothing is re-pointed or rebuilt because the stack's names say
+    otherwise."""
+    _write_conf(props)
+    outs = _start(props)
+    with connect(_node(props), **_su(props)) as conn:
+        if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
+            return {**outs, "slot": None}
+    primary = _primary_of(props)
+    slot = _ensure_slot(props, primary)
+    _wait_streaming(props, outs, primary)
+    return {**outs, "slot": slot}
+
+
+def _ensure_slot(props: dict, primary: dict) -> str:
+    slot = slot_name(props["name"])
+    with _admin(props, primary) as conn:
+        if not conn.execute("select 1 from pg_replication_slots where slot_name = %s",
+                            [slot]).fetchone():
+            conn.execute("select pg_create_physical_replication_slot(%s, true)", [slot])
+    return slot
 
 
 def _initdb(props: dict, bindir: Path, account: RunAs) -> None:
@@ -241,33 +274,30 @@ def _initdb(props: dict, bindir: Path, account: RunAs) -> None:
 def create_replica(props: dict) -> dict:
     """A streaming replica of the live primary among `peers`: a slot named after the node,
     pg_basebackup -R -S as the replication role (password from a 0600 pgpass file), and
-    ready when the primary shows it `streaming` under its name (application_name)."""
+    ready when the primary shows it `streaming` under its name (application_name).
+    Idempotent: an existing data dir is started as whatever it is now (`_resume`): after
+    a failover this node may be the primary."""
     account = _account()
     node = _node(props)
     node_dir, pgdata, _, pgpass = _paths(props)
     bindir = bin_dir(props.get("version"))
     if not _running_postmaster(pgdata):
         process.require_free(node["port"], label(node))
-    primary = _primary_of(props)
-    slot = slot_name(props["name"])
     account.own(node_dir, 0o700)
-    fresh = not (pgdata / "PG_VERSION").exists()
+    _write(pgpass, pgpass_line(_repl_user(props), props["replication_password"]), account)
+    if (pgdata / "PG_VERSION").exists():
+        return _resume(props)
+    primary = _primary_of(props)
     try:
-        with _admin(props, primary) as conn:
-            if not conn.execute("select 1 from pg_replication_slots where slot_name = %s",
-                                [slot]).fetchone():
-                conn.execute("select pg_create_physical_replication_slot(%s, true)", [slot])
-        _write(pgpass, pgpass_line(_repl_user(props), props["replication_password"]), account)
-        if fresh:
-            shutil.rmtree(pgdata, ignore_errors=True)
-            _basebackup(props, bindir, primary, slot, account)
+        slot = _ensure_slot(props, primary)
+        shutil.rmtree(pgdata, ignore_errors=True)
+        _basebackup(props, bindir, primary, slot, account)
         _write_conf(props)
         outs = _start(props)
         _wait_streaming(props, outs, primary)
         return {**outs, "slot": slot}
     except BaseException:
-        if fresh:
-            _undo(props, drop_slot=True)
+        _undo(props, drop_slot=True)
         raise
 
 
@@ -459,10 +489,7 @@ def update(old_props: dict, outs: dict, new_props: dict) -> dict:
     restarted = [k for k in changed if k in pending]
     if pending:
         stop(new_props, outs)
-        outs.update(_start(new_props))
-        if outs.get("slot"):
-            primary = _primary_of(new_props)
-            _wait_streaming(new_props, outs, primary)
+        outs.update(_resume(new_props))
     applied = {"reloaded": [k for k in changed if k not in pending], "restarted": restarted}
     return {**outs, "applied": applied}
 

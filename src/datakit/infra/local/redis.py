@@ -244,22 +244,26 @@ def create_server(props: dict) -> dict:
         if props.get("cluster") is not None:
             bus = bus_port(props["name"], node["port"], props["cluster"])
             process.require_free(bus, f"{label(node)} cluster bus")
-    master = master_of(props) if props.get("replica") else None
     account.own(node_dir, 0o700)
-    fresh = not conf.exists()
+    if conf.exists():
+        # An existing node starts as whatever it is now (after a Sentinel failover the
+        # node made as a replica may be the master): nothing is re-pointed.
+        outs = launch(props)
+        if role(node, props["password"])[0] == "slave":
+            wait_replicating(props, outs)
+        return outs
+    master = master_of(props) if props.get("replica") else None
     try:
-        if fresh:
-            write_private(conf, render_server(
-                name=props["name"], port=node["port"], node_dir=node_dir,
-                password=props["password"], settings=props.get("settings") or {},
-                replicaof=master, cluster=props.get("cluster")), account)
+        write_private(conf, render_server(
+            name=props["name"], port=node["port"], node_dir=node_dir,
+            password=props["password"], settings=props.get("settings") or {},
+            replicaof=master, cluster=props.get("cluster")), account)
         outs = launch(props)
         if master:
             wait_replicating(props, outs)
         return outs
     except BaseException:
-        if fresh:
-            _undo(props)
+        _undo(props)
         raise
 
 

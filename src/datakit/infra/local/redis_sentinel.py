@@ -158,6 +158,10 @@ def update(old_props: dict, outs: dict, new_props: dict) -> dict:
     new_props = _props(new_props)
     node = rd._node(new_props)
     name = new_props["master_name"]
+    if old_props.get("password") != new_props.get("password"):
+        raise DatakitError(f"{rd.label(node, 'sentinel')}: a new Sentinel password is not "
+                           "applied in place; replace the Sentinels (`pulumi up --replace` "
+                           "on each) to change it")
     old_set, new_set = old_props.get("settings") or {}, new_props.get("settings") or {}
     changes = {k: new_set[k] for k in new_set if old_set.get(k) != new_set[k]}
     if old_props.get("quorum") != new_props.get("quorum"):
