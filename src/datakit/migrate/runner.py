@@ -241,10 +241,10 @@ def apply(dsn: str, migrations_dir: str | Path | None = None, *, target: int | N
                 if wait_replicas:
                     step.replicas = wait_for_replicas(conn, timeout=replica_timeout)
                 result.steps.append(step)
-                applied_version = m.version
                 if progress:
                     progress(step)
-            result.current_version = max([*applied, applied_version])
+            done = [*applied, *(s.version for s in result.steps)]
+            result.current_version = max(done) if done else None
         return result
     finally:
         conn.close()
