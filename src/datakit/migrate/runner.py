@@ -311,6 +311,10 @@ def _apply_transactional(conn, m: Migration, durable: bool) -> tuple[Step, int]:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")
         message, sqlstate, position = _describe_error(exc, m.up, -len(prefix))
+        if position is None:  # no cursor position: name the statement when there is one
+            parts = statements.split(m.up)
+            if len(parts) == 1:
+                position = "{}:{}".format(*statements.line_col(m.up.sql, parts[0].start))
         if not conn.closed:
             _log(conn, version=m.version, operation="MIGRATE", status="FAILED", started=started,
                  error=message, sqlstate=sqlstate, position=position, context=context)
