@@ -41,11 +41,16 @@ def _run(action: str, stack: str, fn: Callable[[], Any]) -> Any:
 
 
 def _engine_message(exc: Exception) -> str:
-    """The lines of the engine's output that say what went wrong, not its whole transcript."""
-    text = str(exc)
-    keep = [line for line in text.splitlines()
-            if line.strip() and ("error" in line.lower() or line.startswith("    "))]
-    return "\n".join(keep[-40:]) or text[-4000:]
+    """The errors the engine reported, each once, not its whole transcript."""
+    seen: list[str] = []
+    for line in str(exc).splitlines():
+        if "error:" not in line:
+            continue
+        text = line.split("error:", 1)[1].strip()
+        text = text.removeprefix("Exception calling application:").strip()
+        if text and text not in seen and text not in ("update failed", "preview failed"):
+            seen.append(text)
+    return "\n".join(seen) or str(exc)[-4000:]
 
 
 def up(stack: str, on_event: Events | None = None, on_output=None, refresh: bool = True):

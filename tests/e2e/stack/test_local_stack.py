@@ -106,13 +106,14 @@ def test_topics_have_partitions_rf_isr_and_an_acks_all_message_round_trips(e2e_s
             "sasl.password": out["secrets"]["kafka"]["app"]}
     admin_conf = {**conf, "sasl.username": kafka["admin_username"],
                   "sasl.password": out["secrets"]["kafka"]["admin"]}
-    meta = AdminClient(admin_conf).list_topics(timeout=10)
+    admin = AdminClient(admin_conf)  # kept alive until its futures resolve
+    meta = admin.list_topics(timeout=10)
     expected = {"ms.agent.events": 12, "ms.system.metrics": 6}
     for topic, partitions in expected.items():
         parts = meta.topics[topic].partitions
         assert len(parts) == partitions
         assert all(len(p.replicas) == 3 and len(p.isrs) == 3 for p in parts.values())
-    configs = AdminClient(admin_conf).describe_configs(
+    configs = admin.describe_configs(
         [ConfigResource("topic", "ms.agent.events")])
     values = next(iter(configs.values())).result()
     assert values["min.insync.replicas"].value == "2"
