@@ -62,8 +62,9 @@ class LocalSubstrate:
         made: list[Provisioned] = []
         primary = None
         for node in nodes:
+            # Each node names the others, as if it led: a promoted replica keeps the quorum.
             settings = {**spec.settings.gucs(),
-                        "synchronous_standby_names": spec.synchronous_standby_names(nodes[0].name)}
+                        "synchronous_standby_names": spec.synchronous_standby_names(node.name)}
             props = {**common, "name": node.name, "port": node.port,
                      "data_dir": self._dir(topo, node), "settings": settings,
                      "peers": [p for p in peers if p["name"] != node.name]}
