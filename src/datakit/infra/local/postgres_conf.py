@@ -29,6 +29,7 @@ DEFAULTS: dict[str, object] = {
     "logging_collector": "off",
     "log_line_prefix": "%m [%p] %q%u@%d ",
     "log_statement": "none",
+    "recovery_init_sync_method": "syncfs",
 }
 # Set by datakit from the node itself: never from the stack's settings.
 RESERVED = {"port", "listen_addresses", "unix_socket_directories", "cluster_name",

@@ -175,7 +175,8 @@ def wait(probe, props: dict, pid: int, started: int | None, *, what: str,
             raise refused[-1]
         return process.exit_reason(pid, started, paths(props)[2])
 
-    return wait_until(guarded, what=what, timeout=timeout, alive=alive_)
+    # Probes are cheap (one local command): poll at least every 0.1 s.
+    return wait_until(guarded, what=what, timeout=timeout, alive=alive_, max_interval=0.1)
 
 
 def outs_of(props: dict, pid: int, started: int | None) -> dict:
