@@ -171,6 +171,19 @@ def test_a_postmaster_setting_is_applied_by_restart(cluster):
     assert pg.health(node.props, node.outs)["role"] == "replica"
 
 
+def test_a_new_application_password_is_applied_in_place(cluster):
+    node = cluster.primary
+    new = {**node.props, "app_password": node.props["app_password"] + "-rotated"}
+    outs = pg.update(node.props, node.outs, new)
+    assert outs["pid"] == node.outs["pid"]
+    with pytest.raises(WrongPassword):
+        connect(node.addr, **cluster.app)
+    cluster.app["password"] = new["app_password"]
+    with connect(node.addr, **cluster.app) as conn:
+        assert conn.execute("select current_user").fetchone() == ("app",)
+    node.props, node.outs = new, outs
+
+
 def test_a_bad_setting_is_refused_and_nothing_changes(cluster):
     node = cluster.primary
     new = {**node.props, "settings": {**node.props["settings"], "work_mem": "lots"}}

@@ -150,6 +150,25 @@ def test_a_sentinel_setting_is_applied_live(group):
     group.sentinels[0] = (new, updated)
 
 
+def test_min_replicas_to_write_refuses_writes_without_a_replica(workdir, free_port, password):
+    base = workdir / "redis"
+    master = {"name": "lonely", "port": free_port(), "data_dir": str(base / "lonely"),
+              "password": password("redis"), "settings": {"min-replicas-to-write": 1}}
+    replica = {"name": "company", "port": free_port(), "data_dir": str(base / "company"),
+               "password": password("redis"), "replica": True,
+               "peers": [{"name": "lonely", "port": master["port"]}]}
+    try:
+        rd.create_server(master)
+        conn = rd.client(master, master["password"])
+        with pytest.raises(redis_py.ResponseError, match="NOREPLICAS"):
+            conn.set("k", "v")
+        rd.create_server(replica)
+        assert conn.set("k", "v")
+    finally:
+        rd.delete(replica)
+        rd.delete(master)
+
+
 def test_a_port_in_use_is_refused(workdir, free_port, password):
     port = free_port()
     props = {"name": "squatted", "port": port, "data_dir": str(workdir / "redis" / "squatted"),
