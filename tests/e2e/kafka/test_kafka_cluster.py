@@ -4,9 +4,11 @@ layer's topics with RF 3 / min ISR 2, acks=all round trip, and broker loss detec
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from datakit.errors import DatakitError
 from datakit.infra.local import kafka
@@ -131,8 +133,22 @@ def test_killed_broker_is_detected_and_comes_back(cluster, topics):
     wait_until(lambda: victim not in cluster.health()["brokers"],
                what=f"broker {victim} fenced", timeout=30)
 
-    # What the next `up` does for a dead node: start it again on its storage.
-    node = cluster.nodes[victim - 1]
+    # What the next `up` does for a dead node: start it again on its storage, here with
+    # a changed server setting (a float, as Pulumi sends numbers) that the restart applies.
+    node = {**cluster.nodes[victim - 1],
+            "settings": {"log.retention.check.interval.ms": 120000.0}}
     cluster.outs[victim] = kafka.restart_node(node, cluster.outs[victim])
     kafka.wait_cluster_ready({**cluster.props, "nodes": list(cluster.outs.values())})
     wait_until(lambda: cluster.health()["healthy"], what="a healthy cluster again", timeout=30)
+    admin = AdminClient(cluster.client("admin"))
+    resource = ConfigResource(ResourceType.BROKER, str(victim))
+    configs = admin.describe_configs([resource])[resource].result(timeout=10)
+    assert configs["log.retention.check.interval.ms"].value == "120000"
+
+
+def test_storage_of_another_cluster_is_refused_untouched(cluster):
+    node = cluster.nodes[0]
+    config = Path(node["data_dir"], "server.properties").read_text()
+    with pytest.raises(DatakitError, match="delete that directory or point data_dir"):
+        kafka.format_node({**node, "cluster_id": kafka.new_cluster_id()})
+    assert Path(node["data_dir"], "server.properties").read_text() == config
