@@ -120,3 +120,20 @@ def test_lock_timeout_names_the_holder(dsn, mdir):
     assert "migration lock busy after 0.5s, held by server pid" in msg
     assert "someone-else" in msg and "--lock-wait" in msg
     apply(dsn, mdir)
+
+
+def test_wait_replicas_waits_for_replay_and_reports_wal_and_lag(tmp_path, mdir):
+    from datakit.migrate.scratch_server import ScratchServer
+
+    with ScratchServer(range(61050, 61100), fsync=False) as primary:
+        replica_port = primary.add_replica()
+        dsn = primary.create_database("replicated")
+        write(mdir, "V1__t.sql", "CREATE TABLE t (a int);\n"
+              "INSERT INTO t SELECT generate_series(1, 20000);")
+        step = apply(dsn, mdir, wait_replicas=True).steps[0]
+        assert step.replicas.replicas == 1 and step.wal_bytes > 100_000
+        assert step.replicas.max_lag_bytes >= 0
+        replica = primary.dsn("replicated").replace(f"port={primary.port}",
+                                                     f"port={replica_port}")
+        # replayed before apply returned: the replica already has every row
+        assert query(replica, "SELECT count(*) FROM t") == [(20000,)]

@@ -2,9 +2,12 @@
 
 import sys
 
-from datakit.migrate.fastpath import try_noop_apply
+from datakit.migrate.fastpath import main_apply
 
-if not try_noop_apply(sys.argv[1:]):
+code = main_apply(sys.argv[1:])  # apply without Typer's start-up cost
+if code is None:
     from datakit.migrate.cli import main
 
     main()
+else:
+    sys.exit(code)

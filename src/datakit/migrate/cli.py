@@ -53,13 +53,9 @@ def _say(text: str) -> None:
 
 
 def _step_line(step) -> str:
-    extra = f", {step.wal_bytes / 1024:.1f} KiB WAL" if step.wal_bytes is not None else ""
-    if step.replicas is not None:
-        r = step.replicas
-        extra += (f", {r.replicas} replica(s) caught up in {r.waited_s * 1000:.0f} ms"
-                  f" (max lag {r.max_lag_bytes} B)")
-    verb = "applied" if step.operation == "MIGRATE" else step.operation.lower()
-    return f"{verb} {step.file} in {step.execution_ms} ms{extra}"
+    from datakit.migrate.fastpath import step_line
+
+    return step_line(step)
 
 
 @command
@@ -82,33 +78,11 @@ def apply(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
               "--wait-replicas", help="after each migration wait for every replica")] = False,
           lock_wait: LockWait = 60.0, as_json: AsJson = False) -> None:
     """Apply pending migrations, each in its own transaction."""
-    target_dsn = _dsn(dsn, stack)
-    if not dry_run and not wait_replicas:
-        from datakit.migrate.fastpath import nothing_to_apply
+    from datakit.migrate.fastpath import apply_and_report
 
-        current = nothing_to_apply(target_dsn, migrations_dir, target=target)
-        if current is not None:
-            if as_json:
-                _say(json.dumps({"operation": "apply", "steps": [], "planned": [],
-                                 "dry_run": False, "current_version": current, "notes": []}))
-            else:
-                _say(f"nothing to apply; database at version {current}")
-            return
-    from datakit.migrate.runner import apply as run_apply
-
-    result = run_apply(target_dsn, migrations_dir, target=target, dry_run=dry_run,
-                       allow_out_of_order=allow_out_of_order, lock_wait=lock_wait,
-                       wait_replicas=wait_replicas,
-                       progress=None if as_json else lambda s: _say(_step_line(s)))
-    if as_json:
-        _say(json.dumps(result.to_dict(), default=str))
-    elif dry_run:
-        _say("\n".join(f"would apply {n}" for n in result.planned) or "nothing to apply")
-    elif not result.steps:
-        _say(f"nothing to apply; database at version {result.current_version}")
-    else:
-        _say(f"applied {len(result.steps)} migration(s); database at version "
-             f"{result.current_version}")
+    apply_and_report(_dsn(dsn, stack), migrations_dir, target=target, dry_run=dry_run,
+                     allow_out_of_order=allow_out_of_order, wait_replicas=wait_replicas,
+                     lock_wait=lock_wait, as_json=as_json)
 
 
 @command

@@ -102,40 +102,89 @@ def nothing_to_apply(dsn: str, migrations_dir: str | Path | None = None, *,
     return max(applied) if applied else None
 
 
-def try_noop_apply(argv: list[str]) -> bool:
-    """Handle `apply ...` when there is certainly nothing to do; False means "run the CLI".
+def step_line(step) -> str:
+    """One progress line for an applied or rolled-back migration."""
+    extra = f", {step.wal_bytes / 1024:.1f} KiB WAL" if step.wal_bytes is not None else ""
+    if step.replicas is not None:
+        r = step.replicas
+        extra += (f", {r.replicas} replica(s) caught up in {r.waited_s * 1000:.0f} ms"
+                  f" (max lag {r.max_lag_bytes} B)")
+    verb = "applied" if step.operation == "MIGRATE" else step.operation.lower()
+    return f"{verb} {step.file} in {step.execution_ms} ms{extra}"
 
-    Parses only apply's own options, without Typer (whose start-up alone costs more than
-    the whole no-op); anything unusual is left to the full CLI.
+
+def apply_and_report(dsn: str, migrations_dir: str | Path | None = None, *,
+                     target: int | None = None, dry_run: bool = False,
+                     allow_out_of_order: bool = False, wait_replicas: bool = False,
+                     lock_wait: float = 60.0, as_json: bool = False) -> None:
+    """`datakit migrate apply`: the no-op check first, then the runner; prints as it goes."""
+    import json
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    if not dry_run and not wait_replicas:
+        current = nothing_to_apply(dsn, migrations_dir, target=target)
+        if current is not None:
+            if as_json:
+                say(json.dumps({"operation": "apply", "steps": [], "planned": [],
+                                "dry_run": False, "current_version": current, "notes": []}))
+            else:
+                say(f"nothing to apply; database at version {current}")
+            return
+    from datakit.migrate.runner import apply
+
+    result = apply(dsn, migrations_dir, target=target, dry_run=dry_run,
+                   allow_out_of_order=allow_out_of_order, lock_wait=lock_wait,
+                   wait_replicas=wait_replicas,
+                   progress=None if as_json else lambda st: say(step_line(st)))
+    if as_json:
+        say(json.dumps(result.to_dict(), default=str))
+    elif dry_run:
+        say("\n".join(f"would apply {n}" for n in result.planned) or "nothing to apply")
+    elif not result.steps:
+        say(f"nothing to apply; database at version {result.current_version}")
+    else:
+        say(f"applied {len(result.steps)} migration(s); database at version "
+            f"{result.current_version}")
+
+
+def main_apply(argv: list[str]) -> int | None:
+    """Run `apply ...` without Typer; None means "not for me, run the full CLI".
+
+    Typer's start-up (it loads pydantic) costs more than a whole no-op run, and CI calls
+    apply on every deploy; `--help` and anything unusual go to the full CLI.
     """
     if not argv or argv[0] != "apply":
-        return False
+        return None
     import argparse
-    import json
+
+    from datakit.errors import DatakitError
 
     parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     parser.add_argument("--dsn")
     parser.add_argument("--stack")
     parser.add_argument("--migrations-dir")
     parser.add_argument("--target", type=int)
-    parser.add_argument("--lock-wait", type=float)
+    parser.add_argument("--lock-wait", type=float, default=60.0)
+    parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--allow-out-of-order", action="store_true")
+    parser.add_argument("--wait-replicas", action="store_true")
     try:
         args, unknown = parser.parse_known_args(argv[1:])
-        if unknown:
-            return False
+    except (argparse.ArgumentError, SystemExit):
+        return None
+    if unknown:
+        return None
+    try:
         from datakit.migrate.connection import dsn_for
 
-        current = nothing_to_apply(dsn_for(args.dsn, args.stack), args.migrations_dir,
-                                   target=args.target)
-    except (Exception, SystemExit):  # noqa: BLE001 - the full CLI reports it properly
-        return False
-    if current is None:
-        return False
-    if args.json:
-        print(json.dumps({"operation": "apply", "steps": [], "planned": [], "dry_run": False,
-                          "current_version": current, "notes": []}))
-    else:
-        print(f"nothing to apply; database at version {current}")
-    return True
+        apply_and_report(dsn_for(args.dsn, args.stack), args.migrations_dir, target=args.target,
+                         dry_run=args.dry_run, allow_out_of_order=args.allow_out_of_order,
+                         wait_replicas=args.wait_replicas, lock_wait=args.lock_wait,
+                         as_json=args.json)
+    except DatakitError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return getattr(exc, "exit_code", 1)
+    return 0

@@ -34,6 +34,7 @@ class ScratchServer:
         self.log = self.root / "postgres.log"
         self.pid: int | None = None
         self.started: int | None = None
+        self.replicas: list[tuple[int, int | None]] = []  # (pid, start time)
 
     def dsn(self, dbname: str = "postgres", password: str | None = None) -> str:
         return (f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname} "
@@ -80,8 +81,42 @@ class ScratchServer:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
         return self.dsn(name)
 
+    def add_replica(self) -> int:
+        """Start a streaming replica (pg_basebackup -R) on the next free port; return it."""
+        from datakit.infra.local import process
+
+        port = next((p for p in range(self.port + 1, 61100) if port_free(p)), None)
+        if port is None:
+            raise DatakitError("no free port for a replica")
+        data = self.root / f"replica-{port}"
+        self.account.run([str(PG_BIN / "pg_basebackup"), "-D", str(data), "-R", "-X", "stream",
+                          "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                          "--no-sync", "-c", "fast"],
+                         what="pg_basebackup", env={"PGPASSWORD": self.password})
+        log = self.root / f"replica-{port}.log"
+        pid = self.account.spawn(
+            [str(PG_BIN / "postgres"), "-D", str(data), "-c", f"port={port}",
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
+             "-c", f"cluster_name=replica{port}"], log=log)
+        started = process.start_time(pid)
+        self.replicas.append((pid, started))
+
+        def streaming() -> bool:
+            import psycopg
+
+            with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
+                return bool(conn.execute("SELECT count(*) FROM pg_stat_replication "
+                                         "WHERE state = 'streaming'").fetchone()[0]
+                            >= len(self.replicas))
+
+        wait_until(streaming, what=f"replica on port {port}", timeout=30,
+                   alive=lambda: exit_reason(pid, started, log))
+        return port
+
     def stop(self) -> None:
         try:
+            for pid, started in self.replicas:
+                stop(pid, started, timeout=15)
             if self.pid is not None:
                 stop(self.pid, self.started, timeout=15)
         finally:
