@@ -87,6 +87,11 @@ def form_cluster(props: dict) -> dict:
             bus = int(bus) if int(bus) else int(node["port"]) + 10000
             rd.call(nodes[0], password, "CLUSTER", "MEET", node.get("host") or rd.HOST,
                     int(node["port"]), bus)
+    elif assigned == SLOTS and known != len(nodes):
+        raise DatakitError(f"redis cluster {props['name']} has {known} nodes and the stack "
+                           f"asks for {len(nodes)}: adding or removing cluster nodes "
+                           "(resharding) is not supported yet; keep the node count or "
+                           "make the cluster again (`datakit down` then `up`)")
     elif assigned != SLOTS:
         raise DatakitError(f"redis cluster {props['name']} is half formed ({assigned} of "
                            f"{SLOTS} slots): delete its nodes and run `datakit up` again")
