@@ -137,6 +137,25 @@ def status(stack: str = StackOpt, as_json: bool = JsonOpt) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def verify(stack: str = StackOpt,
+           junit: str = typer.Option(None, "--junit", help="write JUnit XML here"),
+           json_file: str = typer.Option(None, "--json", help="write the results as JSON here"),
+           select: str = typer.Option(None, "-k", help="only checks matching this pytest -k"),
+           timeout: float = typer.Option(30.0, "--timeout", help="seconds a check waits"),
+           migrations_dir: str = typer.Option(None, "--migrations-dir")) -> None:
+    """Prove every node of the stack with the testinfra suite (tests/infra/)."""
+    from datakit import verify as checks
+    from datakit.verify import report
+
+    with err.status("verifying") as shown:
+        result = checks.run(stack, junit=junit, json_path=json_file, select=select,
+                            timeout=timeout, migrations_dir=migrations_dir,
+                            on_row=lambda r: shown.update(f"verifying: {r.node} {r.check}"))
+    report.show(result, console)
+    raise typer.Exit(result.exit_code)
+
+
 def _mount_subcommands() -> None:
     from datakit.migrate.cli import app as migrate_app
 

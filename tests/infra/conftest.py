@@ -1,0 +1,126 @@
+"""Fixtures of the verify suite: the stack under test, one test per node, testinfra hosts.
+
+`datakit verify` writes a context file (outputs with secrets, topology, timeout) and names
+it in $DATAKIT_VERIFY_CONTEXT. A test asks for `pg_node`, `redis_node`, `sentinel_node`,
+`kafka_node`, `any_node` or `topic` and runs once per such node (ids are node names, so
+`-k pg-2` selects one node). Every check goes through `checker.expect` (datakit.verify),
+which retries until ready up to the timeout and records expected, found and waited_s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import testinfra
+
+from datakit.topology import Topology
+from datakit.verify.expect import Checker
+
+NODE_PARAMS = {"pg_node": "postgres", "redis_node": "redis", "sentinel_node": "sentinel",
+               "kafka_node": "kafka"}
+
+
+def _context(config: pytest.Config) -> dict:
+    if not hasattr(config, "_datakit_context"):
+        path = os.environ.get("DATAKIT_VERIFY_CONTEXT")
+        if not path:
+            raise pytest.UsageError("run this suite with `datakit verify --stack NAME`")
+        with open(path) as src:
+            ctx = json.load(src)
+        ctx["topology"] = Topology.model_validate(ctx["topology"])
+        config._datakit_context = ctx
+    return config._datakit_context
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    ctx = _context(metafunc.config)
+    nodes = ctx["outputs"]["nodes"]
+    for fixture, service in NODE_PARAMS.items():
+        if fixture in metafunc.fixturenames:
+            chosen = [n for n in nodes if n["service"] == service]
+            metafunc.parametrize(fixture, chosen, ids=[n["name"] for n in chosen])
+    if "any_node" in metafunc.fixturenames:
+        metafunc.parametrize("any_node", nodes, ids=[n["name"] for n in nodes])
+    if "topic" in metafunc.fixturenames:
+        topics = ctx["topology"].kafka.topics if any(n["service"] == "kafka" for n in nodes) \
+            else []
+        metafunc.parametrize("topic", topics, ids=[t.name for t in topics])
+
+
+@pytest.fixture(scope="session")
+def context(pytestconfig) -> dict:
+    return _context(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def outputs(context) -> dict:
+    return context["outputs"]
+
+
+@pytest.fixture(scope="session")
+def topology(context) -> Topology:
+    return context["topology"]
+
+
+@pytest.fixture(scope="session")
+def secrets(outputs) -> dict:
+    return outputs.get("secrets") or {}
+
+
+@pytest.fixture(scope="session")
+def nodes_of(outputs):
+    def of(service: str) -> list[dict]:
+        return [n for n in outputs["nodes"] if n["service"] == service]
+    return of
+
+
+@pytest.fixture
+def checker(request, context) -> Checker:
+    return Checker(request.node, float(context["timeout"]))
+
+
+@pytest.fixture(scope="session")
+def host_of():
+    """The testinfra host of a node, from its outputs' URL (local://, docker://, ssh://)."""
+    hosts: dict[str, object] = {}
+
+    def of(node: dict):
+        url = node.get("testinfra") or "local://"
+        if url not in hosts:
+            hosts[url] = testinfra.get_host(url)
+        return hosts[url]
+    return of
+
+
+@pytest.fixture(scope="session")
+def pg_connect(outputs, secrets):
+    """An autocommit superuser connection to a PostgreSQL node (over TCP, SCRAM)."""
+    from datakit.infra.local.postgres_client import connect
+
+    user = outputs["endpoints"]["postgres"].get("superuser", "postgres")
+
+    def conn(node: dict, dbname: str = "postgres"):
+        return connect(node, user=user, password=secrets["postgres"]["superuser"],
+                       dbname=dbname, timeout=2)
+    return conn
+
+
+@pytest.fixture(scope="session")
+def pg_primary(nodes_of, outputs, secrets, context) -> dict | None:
+    """The live primary, asked of the servers (never the initial role); None if none
+    answers as one within the timeout (test_one_primary reports that)."""
+    from datakit.infra.local.postgres_client import live_primary
+    from datakit.readiness import NotReady, wait_until
+
+    user = outputs["endpoints"]["postgres"].get("superuser", "postgres")
+    nodes = nodes_of("postgres")
+    try:
+        return wait_until(lambda: live_primary(nodes, user=user,
+                                               password=secrets["postgres"]["superuser"]),
+                          what="the live PostgreSQL primary", timeout=context["timeout"])
+    except NotReady:
+        return None
+    except Exception:  # noqa: BLE001 - two primaries: test_one_primary says so
+        return None
