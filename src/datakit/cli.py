@@ -101,8 +101,12 @@ def preview(stack: str = StackOpt) -> None:
     """Show what `up` would change."""
     from datakit.infra import stack as stacks
 
-    result = stacks.preview(stack)
-    console.print(result.change_summary)
+    stacks.check_topology(stack)
+    result = stacks.preview(stack, on_output=lambda line: console.print(line, markup=False,
+                                                                         highlight=False))
+    changes = {op: n for op, n in result.change_summary.items() if op != "same"}
+    console.print(f"stack {stack}: " + (", ".join(f"{n} to {op}" for op, n in changes.items())
+                                        or "no changes"))
 
 
 @app.command()

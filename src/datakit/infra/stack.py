@@ -64,7 +64,8 @@ def up(stack: str, on_event: Events | None = None, on_output=None, refresh: bool
 def preview(stack: str, on_output=None):
     check_topology(stack)
     s = open_stack(stack)
-    return _run("preview", stack, lambda: s.preview(on_output=on_output, color="never"))
+    return _run("preview", stack, lambda: s.preview(on_output=on_output, color="never",
+                                                      suppress_outputs=True, diff=True))
 
 
 def down(stack: str, on_event: Events | None = None, on_output=None):
