@@ -118,15 +118,18 @@ def _reachable_copy(home: Path, account: RunAs) -> Path:
     """A copy of `home` that `account` can read, made once per build of it.
 
     As root the tool cache lives under /root (mode 0700), which the `kafka` user cannot
-    enter; its nodes then run from <data root>/tools/<name>, hard-linked where possible.
+    enter; its nodes then run from <data root>/tools/<name>-<build stamp>, hard-linked
+    where possible.
     """
     import fcntl
 
     tools = data_root() / "tools"
     tools.mkdir(parents=True, exist_ok=True)
     tools.chmod(0o755)
-    target, stamp = tools / home.name, home / ".datakit-build"
-    want = stamp.read_text() if stamp.exists() else str(stamp.stat().st_mtime)
+    stamp = home / ".datakit-build"
+    want = stamp.read_text().strip() if stamp.exists() else "unstamped"
+    # One copy per build: running JVMs open jars lazily, so a copy in use is never replaced.
+    target = tools / f"{home.name}-{want}"
     with open(tools / f".{home.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = target / ".datakit-build"
