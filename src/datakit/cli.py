@@ -160,6 +160,54 @@ def verify(stack: str = StackOpt,
     raise typer.Exit(result.exit_code)
 
 
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: use KEY=VALUE", param_hint=what)
+        out[key.strip()] = value.strip()
+    return out
+
+
+BaselineOpt = typer.Option([], "--baseline", "-b", help="override a baseline: KEY=VALUE "
+                           "(min_rps=500, queries.read.p95_ms=5)")
+PoolOpt = typer.Option([], "--pool", help="override the pool: KEY=VALUE (max_size=2)")
+
+
+@app.command()
+def load(stack: str = StackOpt,
+         profile: str = typer.Option("baseline", "--profile", "-p",
+                                     help="baseline | stress | soak"),
+         users: int = typer.Option(None, "--users", "-u", help="concurrent users"),
+         duration: str = typer.Option(None, "--duration", "-t", help="e.g. 30s, 5m"),
+         processes: int = typer.Option(1, "--processes", help="Locust worker processes"),
+         out: str = typer.Option(None, "--out", help="report directory"),
+         workload: str = typer.Option("mixed", "--workload", "-w",
+                                      help="mixed | postgres | redis | kafka | patterns"),
+         baseline: list[str] = BaselineOpt, pool: list[str] = PoolOpt,
+         as_json: bool = JsonOpt) -> None:
+    """Run Locust headless against the stack and check its baselines (exit 1 if one breaks)."""
+    from pathlib import Path
+
+    from datakit.load import runner
+    from datakit.load.progress import live_progress, print_outcome
+
+    options = runner.LoadOptions(
+        stack=stack, profile=profile, workload=workload, users=users, duration_s=duration,
+        processes=processes, out_dir=Path(out) if out else None,
+        baseline_overrides=_pairs(baseline, "--baseline"),
+        pool_overrides={k: float(v) for k, v in _pairs(pool, "--pool").items()})
+    with live_progress(err, enabled=not as_json) as on_progress:
+        outcome = runner.run(options, on_progress=on_progress)
+    if as_json:
+        print(outcome.summary_path.read_text())
+    else:
+        print_outcome(console, outcome)
+    if not outcome.passed:
+        raise typer.Exit(1)
+
+
 def _mount_subcommands() -> None:
     from datakit.migrate.cli import app as migrate_app
 

@@ -1,0 +1,63 @@
+"""The live progress line of a load run and the closing baseline table (Rich)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def progress_text(p: dict[str, Any]) -> str:
+    return (f"load: {p.get('elapsed_s', 0):5.1f}/{p.get('duration_s', 0):.0f} s  "
+            f"{p.get('users', 0)}/{p.get('target_users', 0)} users  "
+            f"{p.get('rps', 0):7.1f} req/s  {p.get('requests', 0)} requests  "
+            f"{p.get('failures', 0)} failures")
+
+
+@contextmanager
+def live_progress(console: Console, enabled: bool = True) -> Iterator:
+    if not enabled:
+        yield None
+        return
+    with console.status("load: starting Locust…") as status:
+        yield lambda p: status.update(progress_text(p))
+
+
+def checks_table(checks, title: str) -> Table:
+    table = Table("baseline", "measured", "limit", "result", title=title)
+    for c in checks:
+        style = {"pass": "green", "FAIL": "red"}.get(c.status, "dim")
+        measured = "–" if c.measured is None else f"{c.measured:g} {c.unit}".strip()
+        table.add_row(c.name, measured, f"{c.op} {c.limit:g} {c.unit}".strip(),
+                      f"[{style}]{c.status}[/]")
+    return table
+
+
+def print_outcome(console: Console, outcome) -> None:
+    o = outcome.options
+    if o.profile == "stress":
+        steps = Table("users", "req/s", "baselines", title="stress steps")
+        for s in outcome.steps:
+            steps.add_row(str(s.users), f"{s.summary['totals']['rps']:g}",
+                          "[green]held[/]" if s.passed else "[red]broke[/]")
+        console.print(steps)
+        console.print(f"knee: {outcome.knee_users or 'none (the first step already broke)'}"
+                      " users")
+    final = outcome.final
+    types = Table("request type", "count", "fail", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms",
+                  title="request types (µs histograms)")
+    for key, t in final.summary["types"].items():
+        types.add_row(key, str(t["count"]), str(t["failures"]),
+                      *(f"{t[k]:g}" if t[k] is not None else "–"
+                        for k in ("p50_ms", "p95_ms", "p99_ms", "p999_ms")))
+    console.print(types)
+    verdict = "[green]PASSED[/]" if outcome.passed else "[red]FAILED[/]"
+    console.print(checks_table(final.checks, f"baselines of stack {o.stack}"))
+    if outcome.soak:
+        for label, d in outcome.soak["drift"].items():
+            console.print(f"drift {label}: {d['start']} -> {d['end']} ({d['growth_pct']} %)")
+    console.print(f"{verdict}  report: {outcome.out_dir / 'report.html'}  "
+                  f"summary: {outcome.summary_path}")

@@ -1,0 +1,252 @@
+"""`datakit load`: run Locust headless against a stack, check baselines, write the reports.
+
+One run is one `locust` subprocess (`--processes N` for worker processes on this machine)
+with datakit's listeners loaded by the locustfile. The subprocess writes the merged
+histograms when it quits; this side turns them into the baseline table, `summary.json`,
+`report.html`, next to Locust's own CSV and HTML. Profiles:
+
+- `baseline`: fixed users for a short time, checks baselines;
+- `stress`: steps users up (one short run per step) until a baseline breaks; the knee is
+  the highest load that still held;
+- `soak`: long, sampling node memory and connection counts to show drift and leaks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datakit.errors import DatakitError
+from datakit.load import baseline_check, settings, summary
+from datakit.load.concurrency import NotCooperative
+from datakit.paths import PROJECT_DIR
+
+LOADTESTS = PROJECT_DIR / "loadtests"
+WORKLOADS: dict[str, tuple[str, list[str]]] = {
+    "mixed": ("mixed.py", []),
+    "postgres": ("postgres.py", ["PostgresUser"]),
+    "redis": ("redis_users.py", ["RedisUser"]),
+    "kafka": ("kafka.py", ["KafkaUser"]),
+    "patterns": ("patterns.py", []),
+    "pg-select1": ("postgres.py", ["PostgresSelectOneUser"]),
+    "redis-get": ("redis_users.py", ["RedisGetUser"]),
+}
+PROFILES: dict[str, dict[str, Any]] = {
+    "baseline": {"users": 20, "duration_s": 30.0, "window_s": 1},
+    "stress": {"users": 10, "duration_s": 20.0, "window_s": 1, "steps": 6, "factor": 2.0},
+    "soak": {"users": 20, "duration_s": 1800.0, "window_s": 10},
+}
+
+
+class LoadError(DatakitError):
+    exit_code = 4
+
+
+@dataclass
+class LoadOptions:
+    stack: str = "local"
+    profile: str = "baseline"
+    workload: str = "mixed"
+    users: int | None = None
+    duration_s: float | None = None
+    processes: int = 1
+    out_dir: Path | None = None
+    spawn_rate: float | None = None
+    think_ms: tuple[float, float] = (5.0, 20.0)
+    baseline_overrides: dict[str, str] = field(default_factory=dict)
+    pool_overrides: dict[str, float] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    check_concurrency: bool = True
+
+
+@dataclass
+class StepResult:
+    users: int
+    summary: dict[str, Any]
+    checks: list[baseline_check.Check]
+    timeline: dict[str, list[dict[str, Any]]]
+    out_dir: Path
+
+    @property
+    def passed(self) -> bool:
+        return all(c.status != "FAIL" for c in self.checks)
+
+
+@dataclass
+class LoadOutcome:
+    options: LoadOptions
+    steps: list[StepResult]
+    out_dir: Path
+    knee_users: int | None = None
+    soak: dict[str, Any] | None = None
+
+    @property
+    def final(self) -> StepResult:
+        return self.steps[-1]
+
+    @property
+    def passed(self) -> bool:
+        if self.options.profile == "stress":
+            return self.knee_users is not None
+        return all(s.passed for s in self.steps)
+
+    @property
+    def summary_path(self) -> Path:
+        return self.out_dir / "summary.json"
+
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+def _parse_duration(value: str | float | None) -> float | None:
+    if value is None or isinstance(value, (int, float)):
+        return value
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = value.strip().lower()
+    try:
+        if text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except (ValueError, IndexError):
+        raise LoadError(f"duration {value!r}: use seconds or 30s, 5m, 1h") from None
+
+
+def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcome:
+    """Run the profile; raise NotCooperative (exit 3) or LoadError; else an outcome."""
+    if options.profile not in PROFILES:
+        raise LoadError(f"profile {options.profile!r}: use one of {', '.join(PROFILES)}")
+    if options.workload not in WORKLOADS:
+        raise LoadError(f"workload {options.workload!r}: use one of {', '.join(WORKLOADS)}")
+    from datakit import topology
+
+    profile = PROFILES[options.profile]
+    stack_baselines = topology.load(options.stack).baselines
+    baselines = baseline_check.apply_overrides(stack_baselines, options.baseline_overrides)
+    base = settings.for_stack(options.stack)
+    base.pool.update(options.pool_overrides)
+    base.think_ms = options.think_ms
+    base.check_concurrency = options.check_concurrency
+    base.window_s = profile["window_s"]
+    users = options.users or profile["users"]
+    duration = _parse_duration(options.duration_s) or profile["duration_s"]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(options.out_dir or Path("load-reports") / f"{options.stack}-{stamp}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    outcome = LoadOutcome(options, [], out)
+    if options.profile == "stress":
+        for i in range(profile["steps"]):
+            step_users = int(round(users * profile["factor"] ** i))
+            step = _one_run(options, base, baselines, step_users, duration,
+                            out / f"step-{i + 1}-{step_users}u", on_progress)
+            outcome.steps.append(step)
+            if not step.passed:
+                break
+            outcome.knee_users = step_users
+    elif options.profile == "soak":
+        from datakit.load.soak import NodeSampler
+
+        sampler = NodeSampler(base.outputs, every_s=max(2.0, min(30.0, duration / 60)))
+        sampler.start()
+        try:
+            outcome.steps.append(_one_run(options, base, baselines, users, duration, out,
+                                          on_progress))
+        finally:
+            sampler.stop()
+        outcome.soak = sampler.report()
+    else:
+        outcome.steps.append(_one_run(options, base, baselines, users, duration, out,
+                                      on_progress))
+    write_reports(outcome, baselines)
+    return outcome
+
+
+def _one_run(options: LoadOptions, base: settings.LoadSettings, baselines, users: int,
+             duration: float, out: Path, on_progress: Progress | None) -> StepResult:
+    out.mkdir(parents=True, exist_ok=True)
+    locustfile, classes = WORKLOADS[options.workload]
+    result_path, progress_path = out / "result.json", out / "progress.json"
+    for stale in (result_path, progress_path):
+        stale.unlink(missing_ok=True)
+    run_settings = settings.LoadSettings(**{**vars(base), "result_path": str(result_path),
+                                            "progress_path": str(progress_path)})
+    spawn = options.spawn_rate or max(users / 2.0, 1.0)
+    with tempfile.TemporaryDirectory(prefix="datakit-load-") as tmp:
+        config_path = os.path.join(tmp, "settings.json")  # holds passwords: not in `out`
+        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+        run_settings.dump(config_path)
+        cmd = [sys.executable, "-m", "locust", "-f", str(LOADTESTS / locustfile), *classes,
+               "--headless", "-u", str(users), "-r", str(spawn), "-t", f"{int(duration)}s",
+               "--stop-timeout", "5", "--csv", str(out / "locust"), "--html",
+               str(out / "locust.html"), "--only-summary", "--loglevel", "WARNING",
+               "--exit-code-on-error", "0"]
+        if options.processes > 1:
+            cmd += ["--processes", str(options.processes)]
+        env = {**os.environ, settings.ENV: config_path, **options.env}
+        log_path = out / "locust.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    cwd=str(LOADTESTS))
+            deadline = time.monotonic() + duration + 120
+            try:
+                while proc.poll() is None:
+                    if time.monotonic() > deadline:
+                        proc.kill()
+                        raise LoadError(f"Locust did not finish within {duration + 120:.0f} s;"
+                                        f" see {log_path}")
+                    if on_progress and progress_path.exists():
+                        with contextlib.suppress(OSError, ValueError):
+                            on_progress({**json.loads(progress_path.read_text()),
+                                         "duration_s": duration, "target_users": users})
+                    time.sleep(0.5)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    if not result_path.exists():
+        tail = log_path.read_text()[-1500:]
+        raise LoadError(f"Locust exited with {proc.returncode} and no results "
+                        f"(see {log_path}):\n{tail}")
+    result = json.loads(result_path.read_text())
+    if result.get("refused"):
+        raise NotCooperative(result["refused"])
+    figures = summary.summarize(result)
+    checks = baseline_check.check(result, baselines, figures["duration_s"])
+    return StepResult(users, figures, checks, summary.timeline(result), out)
+
+
+def outcome_json(outcome: LoadOutcome, baselines) -> dict[str, Any]:
+    o = outcome.options
+    final = outcome.final
+    return {
+        "stack": o.stack, "profile": o.profile, "workload": o.workload,
+        "processes": o.processes, "users": final.users, "passed": outcome.passed,
+        "checks": [c.as_json() for c in final.checks],
+        **final.summary,
+        "baselines": baselines.model_dump(mode="json", exclude={"rto_s"}),
+        "steps": [{"users": s.users, "passed": s.passed, "rps": s.summary["totals"]["rps"],
+                   "checks": [c.as_json() for c in s.checks]} for s in outcome.steps]
+                 if o.profile == "stress" else None,
+        "knee_users": outcome.knee_users, "soak": outcome.soak,
+        "files": {"locust_csv": str(final.out_dir / "locust_stats.csv"),
+                  "locust_html": str(final.out_dir / "locust.html"),
+                  "report_html": str(outcome.out_dir / "report.html")},
+    }
+
+
+def write_reports(outcome: LoadOutcome, baselines) -> None:
+    from datakit.load.report import html_report
+
+    data = outcome_json(outcome, baselines)
+    outcome.summary_path.write_text(json.dumps(data, indent=2))
+    (outcome.out_dir / "report.html").write_text(html_report(outcome, data))

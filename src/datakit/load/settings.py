@@ -1,0 +1,74 @@
+"""What a Locust process of a datakit run needs: endpoints, secrets, pool, pacing, files.
+
+`datakit load` writes one JSON file and points `$DATAKIT_LOAD_CONFIG` at it; every Locust
+process (master and workers) reads it. Run by hand (`locust -f loadtests/mixed.py`), the
+locustfiles fall back to the stack named by `$DATAKIT_STACK` (default `local`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+ENV = "DATAKIT_LOAD_CONFIG"
+
+
+@dataclass
+class LoadSettings:
+    stack: str
+    outputs: dict[str, Any]
+    pool: dict[str, float] = field(default_factory=lambda: {
+        "min_size": 5, "max_size": 25, "acquire_timeout_s": 30.0})
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    think_ms: tuple[float, float] = (5.0, 20.0)
+    window_s: int = 1
+    result_path: str | None = None
+    progress_path: str | None = None
+    check_concurrency: bool = True
+    queue_fail_ratio: float = 0.2
+    queue_max_retries: int = 2
+
+    def dump(self, path: str) -> None:
+        with open(path, "w") as out:
+            json.dump(asdict(self), out)
+
+    @property
+    def postgres(self) -> dict[str, Any]:
+        return self.outputs["endpoints"]["postgres"]
+
+    @property
+    def redis(self) -> dict[str, Any]:
+        return self.outputs["endpoints"]["redis"]
+
+    @property
+    def kafka(self) -> dict[str, Any]:
+        return self.outputs["endpoints"]["kafka"]
+
+    @property
+    def secrets(self) -> dict[str, Any]:
+        return self.outputs["secrets"]
+
+
+def for_stack(stack: str, **overrides: Any) -> LoadSettings:
+    """Settings from a stack's outputs (with passwords) and its topology's pool."""
+    from datakit import stack_outputs, topology
+
+    outputs = stack_outputs.read(stack)
+    pool = topology.load(stack).postgres.pool
+    return LoadSettings(stack=stack, outputs=outputs, pool={
+        "min_size": pool.min_size, "max_size": pool.max_size,
+        "acquire_timeout_s": pool.acquire_timeout_s}, **overrides)
+
+
+@lru_cache(maxsize=1)
+def current() -> LoadSettings:
+    if path := os.environ.get(ENV):
+        with open(path) as src:
+            raw = json.load(src)
+        raw["think_ms"] = tuple(raw["think_ms"])
+        return LoadSettings(**raw)
+    return for_stack(os.environ.get("DATAKIT_STACK", "local"))
