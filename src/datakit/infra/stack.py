@@ -70,8 +70,20 @@ def preview(stack: str, on_output=None):
 
 def down(stack: str, on_event: Events | None = None, on_output=None):
     s = open_stack(stack)
-    return _run("destroy", stack, lambda: s.destroy(on_event=on_event, on_output=on_output,
-                                                    color="never"))
+    result = _run("destroy", stack, lambda: s.destroy(on_event=on_event, on_output=on_output,
+                                                      color="never"))
+    _remove_empty_data_dir(stack)
+    return result
+
+
+def _remove_empty_data_dir(stack: str) -> None:
+    """Each node removes its own dir; the stack's folder goes once nothing is left in it."""
+    from datakit.topology import load
+
+    try:
+        load(stack, PROJECT_DIR).data_path().rmdir()
+    except (OSError, DatakitError):
+        pass  # not empty, already gone, or no stack file: nothing of ours to remove
 
 
 def outputs(stack: str) -> dict[str, Any]:

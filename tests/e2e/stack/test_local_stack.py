@@ -183,8 +183,17 @@ def test_reloadable_setting_keeps_the_process_and_a_postmaster_one_restarts(e2e_
     e2e_stack.edit(lambda c: c["datakit:postgres"]["settings"].update(max_connections=120))
     e2e_stack.up()
     after = e2e_stack.outputs()
+    # Raising it on the primary first pauses the replicas' replay until they restart with
+    # the new value too, in the same `up`: afterwards all agree and all stream.
+    for name in ("pg-1", *_replicas(after)):
+        with _pg(after, name) as conn:
+            assert conn.execute("SHOW max_connections").fetchone()[0] == "120", name
     with _pg(after, "pg-1") as conn:
-        assert conn.execute("SHOW max_connections").fetchone()[0] == "120"
+        states = _wait(lambda: dict(conn.execute(
+            "SELECT application_name, state FROM pg_stat_replication").fetchall()) if len(
+            conn.execute("SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'")
+            .fetchall()) == 2 else None)
+    assert states, "replicas did not stream again after the restart"
 
 
 def _port_taken(port: int) -> socket.socket:
@@ -235,3 +244,4 @@ def test_down_leaves_no_process_port_or_data_dir(e2e_stack):
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", n["port"])) != 0, f"{n['name']} still listens"
     assert not any(d.exists() for d in data_dirs(out))
+    assert not data_dirs(out)[0].parent.exists(), "the stack's data folder was left behind"
