@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -205,6 +206,34 @@ def load(stack: str = StackOpt,
     else:
         print_outcome(console, outcome)
     if not outcome.passed:
+        raise typer.Exit(1)
+
+
+DrillOutOpt = typer.Option(None, "--out", help="dir for the HTML and JSON report")
+DrillJsonOpt = typer.Option(None, "--json", help="write results as JSON to this file")
+
+
+@app.command()
+def drill(name: str = typer.Argument(..., help="postgres-failover, postgres-switchover, "
+                                     "redis-failover, redis-cluster-failover, "
+                                     "kafka-broker-loss, backup-restore, stack-restore"),
+          stack: str = StackOpt,
+          times: int = typer.Option(1, "--times", "-n", min=1, help="repeat the drill"),
+          out: Path | None = DrillOutOpt, json_file: Path | None = DrillJsonOpt,
+          non_durable: bool = typer.Option(False, "--non-durable", help="async PostgreSQL "
+                                           "replication and Redis writes without WAIT, to "
+                                           "show the checker finding lost writes")) -> None:
+    """Run a disaster-recovery drill under a writer; count every lost write, measure RTO."""
+    from datakit.drills import report, runner
+
+    results = runner.run(name, stack, times=times, durable=not non_durable,
+                         say=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
+    console.print(report.table(results))
+    summary = runner.summary(results)
+    console.print(summary)
+    for path in runner.write_reports(results, out, json_file):
+        err.print(f"wrote {path}")
+    if not summary["passed"]:
         raise typer.Exit(1)
 
 

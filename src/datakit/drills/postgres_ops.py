@@ -1,0 +1,157 @@
+"""PostgreSQL acts shared by the failover, switchover and restore drills, all over SQL
+(superuser on each node's address) except what node control does on the host.
+
+Roles are asked of the servers (`pg_is_in_recovery()`), never taken from the outputs.
+A node is rejoined as a standby with its own replication slot on the new primary; the
+new primary's `synchronous_standby_names` must list the others (datakit's node config
+already names them on every node: "each node names the others, as if it led").
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+from datakit.drills import control
+from datakit.errors import DatakitError
+from datakit.infra.local.postgres_conf import slot_name
+
+
+def nodes(outputs: dict) -> list[dict]:
+    return [n for n in outputs["nodes"] if n["service"] == "postgres"]
+
+
+def connect(node: dict, outputs: dict, *, timeout: float = 2.0) -> psycopg.Connection:
+    conn = psycopg.connect(host=node["host"], port=node["port"], dbname="postgres",
+                           user=outputs["endpoints"]["postgres"].get("superuser", "postgres"),
+                           password=outputs["secrets"]["postgres"]["superuser"],
+                           connect_timeout=max(1, int(timeout)), autocommit=True,
+                           application_name="datakit-drill-admin")
+    conn.execute("set synchronous_commit = local")
+    return conn
+
+
+def one(node: dict, outputs: dict, query: str, params=None):
+    with connect(node, outputs) as conn:
+        cur = conn.execute(query, params)
+        row = cur.fetchone() if cur.description else None
+        return row[0] if row else None
+
+
+def lsn(text: str | None) -> int:
+    if not text:
+        return -1
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def roles(outputs: dict) -> tuple[dict, list[dict]]:
+    """(the live primary, the other nodes) asked of the servers; exactly one primary."""
+    primaries, others = [], []
+    for node in nodes(outputs):
+        try:
+            standby = one(node, outputs, "select pg_is_in_recovery()")
+        except psycopg.Error:
+            standby = None
+        (others if standby in (True, None) else primaries).append(node)
+    if len(primaries) != 1:
+        raise DatakitError(f"expected one live PostgreSQL primary, found "
+                           f"{[p['name'] for p in primaries]}: run `datakit status`")
+    return primaries[0], others
+
+
+def received_lsn(node: dict, outputs: dict) -> int:
+    return lsn(one(node, outputs, "select coalesce(pg_last_wal_receive_lsn(), "
+                                  "pg_last_wal_replay_lsn())::text"))
+
+
+def promote(node: dict, outputs: dict) -> None:
+    if not one(node, outputs, "select pg_promote(true, 30)"):
+        raise DatakitError(f"pg_promote on {node['name']} did not finish in 30 s")
+
+
+def ensure_slot(primary: dict, outputs: dict, name: str) -> str:
+    slot = slot_name(name)
+    with connect(primary, outputs) as conn:
+        if not conn.execute("select 1 from pg_replication_slots where slot_name = %s",
+                            [slot]).fetchone():
+            conn.execute("select pg_create_physical_replication_slot(%s, true)", [slot])
+    return slot
+
+
+def ensure_quorum(primary: dict, outputs: dict, others: list[dict]) -> str:
+    """The new primary's synchronous_standby_names must name every other node; if not
+    (e.g. a stale ALTER SYSTEM), set `ANY 1 (others)` and reload. Returns the value."""
+    value = one(primary, outputs, "show synchronous_standby_names") or ""
+    if value and all(o["name"] in value for o in others):
+        return value
+    names = ", ".join(f'"{o["name"]}"' for o in others)
+    with connect(primary, outputs) as conn:
+        conn.execute(f"alter system set synchronous_standby_names = 'ANY 1 ({names})'")
+        conn.execute("select pg_reload_conf()")
+    return f"ANY 1 ({names})"
+
+
+def repoint(replica: dict, primary: dict, outputs: dict) -> None:
+    """A running standby follows `primary` (on its new timeline): primary_conninfo and
+    its slot by ALTER SYSTEM, then a reload (PostgreSQL 13+ restarts the WAL receiver)."""
+    slot = ensure_slot(primary, outputs, replica["name"])
+    with connect(replica, outputs) as conn:
+        info = conn.execute("show primary_conninfo").fetchone()[0]
+        info = re.sub(r"\bhost=\S+", f"host={primary['host']}", info)
+        info = re.sub(r"\bport=\S+", f"port={primary['port']}", info)
+        conn.execute(psycopg.sql.SQL("alter system set primary_conninfo = {}").format(
+            psycopg.sql.Literal(info)))
+        conn.execute(psycopg.sql.SQL("alter system set primary_slot_name = {}").format(
+            psycopg.sql.Literal(slot)))
+        conn.execute("select pg_reload_conf()")
+
+
+def rejoin(old: dict, primary: dict, outputs: dict) -> str:
+    """The stopped or killed former primary comes back as a standby of `primary`."""
+    ctl = control.control_for(old, outputs)
+    ctl.stop()
+    slot = ensure_slot(primary, outputs, old["name"])
+    # pg_rewind reads the source's timeline from its control file, which a promotion
+    # updates only at its next checkpoint: without one it sees no fork, "no rewind
+    # required", and the old primary cannot follow (its WAL is past the fork point).
+    one(primary, outputs, "checkpoint")
+    conninfo = (f"user={outputs['endpoints']['postgres'].get('replication_user', 'replicator')}"
+                f" passfile='{ctl.pgpass_path}' host={primary['host']} port={primary['port']}"
+                f" application_name='{old['name']}'")
+    said = ctl.rewind_as_standby(primary, conninfo=conninfo, slot=slot)
+    ctl.start()
+    return said
+
+
+def streaming(primary: dict, outputs: dict) -> dict[str, str]:
+    with connect(primary, outputs) as conn:
+        rows = conn.execute("select application_name, sync_state from pg_stat_replication "
+                            "where state = 'streaming'").fetchall()
+    return dict(rows)
+
+
+def wait_redundant(primary: dict, outputs: dict, others: list[dict],
+                   timeout: float = 60.0) -> dict[str, str]:
+    """Until every other node streams from `primary` (full redundancy again)."""
+    names = {o["name"] for o in others}
+
+    def all_streaming():
+        seen = streaming(primary, outputs)
+        return seen if names <= set(seen) else None
+
+    return control.wait(all_streaming, what=f"{sorted(names)} streaming from "
+                        f"{primary['name']}", timeout=timeout)
+
+
+def set_async(outputs: dict, on: bool) -> None:
+    """The non-durable mode of the checker's own test: no synchronous standbys on any
+    node (ALTER SYSTEM, so a promoted node keeps it), or back to the node config."""
+    for node in nodes(outputs):
+        with connect(node, outputs) as conn:
+            if on:
+                conn.execute("alter system set synchronous_standby_names = ''")
+            else:
+                conn.execute("alter system reset synchronous_standby_names")
+            conn.execute("select pg_reload_conf()")

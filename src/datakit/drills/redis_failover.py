@@ -1,0 +1,100 @@
+"""redis-failover: SIGKILL the Redis master under a writer that finds the master through
+Sentinel; Sentinel (down-after-milliseconds, then a vote) promotes a replica and the
+client follows; the old master is started again and Sentinel makes it a replica.
+
+Durable writes are HSET + `WAIT 1 1000` (acknowledged once a replica has it) on top of
+the stack's `min-replicas-to-write`; a write whose WAIT answered 0 is an unknown outcome.
+The non-durable mode drops WAIT: Redis replication is asynchronous, so a write acked just
+before the kill can be lost, and the checker must say so.
+"""
+
+from __future__ import annotations
+
+import time
+
+from datakit.drills import control
+from datakit.drills.checker import check
+from datakit.drills.context import DrillContext
+from datakit.drills.result import DrillResult, measure
+from datakit.drills.targets import RedisTarget, sentinel_client
+from datakit.drills.writer import Recorder, Writer, wait_first_ack_after
+
+NAME = "redis-failover"
+
+
+def applies(outputs: dict) -> str | None:
+    mode = outputs["endpoints"]["redis"].get("mode")
+    return None if mode == "sentinel" else f"the stack's Redis mode is {mode!r}, not sentinel"
+
+
+def data_nodes(outputs: dict) -> list[dict]:
+    return [n for n in outputs["nodes"] if n["service"] == "redis"]
+
+
+def master_node(outputs: dict) -> dict:
+    sentinel, name = sentinel_client(outputs)
+    host, port = sentinel.discover_master(name)
+    return next(n for n in data_nodes(outputs) if int(n["port"]) == int(port))
+
+
+def replicas_of(master: dict, outputs: dict) -> set[int]:
+    """Ports of the replicas the master lists as online and caught up enough."""
+    import redis
+
+    client = redis.Redis(host=master["host"], port=master["port"], socket_timeout=1,
+                         password=outputs["secrets"]["redis"]["default"],
+                         decode_responses=True)
+    try:
+        info = client.info("replication")
+    finally:
+        client.close()
+    if info.get("role") != "master":
+        return set()
+    return {int(v["port"]) for k, v in info.items()
+            if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"}
+
+
+def wait_redundant(outputs: dict, timeout: float = 60.0) -> dict:
+    """Until Sentinel's master lists every other data node as an online replica."""
+    want = {int(n["port"]) for n in data_nodes(outputs)}
+
+    def full():
+        master = master_node(outputs)
+        return master if replicas_of(master, outputs) == want - {int(master["port"])} else None
+
+    return control.wait(full, what="Redis master with every other node replicating",
+                        timeout=timeout)
+
+
+def run(ctx: DrillContext) -> DrillResult:
+    out = ctx.outputs
+    result = DrillResult(NAME, ctx.stack, durable=ctx.durable)
+    old = wait_redundant(out)
+    target = RedisTarget(out, ctx.run_id, durable=ctx.durable)
+    rec = Recorder()
+    writer = Writer(target, rec)
+    try:
+        writer.start()
+        time.sleep(ctx.warmup_s)
+        ctx.say(f"killing Redis master {old['name']} (SIGKILL)")
+        ctl = control.control_for(old, out)
+        ctl.kill()
+        rec.event("kill")  # the node is dead now
+        t_kill = rec.at("kill") or 0.0
+        control.wait(lambda: master_node(out)["name"] != old["name"],
+                     what="Sentinel to promote a replica", timeout=60)
+        rec.event("promoted")
+        wait_first_ack_after(rec, t_kill, timeout=60)
+        ctl.start()
+        rec.event("restarted")
+        new = wait_redundant(out)
+        rec.event("redundant")
+        time.sleep(ctx.tail_s)
+        result.extra.update(old_master=old["name"], new_master=new["name"])
+    finally:
+        writer.stop()
+    result.check = check(rec, target.read_ids())
+    measure(result, rec, "kill")
+    if result.check.lost and ctx.durable:
+        result.reason = f"{len(result.check.lost)} acknowledged writes lost"
+    return result

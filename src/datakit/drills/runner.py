@@ -1,0 +1,57 @@
+"""Run a drill once or N times against a stack and summarise: the RTO distribution
+(median, max) and the total lost. A drill that does not apply to the stack (e.g. the
+Redis Cluster drill on a Sentinel stack) reports why and counts as not run."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+from datakit import drills, stack_outputs
+from datakit.drills.context import DrillContext
+from datakit.drills.result import DrillResult
+
+
+def run_once(name: str, stack: str, *, outputs: dict | None = None, durable: bool = True,
+             say: Callable[[str], None] = lambda _m: None, **options) -> DrillResult:
+    mod = drills.module(name)
+    outputs = outputs or stack_outputs.read(stack)
+    reason = mod.applies(outputs)
+    if reason:
+        return DrillResult(name, stack, durable=durable, applies=False, reason=reason)
+    ctx = DrillContext(stack, outputs, durable=durable, say=say, **options)
+    return mod.run(ctx)
+
+
+def run(name: str, stack: str, *, times: int = 1, **kwargs) -> list[DrillResult]:
+    outputs = kwargs.pop("outputs", None) or stack_outputs.read(stack)
+    return [run_once(name, stack, outputs=outputs, **kwargs) for _ in range(times)]
+
+
+def summary(results: list[DrillResult]) -> dict:
+    ran = [r for r in results if r.applies]
+    rtos = [r.rto_s for r in ran if r.rto_s is not None]
+    red = [r.rto_redundancy_s for r in ran if r.rto_redundancy_s is not None]
+    return {"runs": len(ran), "not_applicable": len(results) - len(ran),
+            "rto_median_s": round(statistics.median(rtos), 3) if rtos else None,
+            "rto_max_s": max(rtos) if rtos else None,
+            "rto_redundancy_median_s": round(statistics.median(red), 3) if red else None,
+            "lost": sum(r.lost for r in ran),
+            "passed": all(r.passed for r in results)}
+
+
+def write_reports(results: list[DrillResult], out_dir: Path | None,
+                  json_file: Path | None) -> list[Path]:
+    from datakit.drills import report
+
+    written = []
+    if json_file:
+        report.write_json(results, json_file, summary(results))
+        written.append(json_file)
+    if out_dir:
+        name = results[0].drill if results else "drill"
+        report.write_json(results, out_dir / f"{name}.json", summary(results))
+        report.write_html(results, out_dir / f"{name}.html")
+        written += [out_dir / f"{name}.json", out_dir / f"{name}.html"]
+    return written
