@@ -154,6 +154,8 @@ def main() -> None:
                     results[tool][1].append(noop_s)
                     print(f"# rep {rep + 1} {tool}: apply {apply_s:.3f}s noop {noop_s:.3f}s",
                           file=sys.stderr, flush=True)
+            print(f"# load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+                  "CPUs (figures are only comparable on a quiet machine)", file=sys.stderr)
             for tool, (applies, noops) in results.items():
                 print(f"{tool} apply_s={statistics.median(applies):.3f} "
                       f"noop_s={statistics.median(noops):.3f}")
