@@ -22,8 +22,9 @@ def nodes(outputs: dict) -> list[dict]:
     return [n for n in outputs["nodes"] if n["service"] == "postgres"]
 
 
-def connect(node: dict, outputs: dict, *, timeout: float = 2.0) -> psycopg.Connection:
-    conn = psycopg.connect(host=node["host"], port=node["port"], dbname="postgres",
+def connect(node: dict, outputs: dict, *, timeout: float = 2.0,
+            dbname: str = "postgres") -> psycopg.Connection:
+    conn = psycopg.connect(host=node["host"], port=node["port"], dbname=dbname,
                            user=outputs["endpoints"]["postgres"].get("superuser", "postgres"),
                            password=outputs["secrets"]["postgres"]["superuser"],
                            connect_timeout=max(1, int(timeout)), autocommit=True,

@@ -21,7 +21,9 @@ def run_once(name: str, stack: str, *, outputs: dict | None = None, durable: boo
     if reason:
         return DrillResult(name, stack, durable=durable, applies=False, reason=reason)
     ctx = DrillContext(stack, outputs, durable=durable, say=say, **options)
-    return mod.run(ctx)
+    result = mod.run(ctx)
+    result.extra["run_id"] = ctx.run_id
+    return result
 
 
 def run(name: str, stack: str, *, times: int = 1, **kwargs) -> list[DrillResult]:

@@ -1,0 +1,39 @@
+"""Each drill N times against a stack; one line per drill:
+`DRILL rto_median_s=X rto_max_s=Y lost=Z` (plus the redundancy median and runs).
+
+    .venv/bin/python bench/drills.py --stack local --times 5 [--drill NAME ...]
+
+The stack must be up and disposable (drills kill its nodes). A drill that does not
+apply to the stack prints `n/a` and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from datakit.drills import DRILLS, runner
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stack", default="local")
+    ap.add_argument("--times", type=int, default=5)
+    ap.add_argument("--drill", action="append", choices=list(DRILLS))
+    args = ap.parse_args()
+    failed = False
+    for name in args.drill or list(DRILLS):
+        results = runner.run(name, args.stack, times=args.times)
+        s = runner.summary(results)
+        if not s["runs"]:
+            print(f"{name} n/a ({results[0].reason})", flush=True)
+            continue
+        print(f"{name} rto_median_s={s['rto_median_s']} rto_max_s={s['rto_max_s']} "
+              f"lost={s['lost']} redundancy_median_s={s['rto_redundancy_median_s']} "
+              f"runs={s['runs']}", flush=True)
+        failed |= not s["passed"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Drills run on the shared e2e stack; each test leaves it healthy (roles may stay
+failed over). Ports: set DATAKIT_E2E_PORT_SHIFT so they do not meet other suites."""
+
+from __future__ import annotations
+
+import pytest
+
+from datakit import status
+from datakit.drills import postgres_ops
+
+
+def assert_healthy(outputs: dict) -> None:
+    rows = status.live(outputs)
+    down = [r for r in rows if r["health"] != "up"]
+    assert not down, down
+    primary, others = postgres_ops.roles(outputs)
+    assert set(postgres_ops.wait_redundant(primary, outputs, others)) == \
+        {o["name"] for o in others}
+
+
+@pytest.fixture
+def outputs(e2e_stack):
+    return e2e_stack.outputs()
