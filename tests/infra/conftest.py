@@ -22,6 +22,13 @@ NODE_PARAMS = {"pg_node": "postgres", "redis_node": "redis", "sentinel_node": "s
                "kafka_node": "kafka"}
 
 
+def pytest_ignore_collect(collection_path, config):
+    """Outside `datakit verify` (a bare `pytest tests/`), there is no stack: collect nothing."""
+    if not os.environ.get("DATAKIT_VERIFY_CONTEXT") and collection_path.suffix == ".py":
+        return True
+    return None
+
+
 def _context(config: pytest.Config) -> dict:
     if not hasattr(config, "_datakit_context"):
         path = os.environ.get("DATAKIT_VERIFY_CONTEXT")
