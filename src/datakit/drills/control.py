@@ -182,6 +182,14 @@ class LocalControl:
         if self.running():
             raise DatakitError(f"{self.name}: stop it before pg_rewind")
         pgdata = self._cwd
+        # A killed postmaster's backends exit only when they notice; until then (and
+        # while its postmaster.pid names a live, maybe recycled, pid) a single-user
+        # crash recovery refuses the directory. Wait for them, then drop the stale file.
+        want = pgdata.resolve()
+        wait_until(lambda: not any(e.name.isdigit() and _proc_cwd(int(e.name)) == want
+                                   for e in Path("/proc").iterdir()),
+                   what=f"every process of the killed {self.name} to exit", timeout=60)
+        (pgdata / "postmaster.pid").unlink(missing_ok=True)
         account = self._process.RunAs.service("postgres")
         secrets = self.outputs["secrets"]["postgres"]
         version = int((pgdata / "PG_VERSION").read_text().strip())
