@@ -66,6 +66,8 @@ class LoadOptions:
     pool_overrides: dict[str, float] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     check_concurrency: bool = True
+    locustfile: Path | None = None  # instead of a named workload (e.g. a benchmark's peer)
+    user_classes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -124,7 +126,7 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
     """Run the profile; raise NotCooperative (exit 3) or LoadError; else an outcome."""
     if options.profile not in PROFILES:
         raise LoadError(f"profile {options.profile!r}: use one of {', '.join(PROFILES)}")
-    if options.workload not in WORKLOADS:
+    if options.locustfile is None and options.workload not in WORKLOADS:
         raise LoadError(f"workload {options.workload!r}: use one of {', '.join(WORKLOADS)}")
     from datakit import topology
 
@@ -173,7 +175,10 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
 def _one_run(options: LoadOptions, base: settings.LoadSettings, baselines, users: int,
              duration: float, out: Path, on_progress: Progress | None) -> StepResult:
     out.mkdir(parents=True, exist_ok=True)
-    locustfile, classes = WORKLOADS[options.workload]
+    if options.locustfile is not None:
+        locustfile, classes = str(options.locustfile), options.user_classes
+    else:
+        locustfile, classes = WORKLOADS[options.workload]
     result_path, progress_path = out / "result.json", out / "progress.json"
     for stale in (result_path, progress_path):
         stale.unlink(missing_ok=True)

@@ -1,0 +1,184 @@
+"""Benchmark: datakit's Locust users against the reference clients, on one stack's servers.
+
+PostgreSQL (the current primary, asked of the servers): pgbench with `SELECT 1` and with
+its built-in select-only script (`-S`, scale 1 in a scratch `datakit_bench` database), at
+8 clients, prepared protocol; Locust's own contrib `PostgresUser` (locust.contrib.postgres:
+one connection per user, times truncated to whole ms by the contrib client); datakit's
+pooled `PostgresSelectOneUser` with one and with two worker processes, same concurrency and
+duration, no think time. At 1 client: pgbench against datakit's user, for latency.
+Redis (the current master, asked of Sentinel): redis-benchmark GET at 8 clients against
+datakit's `RedisGetUser`. Latencies of the Locust runs come from datakit's microsecond
+histograms (query time on the connection; pool wait is reported beside it).
+
+Prints one line per tool, `NAME rps=X p50_ms=Y p99_ms=Z`, then the ratios.
+Run: .venv/bin/python bench/load_vs_peers.py [--stack local] [--duration 10] [--clients 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import io
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+from datakit import stack_outputs
+from datakit.load import runner
+from datakit.load.histogram import Histogram
+
+CONTRIB_LOCUSTFILE = '''
+from locust import constant, task
+from locust.contrib.postgres import PostgresUser
+
+from datakit.load import listeners  # noqa: F401  (the same microsecond histograms)
+from datakit.load.settings import current
+
+
+class ContribSelectOne(PostgresUser):
+    wait_time = constant(0)
+    conn_string = current().postgres["write_dsn"]
+
+    @task
+    def select_one(self):
+        self.client.execute_query("SELECT 1")
+'''
+
+
+def line(name: str, rps: float, p50: float | None, p99: float | None, note: str = "") -> dict:
+    fmt = lambda v: "nan" if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"{name} rps={rps:.0f} p50_ms={fmt(p50)} p99_ms={fmt(p99)}{note}", flush=True)
+    return {"rps": rps, "p50": p50, "p99": p99}
+
+
+def primary(outputs: dict) -> tuple[dict, str]:
+    pw = outputs["secrets"]["postgres"]["superuser"]
+    for node in (n for n in outputs["nodes"] if n["service"] == "postgres"):
+        dsn = (f"host={node['host']} port={node['port']} user=postgres password={pw} "
+               f"connect_timeout=3")
+        try:
+            with psycopg.connect(f"{dsn} dbname=postgres", autocommit=True) as conn:
+                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    return node, dsn
+        except psycopg.Error:
+            continue
+    sys.exit("no PostgreSQL primary answers: run `datakit up`")
+
+
+def pgbench(node: dict, password: str, clients: int, duration: int, script: list[str],
+            tmp: Path, tag: str) -> dict:
+    prefix = tmp / f"pgb-{tag}"
+    cmd = ["pgbench", "-n", "-h", node["host"], "-p", str(node["port"]), "-U", "postgres",
+           "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
+           "-T", str(duration), "-l", f"--log-prefix={prefix}", *script, "datakit_bench"]
+    out = subprocess.run(cmd, env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, check=True, cwd=tmp).stdout
+    tps = next(float(w.split("=")[1].split()[0]) for w in out.splitlines()
+               if w.startswith("tps ="))
+    hist = Histogram()
+    for path in glob.glob(f"{prefix}*"):
+        with open(path) as log:
+            for row in log:
+                hist.record(int(row.split()[2]))
+    return {"rps": tps, "p50": hist.percentile_ms(50), "p99": hist.percentile_ms(99)}
+
+
+def locust_run(stack: str, out: Path, users: int, duration: int, processes: int = 1,
+               **kw) -> tuple[float, dict]:
+    options = runner.LoadOptions(stack=stack, users=users, duration_s=duration,
+                                 processes=processes, out_dir=out, think_ms=(0.0, 0.0),
+                                 spawn_rate=users, **kw)
+    outcome = runner.run(options)
+    types = outcome.final.summary["types"]
+    ops = {k: t for k, t in types.items() if not t["derived"]}
+    key = max(ops, key=lambda k: ops[k]["count"])
+    return outcome.final.summary["totals"]["rps"], {**ops[key], "all": types}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stack", default="local")
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--clients", type=int, default=8)
+    args = ap.parse_args()
+    outputs = stack_outputs.read(args.stack)
+    node, dsn = primary(outputs)
+    pw = outputs["secrets"]["postgres"]["superuser"]
+    with psycopg.connect(f"{dsn} dbname=postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'datakit_bench'"
+                            ).fetchone():
+            conn.execute("CREATE DATABASE datakit_bench")
+    subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", node["host"], "-p",
+                    str(node["port"]), "-U", "postgres", "datakit_bench"],
+                   env={"PGPASSWORD": pw, "PATH": "/usr/bin:/bin"}, check=True,
+                   capture_output=True)
+    d, c = args.duration, args.clients
+    res: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="datakit-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        (tmp / "select1.sql").write_text("SELECT 1;\n")
+        r = pgbench(node, pw, c, d, ["-f", "select1.sql"], tmp, "s1")
+        res["pgbench"] = line("pgbench", r["rps"], r["p50"], r["p99"], "  (SELECT 1)")
+        r = pgbench(node, pw, c, d, ["-S"], tmp, "S")
+        res["pgbench_S"] = line("pgbench_S", r["rps"], r["p50"], r["p99"], "  (-S)")
+
+        contrib = tmp / "contrib_locustfile.py"
+        contrib.write_text(CONTRIB_LOCUSTFILE)
+        rps, t = locust_run(args.stack, tmp / "contrib", c, d, locustfile=contrib,
+                            user_classes=["ContribSelectOne"])
+        res["locust_contrib"] = line("locust_contrib", rps, t["p50_ms"], t["p99_ms"],
+                                     "  (whole-ms times from the contrib client)")
+        for procs in (1, 2):
+            rps, t = locust_run(args.stack, tmp / f"dk{procs}", c, d, procs,
+                                workload="pg-select1")
+            wait = t["all"].get("postgres pool_wait/write", {})
+            name = "datakit_pg" if procs == 1 else "datakit_pg_2proc"
+            res[name] = line(name, rps, t["p50_ms"], t["p99_ms"],
+                             f"  (processes={procs}; pool wait p50={wait.get('p50_ms')} ms)")
+
+        r = pgbench(node, pw, 1, d, ["-f", "select1.sql"], tmp, "c1")
+        res["pgbench_c1"] = line("pgbench_c1", r["rps"], r["p50"], r["p99"], "  (1 client)")
+        rps, t = locust_run(args.stack, tmp / "dk-c1", 1, d, workload="pg-select1")
+        res["datakit_pg_c1"] = line("datakit_pg_c1", rps, t["p50_ms"], t["p99_ms"],
+                                    "  (1 user)")
+
+        rd = outputs["endpoints"]["redis"]
+        from redis.sentinel import Sentinel
+
+        sentinels = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in rd["sentinels"])]
+        host, port = Sentinel(sentinels, sentinel_kwargs={
+            "password": outputs["secrets"]["redis"]["sentinel"]}).discover_master(
+                rd["master_name"])
+        out = subprocess.run(["redis-benchmark", "-h", host, "-p", str(port), "-a",
+                              outputs["secrets"]["redis"]["default"], "-c", str(c), "-n",
+                              "200000", "-t", "get", "--csv"], capture_output=True,
+                             text=True, check=True).stdout
+        row = next(r for r in csv.DictReader(io.StringIO(out)) if r["test"] == "GET")
+        res["redis_benchmark"] = line("redis_benchmark", float(row["rps"]),
+                                      float(row["p50_latency_ms"]),
+                                      float(row["p99_latency_ms"]))
+        for procs in (1, 2):
+            rps, t = locust_run(args.stack, tmp / f"rd{procs}", c, d, procs,
+                                workload="redis-get")
+            name = "datakit_redis" if procs == 1 else "datakit_redis_2proc"
+            res[name] = line(name, rps, t["p50_ms"], t["p99_ms"], f"  (processes={procs})")
+
+    base, rbase = res["pgbench"]["rps"], res["redis_benchmark"]["rps"]
+    print()
+    for name in ("locust_contrib", "datakit_pg", "datakit_pg_2proc"):
+        print(f"ratio {name}/pgbench rps={res[name]['rps'] / base:.2f}")
+    print(f"ratio datakit_pg/locust_contrib rps="
+          f"{res['datakit_pg']['rps'] / res['locust_contrib']['rps']:.2f}")
+    p1, d1 = res["pgbench_c1"], res["datakit_pg_c1"]
+    print(f"ratio datakit_pg_c1/pgbench_c1 p50={d1['p50'] / p1['p50']:.2f} "
+          f"p99={d1['p99'] / p1['p99']:.2f}")
+    for name in ("datakit_redis", "datakit_redis_2proc"):
+        print(f"ratio {name}/redis_benchmark rps={res[name]['rps'] / rbase:.2f}")
+
+
+if __name__ == "__main__":
+    main()
