@@ -87,9 +87,12 @@ def pgbench(node: dict, password: str, clients: int, duration: int, script: list
     return {"rps": tps, "p50": hist.percentile_ms(50), "p99": hist.percentile_ms(99)}
 
 
+OUTPUTS: dict = {}
+
+
 def locust_run(stack: str, out: Path, users: int, duration: int, processes: int = 1,
                **kw) -> tuple[float, dict]:
-    options = runner.LoadOptions(stack=stack, users=users, duration_s=duration,
+    options = runner.LoadOptions(stack=stack, outputs=OUTPUTS, users=users, duration_s=duration,
                                  processes=processes, out_dir=out, think_ms=(0.0, 0.0),
                                  spawn_rate=users, **kw)
     outcome = runner.run(options)
@@ -106,6 +109,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     args = ap.parse_args()
     outputs = stack_outputs.read(args.stack)
+    OUTPUTS.update(outputs)
     node, dsn = primary(outputs)
     pw = outputs["secrets"]["postgres"]["superuser"]
     with psycopg.connect(f"{dsn} dbname=postgres", autocommit=True) as conn:

@@ -68,6 +68,7 @@ class LoadOptions:
     check_concurrency: bool = True
     locustfile: Path | None = None  # instead of a named workload (e.g. a benchmark's peer)
     user_classes: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] | None = None  # the stack's outputs, if already read
 
 
 @dataclass
@@ -133,7 +134,7 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
     profile = PROFILES[options.profile]
     stack_baselines = topology.load(options.stack).baselines
     baselines = baseline_check.apply_overrides(stack_baselines, options.baseline_overrides)
-    base = settings.for_stack(options.stack)
+    base = settings.for_stack(options.stack, options.outputs)
     base.pool.update(options.pool_overrides)
     base.think_ms = options.think_ms
     base.check_concurrency = options.check_concurrency

@@ -53,11 +53,12 @@ class LoadSettings:
         return self.outputs["secrets"]
 
 
-def for_stack(stack: str, **overrides: Any) -> LoadSettings:
+def for_stack(stack: str, outputs: dict[str, Any] | None = None,
+              **overrides: Any) -> LoadSettings:
     """Settings from a stack's outputs (with passwords) and its topology's pool."""
     from datakit import stack_outputs, topology
 
-    outputs = stack_outputs.read(stack)
+    outputs = outputs or stack_outputs.read(stack)
     pool = topology.load(stack).postgres.pool
     return LoadSettings(stack=stack, outputs=outputs, pool={
         "min_size": pool.min_size, "max_size": pool.max_size,

@@ -35,9 +35,14 @@ RELAXED = {"pool_wait_p95_ms": "2000", "queries.read.p95_ms": "3000",
            "error_ratio_max": "0.01", "min_rps": "5"}
 
 
+_outputs: dict[str, dict] = {}
+
+
 def _options(stack, tmp_path: Path, **kw) -> runner.LoadOptions:
+    if stack.name not in _outputs:  # endpoints and passwords stay for the whole session
+        _outputs[stack.name] = stack.outputs()
     base = {"stack": stack.name, "users": 8, "duration_s": 10, "out_dir": tmp_path / "run",
-            "baseline_overrides": dict(RELAXED)}
+            "baseline_overrides": dict(RELAXED), "outputs": _outputs[stack.name]}
     return runner.LoadOptions(**{**base, **kw})
 
 
@@ -99,7 +104,7 @@ def _replica_serving_reads(outputs: dict) -> dict:
 
 
 def test_a_replica_stopped_mid_run_shows_as_errors_not_a_crash(e2e_stack, tmp_path):
-    outputs = e2e_stack.outputs()
+    outputs = e2e_stack.outputs()  # this test needs the current pids
     found: dict = {}
 
     def go():
