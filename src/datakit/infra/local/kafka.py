@@ -369,6 +369,17 @@ def restart_node(props: dict, outs: dict) -> dict:
     return {**outs, **start_node(props)}
 
 
+def live_process(outs: dict) -> tuple[int, int] | None:
+    """(pid, start time) of the JVM serving this node now: the one datakit started, or one
+    started since on the same config (a drill's restart)."""
+    if node_running(outs):
+        pid = int(outs["pid"])
+        return pid, int(outs.get("started") or process.start_time(pid) or 0)
+    if outs.get("data_dir"):
+        return process.find_by_argument(str(Path(outs["data_dir"]) / "server.properties"))
+    return None
+
+
 def stop_node(outs: dict, *, timeout: float = 30.0) -> None:
     """SIGTERM (a controlled shutdown), then SIGKILL after `timeout`; returns when the
     process is gone and its ports are closed. Gone already is fine.
@@ -376,17 +387,15 @@ def stop_node(outs: dict, *, timeout: float = 30.0) -> None:
     A node that is the last of its quorum takes about 5-10 s: its broker and its raft
     client each wait for controllers that are gone.
     """
-    if outs.get("pid"):
-        started = outs.get("started")
-        process.stop(int(outs["pid"]), int(started) if started else None, timeout=timeout)
+    if live := live_process(outs):
+        process.stop(*live, timeout=timeout)
         _wait_ports_closed(outs)
 
 
 def kill_node(outs: dict) -> None:
     """SIGKILL, as a broker-loss drill does; returns when its ports are closed."""
-    if outs.get("pid"):
-        started = outs.get("started")
-        process.kill(int(outs["pid"]), int(started) if started else None)
+    if live := live_process(outs):
+        process.kill(*live)
         _wait_ports_closed(outs)
 
 
@@ -433,6 +442,6 @@ def _read_properties(path: Path) -> dict[str, str]:
 __all__ = [
     "bootstrap", "client_config", "cluster_health", "create_node", "default_home",
     "delete_node", "delete_topic", "describe_topic", "ensure_topic", "format_node",
-    "jvm_args", "kill_node", "new_cluster_id", "node_running", "restart_node",
+    "jvm_args", "kill_node", "live_process", "new_cluster_id", "node_running", "restart_node",
     "server_properties", "start_node", "stop_node", "wait_cluster_ready",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 Spec = dict[str, Any]
@@ -30,9 +31,20 @@ class Kind:
     alive: Callable[[Spec, State], bool] = _always
     update: Callable[[Spec, State, Spec], State] | None = None
     replace_keys: frozenset[str] = frozenset()
+    # The live process of a node, which a drill may have restarted: keeps handles truthful.
+    live: Callable[[Spec, State], tuple[int, int] | None] | None = None
 
     def apply_update(self, old: Spec, state: State, new: Spec) -> State:
         return self.update(old, state, new) if self.update else self.create(new)
+
+    def refreshed(self, spec: Spec, state: State) -> State:
+        """`state` with the pid and start time of the process serving the node now."""
+        found = self.live(spec, state) if self.live else None
+        if not found:
+            return state
+        pid, started = found
+        key = "started" if "started" in state else "start_time"
+        return {**state, "pid": pid, key: started}
 
 
 # Peers only say where to look for the live primary/master: a changed peer list (scaling)
@@ -46,9 +58,14 @@ def _postgres() -> dict[str, Kind]:
     def update(old, state, new):
         return {**state, **pg.update(old, state, new)}
 
+    def live(_spec, state):
+        return pg._running_postmaster(Path(state["pgdata"])) if state.get("pgdata") else None
+
     return {
-        "postgres-primary": Kind(pg.create_primary, pg.delete, pg.alive, update, NODE_KEYS),
-        "postgres-replica": Kind(pg.create_replica, pg.delete, pg.alive, update, NODE_KEYS),
+        "postgres-primary": Kind(pg.create_primary, pg.delete, pg.alive, update, NODE_KEYS,
+                                 live),
+        "postgres-replica": Kind(pg.create_replica, pg.delete, pg.alive, update, NODE_KEYS,
+                                 live),
     }
 
 
@@ -62,12 +79,15 @@ def _redis() -> dict[str, Kind]:
     def cluster_ok(spec, _state):
         return redis_cluster.health(spec).get("state") == "ok"
 
+    def live(spec, _state):
+        return rd._running(spec)
+
     return {
         "redis-server": Kind(rd.create_server, rd.delete, rd.alive, update(rd),
-                             NODE_KEYS | {"cluster"}),
+                             NODE_KEYS | {"cluster"}, live),
         "redis-sentinel": Kind(redis_sentinel.create_sentinel, redis_sentinel.delete,
                                redis_sentinel.alive, update(redis_sentinel),
-                               NODE_KEYS | {"master_name"}),
+                               NODE_KEYS | {"master_name"}, live),
         "redis-sentinels": Kind(redis_sentinel.wait_sentinels),
         "redis-cluster": Kind(redis_cluster.form_cluster, alive=cluster_ok,
                               update=lambda _o, _st, new: redis_cluster.form_cluster(new)),
@@ -87,8 +107,9 @@ def _kafka() -> dict[str, Kind]:
 
     return {
         "kafka-node": Kind(kafka.create_node, lambda _s, st: kafka.delete_node(st),
-                           lambda _s, st: kafka.node_running(st), restart,
-                           NODE_KEYS | {"node_id", "cluster_id", "controller_port"}),
+                           lambda _s, st: kafka.live_process(st) is not None, restart,
+                           NODE_KEYS | {"node_id", "cluster_id", "controller_port"},
+                           lambda _s, st: kafka.live_process(st)),
         "kafka-ready": Kind(kafka.wait_cluster_ready),
         "kafka-topic": Kind(ensure_topic, lambda spec, _st: kafka.delete_topic(spec),
                             update=lambda _o, _st, new: ensure_topic(new),

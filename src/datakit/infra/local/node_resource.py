@@ -63,10 +63,11 @@ class LocalNodeProvider(ResourceProvider):
     def read(self, id_, props):
         props = _plain(props)
         state = props.get("state") or {}
-        if not state or not _kind(props["kind"]).alive(props["spec"], state):
+        kind = _kind(props["kind"])
+        if not state or not kind.alive(props["spec"], state):
             # A blank id drops the node from state, so the next `up` creates it again.
             return ReadResult(id_="", outs={})
-        return ReadResult(id_=id_, outs=props)
+        return ReadResult(id_=id_, outs={**props, "state": kind.refreshed(props["spec"], state)})
 
 
 class LocalNode(Resource):

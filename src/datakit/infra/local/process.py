@@ -154,6 +154,23 @@ def _reap() -> None:
             _children.remove(child)
 
 
+def find_by_argument(text: str) -> tuple[int, int] | None:
+    """(pid, start time) of a live process with `text` in its command line, e.g. its config
+    file's path: how a daemon restarted outside datakit (by a drill) is found again."""
+    needle = text.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                started = start_time(int(entry.name))
+                if started is not None:
+                    return int(entry.name), started
+        except OSError:
+            continue
+    return None
+
+
 def exit_reason(pid: int, started: int | None, log: Path) -> str | None:
     """None while the daemon runs; else a reason with the tail of its log."""
     if is_running(pid, started):
