@@ -32,8 +32,19 @@ HEAL_TIMEOUT = 90.0  # after undoing it: a restarted node catches up within this
 
 # ------------------------------------------------------------------------ helpers
 
+_OUTPUTS: dict[str, dict] = {}
+
+
+def _outputs(stack) -> dict:
+    """The stack's outputs, read once (seconds through the engine): what verify and these
+    tests use of them (names, ports, secrets) stays the same across `up`."""
+    if stack.name not in _OUTPUTS:
+        _OUTPUTS[stack.name] = stack.outputs()
+    return _OUTPUTS[stack.name]
+
+
 def _verify(stack, **options):
-    return run(stack.name, outputs=stack.outputs(), **options)
+    return run(stack.name, outputs=_outputs(stack), **options)
 
 
 def _failures(result) -> str:
@@ -109,7 +120,7 @@ def test_passes_on_a_healthy_stack_with_every_check_and_writes_json_and_junit(
                   "topic partitions, RF, min ISR, retention", "no offline partitions",
                   "no under-replicated partitions"):
         assert check in checks, f"{check!r} did not run and pass"
-    assert {r.node for r in result.rows} >= {n["name"] for n in e2e_stack.outputs()["nodes"]}
+    assert {r.node for r in result.rows} >= {n["name"] for n in _outputs(e2e_stack)["nodes"]}
     # Thresholds are reported (pass or warn), never a failure.
     assert {r.verdict for r in result.rows if r.check == "buffer hit ratio"} <= {"pass", "warn"}
     saved = json.loads((tmp_path / "v.json").read_text())
@@ -123,7 +134,7 @@ def test_k_selects_checks_by_node(e2e_stack):
 
 
 def test_stopped_replica_fails_its_own_checks_only(e2e_stack, tmp_path):
-    out = e2e_stack.outputs()
+    out = _outputs(e2e_stack)
     _, replicas = _roles(out)
     replica = replicas[-1]
     _stop(replica, signal.SIGINT)  # a fast shutdown: the postmaster is gone
@@ -140,7 +151,7 @@ def test_stopped_replica_fails_its_own_checks_only(e2e_stack, tmp_path):
 
 
 def test_stopped_sentinel_fails_its_own_checks_only(e2e_stack):
-    sentinel = _node(e2e_stack.outputs(), "sentinel-2")
+    sentinel = _node(_outputs(e2e_stack), "sentinel-2")
     _stop(sentinel)
     try:
         result = _verify(e2e_stack, timeout=FAULT_TIMEOUT)
@@ -152,7 +163,7 @@ def test_stopped_sentinel_fails_its_own_checks_only(e2e_stack):
 
 
 def test_setting_changed_behind_the_kits_back_fails_settings_on_that_node(e2e_stack):
-    out = e2e_stack.outputs()
+    out = _outputs(e2e_stack)
     primary, _ = _roles(out)
     with _pg(out, primary) as conn:
         conn.execute("ALTER SYSTEM SET maintenance_work_mem = '32MB'")
@@ -173,7 +184,7 @@ def test_setting_changed_behind_the_kits_back_fails_settings_on_that_node(e2e_st
 def test_stopped_broker_fails_its_isr_check_and_nothing_about_other_nodes(e2e_stack):
     from confluent_kafka.admin import AdminClient
 
-    out = e2e_stack.outputs()
+    out = _outputs(e2e_stack)
     broker = _node(out, "kafka-3")
     _stop(broker, signal.SIGTERM, timeout=60)  # controlled shutdown leaves the ISRs at once
     kf = out["endpoints"]["kafka"]
@@ -199,7 +210,7 @@ def test_stopped_broker_fails_its_isr_check_and_nothing_about_other_nodes(e2e_st
 
 
 def test_migration_edited_after_apply_fails_validate_only(e2e_stack, tmp_path):
-    out = e2e_stack.outputs()
+    out = _outputs(e2e_stack)
     primary, _ = _roles(out)
     copy = tmp_path / "migrations"
     shutil.copytree(BUNDLED_DIR, copy)
@@ -214,7 +225,7 @@ def test_migration_edited_after_apply_fails_validate_only(e2e_stack, tmp_path):
 
 
 def test_trust_in_pg_hba_fails_hba_and_password_checks_on_that_node(e2e_stack):
-    out = e2e_stack.outputs()
+    out = _outputs(e2e_stack)
     _, replicas = _roles(out)
     node = replicas[0]
     with _pg(out, node) as conn:
