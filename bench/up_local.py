@@ -1,0 +1,138 @@
+"""Time `datakit up` of the local stack to all-healthy, per service and in total, cold (no
+state) and warm (no change), and the peak memory of all its nodes. Three runs, medians.
+
+Runs a stack derived from `local` with its ports moved (so a running `local` is untouched)
+through the same engine path as `datakit up`. Prints one line per run and ends with
+`up_cold_s=X up_warm_s=Y peak_rss_mb=Z`.
+
+    .venv/bin/python bench/up_local.py [--runs 3] [--port-shift -1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import threading
+import time
+from pathlib import Path
+
+from datakit.infra.derived_stack import DerivedStack
+
+SERVICES = {"pg-": "postgres", "redis-": "redis", "sentinel-": "redis", "kafka-": "kafka",
+            "topic-": "kafka"}
+
+
+class ServiceClock:
+    """Per service: from its first resource starting to its last one done (engine events)."""
+
+    def __init__(self) -> None:
+        self.spans: dict[str, list[float]] = {}
+
+    def on_event(self, event) -> None:
+        meta = None
+        if event.resource_pre_event:
+            meta, edge = event.resource_pre_event.metadata, 0
+        elif event.res_outputs_event:
+            meta, edge = event.res_outputs_event.metadata, 1
+        if meta is None or meta.op.value == "same":
+            return
+        name = meta.urn.rsplit("::", 1)[-1]
+        service = next((s for prefix, s in SERVICES.items() if name.startswith(prefix)), None)
+        if service:
+            span = self.spans.setdefault(service, [float("inf"), 0.0])
+            now = time.monotonic()
+            span[edge] = min(span[0], now) if edge == 0 else max(span[1], now)
+
+    def seconds(self) -> dict[str, float]:
+        return {s: round(end - start, 2) for s, (start, end) in self.spans.items() if end}
+
+
+def _tree_rss_kb(pids: set[int]) -> int:
+    """RSS of the given pids and all their descendants (PostgreSQL backends included)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        pid, ppid = int(proc.name), int(fields["PPid"])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total, todo = 0, list(pids)
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+class MemorySampler(threading.Thread):
+    """Samples the node tree's RSS every 200 ms; node pids come from their data dirs."""
+
+    def __init__(self, data_root: Path) -> None:
+        super().__init__(daemon=True)
+        self.data_root, self.peak_kb, self.stop = data_root, 0, threading.Event()
+
+    def _pids(self) -> set[int]:
+        pids = set()
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    if str(self.data_root) in (proc / "cmdline").read_text():
+                        pids.add(int(proc.name))
+                except OSError:
+                    pass
+        return pids
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(self._pids()))
+
+
+def one_run(stack: DerivedStack, data_root: Path) -> tuple[float, float, float, dict]:
+    clock, sampler = ServiceClock(), MemorySampler(data_root)
+    from datakit.infra import stack as stacks
+
+    sampler.start()
+    began = time.monotonic()
+    stacks.up(stack.name, on_event=clock.on_event)
+    cold = time.monotonic() - began
+    began = time.monotonic()
+    stacks.up(stack.name)
+    warm = time.monotonic() - began
+    sampler.stop.set()
+    sampler.join()
+    stack.destroy()
+    return cold, warm, sampler.peak_kb / 1024, clock.seconds()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--port-shift", type=int, default=-1000)
+    args = ap.parse_args()
+    stack = DerivedStack(f"bench-{os.getpid()}", port_shift=args.port_shift)
+    from datakit.topology import load
+
+    data_root = load(stack.name).data_path()
+    colds, warms, peaks = [], [], []
+    try:
+        for i in range(args.runs):
+            cold, warm, peak, per_service = one_run(stack, data_root)
+            colds.append(cold), warms.append(warm), peaks.append(peak)
+            services = " ".join(f"{s}_s={v}" for s, v in sorted(per_service.items()))
+            print(f"run {i + 1}: cold_s={cold:.1f} warm_s={warm:.1f} peak_rss_mb={peak:.0f} "
+                  f"{services}", flush=True)
+    finally:
+        stack.remove()
+    print(f"up_cold_s={statistics.median(colds):.1f} up_warm_s={statistics.median(warms):.1f} "
+          f"peak_rss_mb={statistics.median(peaks):.0f}")
+
+
+if __name__ == "__main__":
+    main()
