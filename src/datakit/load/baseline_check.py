@@ -45,7 +45,7 @@ def apply_overrides(baselines: Baselines, overrides: dict[str, str]) -> Baseline
         node = data
         *path, last = dotted.split(".")
         for part in path:
-            if part == "queries" or isinstance(node.get(part), dict):
+            if isinstance(node.get(part), dict) or path[0] == "queries":
                 node = node.setdefault(part, {})
             else:
                 raise BadOverride(f"baseline override {dotted!r}: no such baseline "
@@ -54,10 +54,16 @@ def apply_overrides(baselines: Baselines, overrides: dict[str, str]) -> Baseline
             raise BadOverride(f"baseline override {dotted!r}: no such baseline "
                               f"(known: {', '.join(sorted(Baselines.model_fields))})")
         node[last] = value
+    from pydantic import ValidationError
+
     try:
         return Baselines.model_validate(data)
-    except Exception as exc:  # pydantic's message names the field
-        raise BadOverride(f"baseline overrides {overrides}: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadOverride(f"baseline override {where}: {first['msg']} (got "
+                          f"{first.get('input')!r}); a new query type needs both "
+                          f"p95_ms and p99_ms") from None
 
 
 def check(result: dict[str, Any], baselines: Baselines, seconds: float) -> list[Check]:
