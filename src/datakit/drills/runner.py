@@ -28,7 +28,12 @@ def run_once(name: str, stack: str, *, outputs: dict | None = None, durable: boo
 
 def run(name: str, stack: str, *, times: int = 1, **kwargs) -> list[DrillResult]:
     outputs = kwargs.pop("outputs", None) or stack_outputs.read(stack)
-    return [run_once(name, stack, outputs=outputs, **kwargs) for _ in range(times)]
+    results = []
+    for i in range(times):
+        if i and getattr(drills.module(name), "RECREATES_STACK", False):
+            outputs = stack_outputs.read(stack)  # new nodes, new passwords
+        results.append(run_once(name, stack, outputs=outputs, **kwargs))
+    return results
 
 
 def summary(results: list[DrillResult]) -> dict:
