@@ -2,9 +2,12 @@
 `DRILL rto_median_s=X rto_max_s=Y lost=Z` (plus the redundancy median and runs).
 
     .venv/bin/python bench/drills.py --stack local --times 5 [--drill NAME ...]
+        [--cluster-stack NAME]
 
-The stack must be up and disposable (drills kill its nodes). A drill that does not
-apply to the stack prints `n/a` and why.
+The stack must be up and disposable (drills kill its nodes; stack-restore destroys and
+recreates it, with new passwords, each run). A drill that does not apply to the stack
+prints `n/a` and why: redis-cluster-failover needs a stack whose Redis mode is cluster,
+given with --cluster-stack (it runs on --stack otherwise).
 """
 
 from __future__ import annotations
@@ -20,10 +23,14 @@ def main() -> int:
     ap.add_argument("--stack", default="local")
     ap.add_argument("--times", type=int, default=5)
     ap.add_argument("--drill", action="append", choices=list(DRILLS))
+    ap.add_argument("--cluster-stack", help="a Redis Cluster-mode stack for "
+                    "redis-cluster-failover")
     args = ap.parse_args()
     failed = False
     for name in args.drill or list(DRILLS):
-        results = runner.run(name, args.stack, times=args.times)
+        stack = (args.cluster_stack or args.stack) if name == "redis-cluster-failover" \
+            else args.stack
+        results = runner.run(name, stack, times=args.times)
         s = runner.summary(results)
         if not s["runs"]:
             print(f"{name} n/a ({results[0].reason})", flush=True)
