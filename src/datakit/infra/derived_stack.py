@@ -60,11 +60,23 @@ class DerivedStack:
 
     def ensure_up(self) -> None:
         """Bring the stack (back) up if a test destroyed it or changed its shape."""
-        if self.config != self.pristine or not self.running:
+        if self.config != self.pristine or not self.running or self._stale():
             self.config = copy.deepcopy(self.pristine)
             self.write()
             self.up()
             self.running = True
+
+    def _stale(self) -> bool:
+        """A node died or was restarted behind the engine's back (a drill, a test): `up`
+        refreshes the state so handles name the processes serving now."""
+        from datakit.infra.local import process
+
+        for node in self.outputs().get("nodes", []):
+            handle = node.get("handle") or {}
+            if handle.get("kind") == "local" and not process.is_running(
+                    int(handle["pid"]), handle.get("start_time")):
+                return True
+        return False
 
     def destroy(self) -> None:
         self.running = False

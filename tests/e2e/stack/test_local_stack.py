@@ -35,9 +35,20 @@ def _pg(outputs: dict, name: str, **kw) -> psycopg.Connection:
                            autocommit=True, connect_timeout=3, **kw)
 
 
+def _in_recovery(outputs: dict, name: str) -> bool:
+    with _pg(outputs, name) as conn:
+        return conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+
+
 def _replicas(outputs: dict) -> list[str]:
+    """The PostgreSQL nodes that are replicas now, asked of the servers (not initial roles)."""
     return [n["name"] for n in outputs["nodes"] if n["service"] == "postgres"
-            and n["role"] == "replica"]
+            and _in_recovery(outputs, n["name"])]
+
+
+def _primary(outputs: dict) -> str:
+    return next(n["name"] for n in outputs["nodes"] if n["service"] == "postgres"
+                and not _in_recovery(outputs, n["name"]))
 
 
 def _wait(probe, timeout: float = 20.0):
@@ -176,19 +187,21 @@ def test_reloadable_setting_keeps_the_process_and_a_postmaster_one_restarts(e2e_
     e2e_stack.edit(lambda c: _set_pg_setting(c, work_mem="8MB"))
     e2e_stack.up()
     mid = e2e_stack.outputs()
-    with _pg(mid, "pg-1") as conn:
+    primary = _primary(mid)
+    with _pg(mid, primary) as conn:
         assert conn.execute("SHOW work_mem").fetchone()[0] == "8MB"
-    assert node(mid, "pg-1")["handle"]["pid"] == node(before, "pg-1")["handle"]["pid"]
+    assert node(mid, primary)["handle"]["pid"] == node(before, primary)["handle"]["pid"]
 
     e2e_stack.edit(lambda c: c["datakit:postgres"]["settings"].update(max_connections=120))
     e2e_stack.up()
     after = e2e_stack.outputs()
     # Raising it on the primary first pauses the replicas' replay until they restart with
     # the new value too, in the same `up`: afterwards all agree and all stream.
-    for name in ("pg-1", *_replicas(after)):
+    primary = _primary(after)
+    for name in (primary, *_replicas(after)):
         with _pg(after, name) as conn:
             assert conn.execute("SHOW max_connections").fetchone()[0] == "120", name
-    with _pg(after, "pg-1") as conn:
+    with _pg(after, primary) as conn:
         states = _wait(lambda: dict(conn.execute(
             "SELECT application_name, state FROM pg_stat_replication").fetchall()) if len(
             conn.execute("SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'")
@@ -209,12 +222,13 @@ def test_scaling_replicas_down_and_up_touches_only_that_node(e2e_stack):
     kafka_pids = {n["name"]: n["handle"]["pid"] for n in before["nodes"]
                   if n["service"] == "kafka"}
     pg3 = node(before, "pg-3")
+    assert _primary(before) != "pg-3", "this test removes pg-3 as a replica"
     e2e_stack.edit(lambda c: c["datakit:postgres"].update(nodes=2))
     e2e_stack.up()
     mid = e2e_stack.outputs()
     assert "pg-3" not in {n["name"] for n in mid["nodes"]}
     assert not Path(pg3["handle"]["data_dir"]).exists()
-    with _pg(mid, "pg-1") as conn:
+    with _pg(mid, _primary(mid)) as conn:
         slots = [r[0] for r in conn.execute("SELECT slot_name FROM pg_replication_slots")]
     assert not any("pg_3" in s or "pg-3" in s for s in slots), slots
 
@@ -228,7 +242,7 @@ def test_scaling_replicas_down_and_up_touches_only_that_node(e2e_stack):
         blocker.close()
     e2e_stack.up()
     after = e2e_stack.outputs()
-    with _pg(after, "pg-1") as conn:
+    with _pg(after, _primary(after)) as conn:
         states = dict(conn.execute(
             "SELECT application_name, state FROM pg_stat_replication").fetchall())
     assert states.get("pg-3") == "streaming", states
