@@ -64,10 +64,12 @@ class LocalNodeProvider(ResourceProvider):
         props = _plain(props)
         state = props.get("state") or {}
         kind = _kind(props["kind"])
+        # Judge the process serving the node now, which a drill may have restarted.
+        state = kind.refreshed(props["spec"], state) if state else state
         if not state or not kind.alive(props["spec"], state):
             # A blank id drops the node from state, so the next `up` creates it again.
             return ReadResult(id_="", outs={})
-        return ReadResult(id_=id_, outs={**props, "state": kind.refreshed(props["spec"], state)})
+        return ReadResult(id_=id_, outs={**props, "state": state})
 
 
 class LocalNode(Resource):

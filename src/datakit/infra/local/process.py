@@ -106,9 +106,18 @@ def start_time(pid: int) -> int | None:
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] == "Z":  # a zombie is dead for our purposes
-        return None
+    if fields[0] == "Z" and not _threads_left(pid):
+        return None  # a zombie is dead for our purposes, once its threads are gone too
     return int(fields[19])
+
+
+def _threads_left(pid: int) -> bool:
+    """A killed multithreaded server (a JVM, Redis) shows its main thread as a zombie while
+    the other threads still unwind and hold its sockets: it is not gone until they are."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False
 
 
 def is_running(pid: int, started: int | None = None) -> bool:
