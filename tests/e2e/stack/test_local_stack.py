@@ -208,6 +208,18 @@ def test_reloadable_setting_keeps_the_process_and_a_postmaster_one_restarts(e2e_
             .fetchall()) == 2 else None)
     assert states, "replicas did not stream again after the restart"
 
+    # Lowering is the other order: a replica restarts only after replaying the primary's
+    # lower value, or its recovery would abort.
+    e2e_stack.edit(lambda c: c["datakit:postgres"]["settings"].update(max_connections=100))
+    e2e_stack.up()
+    lowered = e2e_stack.outputs()
+    for name in (primary, *_replicas(lowered)):
+        with _pg(lowered, name) as conn:
+            assert conn.execute("SHOW max_connections").fetchone()[0] == "100", name
+    with _pg(lowered, primary) as conn:
+        assert _wait(lambda: len(conn.execute(
+            "SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'").fetchall()) == 2)
+
 
 def _port_taken(port: int) -> socket.socket:
     sock = socket.socket()

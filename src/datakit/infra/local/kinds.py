@@ -54,9 +54,15 @@ NODE_KEYS = frozenset({"name", "port", "data_dir", "version"})
 
 def _postgres() -> dict[str, Kind]:
     from datakit.infra.local import postgres as pg
+    from datakit.infra.local import postgres_standby
 
     def update(old, state, new):
         return {**state, **pg.update(old, state, new)}
+
+    def update_replica(old, state, new):
+        if postgres_standby.lowered(old, new):
+            postgres_standby.await_replay_of_primary(new)
+        return update(old, state, new)
 
     def live(_spec, state):
         return pg._running_postmaster(Path(state["pgdata"])) if state.get("pgdata") else None
@@ -64,8 +70,8 @@ def _postgres() -> dict[str, Kind]:
     return {
         "postgres-primary": Kind(pg.create_primary, pg.delete, pg.alive, update, NODE_KEYS,
                                  live),
-        "postgres-replica": Kind(pg.create_replica, pg.delete, pg.alive, update, NODE_KEYS,
-                                 live),
+        "postgres-replica": Kind(pg.create_replica, pg.delete, pg.alive, update_replica,
+                                 NODE_KEYS, live),
     }
 
 
