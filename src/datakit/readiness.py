@@ -27,13 +27,15 @@ def wait_until(
     interval: float = 0.05,
     max_interval: float = 0.5,
     alive: Callable[[], str | None] | None = None,
+    fatal: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call `probe` until it returns a truthy value and return that value.
 
     Exceptions raised by the probe count as "not yet" and the last one is kept for the
     message. `alive`, if given, is asked between tries; it returns a reason string when the
     thing being waited on can no longer become ready (its process exited), which ends the
-    wait at once instead of at the deadline.
+    wait at once instead of at the deadline. Exceptions of a `fatal` type (a refused
+    password) are raised at once: retrying cannot help.
     """
     deadline = time.monotonic() + timeout
     last: str = "no answer yet"
@@ -43,6 +45,8 @@ def wait_until(
             if result:
                 return result
             last = f"probe returned {result!r}"
+        except fatal:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure of the probe means "not yet"
             last = f"{type(exc).__name__}: {exc}".strip()
         if alive is not None:

@@ -177,22 +177,10 @@ def _wait(probe, props: dict, pid: int, started: int | None, *, what: str,
     """wait_until, ended at once by the process dying or by a refused password."""
     from datakit.infra.local.postgres_client import WrongPassword
 
-    refused: list[WrongPassword] = []
-
-    def guarded():
-        try:
-            return probe()
-        except WrongPassword as exc:
-            refused.append(exc)
-            raise
-
-    def alive() -> str | None:
-        if refused:
-            raise refused[-1]
-        return process.exit_reason(pid, started, _paths(props)[2])
-
     # Probes are cheap (one local connection): poll at least every 0.1 s.
-    return wait_until(guarded, what=what, timeout=timeout, alive=alive, max_interval=0.1)
+    return wait_until(probe, what=what, timeout=timeout, max_interval=0.1,
+                      fatal=(WrongPassword,),
+                      alive=lambda: process.exit_reason(pid, started, _paths(props)[2]))
 
 
 def _admin(props: dict, node: dict | None = None) -> psycopg.Connection:

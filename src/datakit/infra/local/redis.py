@@ -161,22 +161,10 @@ def _running(props: dict) -> tuple[int, int] | None:
 def wait(probe, props: dict, pid: int, started: int | None, *, what: str,
          timeout: float = START_TIMEOUT):
     """wait_until, ended at once by the daemon dying or by a refused password."""
-    refused: list[WrongPassword] = []
-
-    def guarded():
-        try:
-            return probe()
-        except WrongPassword as exc:
-            refused.append(exc)
-            raise
-
-    def alive_() -> str | None:
-        if refused:
-            raise refused[-1]
-        return process.exit_reason(pid, started, paths(props)[2])
-
     # Probes are cheap (one local command): poll at least every 0.1 s.
-    return wait_until(guarded, what=what, timeout=timeout, alive=alive_, max_interval=0.1)
+    return wait_until(probe, what=what, timeout=timeout, max_interval=0.1,
+                      fatal=(WrongPassword,),
+                      alive=lambda: process.exit_reason(pid, started, paths(props)[2]))
 
 
 def outs_of(props: dict, pid: int, started: int | None) -> dict:
