@@ -22,8 +22,8 @@ import time
 
 import psycopg
 
+from datakit.drills import checker
 from datakit.drills import postgres_ops as po
-from datakit.drills.checker import SetCheck
 from datakit.drills.context import DrillContext
 from datakit.drills.control import LocalScratch, wait
 from datakit.drills.result import DrillResult, measure
@@ -132,13 +132,8 @@ def run(ctx: DrillContext) -> DrillResult:
                 f"select id from {SCHEMA}.writes where run = %s", [ctx.run_id]).fetchall()}
     finally:
         scratch.cleanup(keep=False)
-    ok, unknown, failed = rec.ids("ok"), rec.ids("unknown"), rec.ids("fail")
-    acked_before = {o.id for o in rec.ops if o.status == "ok" and o.end <= t_point}
-    result.check = SetCheck(
-        attempted=len(ok | unknown | failed), acked=len(ok & expected), failed=len(failed),
-        unknown=len(unknown), lost=sorted(expected - restored),
-        recovered=sorted(unknown & restored), unexpected=sorted(restored - expected),
-        read=len(restored))
+    acked_early = checker.acked_before(rec, t_point)
+    result.check = checker.check_restore(rec, expected, restored)
     measure(result, rec, "restore start")
     result.rto_s = round(t_done - t_start, 3)
     newest = max((o.end for o in rec.ops if o.status == "ok" and o.id in restored),
@@ -146,10 +141,10 @@ def run(ctx: DrillContext) -> DrillResult:
     result.rpo_s = None if newest is None else round(max(0.0, t_point - newest), 3)
     result.extra.update(
         restore_point=point, rows_at_point=len(expected), rows_restored=len(restored),
-        acked_before_point_missing_from_point=len(acked_before - expected),
+        acked_before_point_missing_from_point=len(acked_early - expected),
         archive="pg_receivewal --synchronous (streaming archive, drill-owned slot)",
         backup_s=round((rec.at("backup done") or 0) - (rec.at("backup start") or 0), 3))
-    if result.check.lost or result.check.unexpected or acked_before - expected:
+    if result.check.lost or result.check.unexpected or acked_early - expected:
         result.reason = (f"restore differs: {len(result.check.lost)} missing, "
                          f"{len(result.check.unexpected)} unexpected")
     return result

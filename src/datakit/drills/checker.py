@@ -45,3 +45,19 @@ def check(rec: Recorder, present: set[int]) -> SetCheck:
         attempted=len(attempted), acked=len(ok), failed=len(failed), unknown=len(unknown),
         lost=sorted(ok - present), recovered=sorted(unknown & present),
         unexpected=sorted((present - attempted) | (failed & present)), read=len(present))
+
+
+def check_restore(rec: Recorder, expected: set[int], restored: set[int]) -> SetCheck:
+    """A restore to a point: `expected` is what was committed at that point (read when the
+    point was made); lost is expected but not restored, unexpected restored but not expected."""
+    ok, failed, unknown = rec.ids("ok"), rec.ids("fail"), rec.ids("unknown")
+    return SetCheck(
+        attempted=len(ok | unknown | failed), acked=len(ok & expected), failed=len(failed),
+        unknown=len(unknown), lost=sorted(expected - restored),
+        recovered=sorted(unknown & restored), unexpected=sorted(restored - expected),
+        read=len(restored))
+
+
+def acked_before(rec: Recorder, t_point: float) -> set[int]:
+    """Writes acknowledged before the point: a restore must hold every one of them."""
+    return {o.id for o in rec.ops if o.status == "ok" and o.end <= t_point}

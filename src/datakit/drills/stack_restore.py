@@ -37,9 +37,9 @@ import time
 import psycopg
 
 from datakit import status
+from datakit.drills import checker
 from datakit.drills import postgres_ops as po
 from datakit.drills.backup_restore import _conn_args
-from datakit.drills.checker import SetCheck
 from datakit.drills.context import DrillContext
 from datakit.drills.control import LocalScratch, wait
 from datakit.drills.result import DrillResult, measure
@@ -186,13 +186,8 @@ def run(ctx: DrillContext) -> DrillResult:
         with contextlib.suppress(Exception):
             writer.stop()
         scratch.cleanup(keep=False)
-    ok, unknown, failed = rec.ids("ok"), rec.ids("unknown"), rec.ids("fail")
-    acked_before = {o.id for o in rec.ops if o.status == "ok" and o.end <= t_point}
-    result.check = SetCheck(
-        attempted=len(ok | unknown | failed), acked=len(ok & expected), failed=len(failed),
-        unknown=len(unknown), lost=sorted(expected - restored),
-        recovered=sorted(unknown & restored), unexpected=sorted(restored - expected),
-        read=len(restored))
+    acked_early = checker.acked_before(rec, t_point)
+    result.check = checker.check_restore(rec, expected, restored)
     measure(result, rec, "destroy")
     result.rto_s = round(t_writable - t_destroy, 3)
     result.rto_redundancy_s = round(rec.at("redundant") - t_destroy, 3)
@@ -203,14 +198,14 @@ def run(ctx: DrillContext) -> DrillResult:
     result.extra.update(
         figures, restore="logical: pg_dump -Fc at an exported snapshot, pg_restore --clean",
         rows_at_point=len(expected), rows_restored=len(restored),
-        acked_after_point_not_restored=len(ok - expected),
+        acked_after_point_not_restored=len(rec.ids("ok") - expected),
         rpo_to_point_s=None if newest is None else round(max(0.0, t_point - newest), 3),
         destroy_s=round(rec.at("destroyed") - t_destroy, 3),
         up_s=round(rec.at("recreated") - rec.at("destroyed"), 3),
         restore_s=round(rec.at("restored") - rec.at("recreated"), 3),
-        acked_before_point_missing_from_point=len(acked_before - expected),
+        acked_before_point_missing_from_point=len(acked_early - expected),
         nodes_down_after=down, **restored_to)
-    if result.check.lost or result.check.unexpected or acked_before - expected or down:
+    if result.check.lost or result.check.unexpected or acked_early - expected or down:
         result.reason = (f"restore differs: {len(result.check.lost)} missing, "
                          f"{len(result.check.unexpected)} unexpected, nodes down: {down}")
     return result

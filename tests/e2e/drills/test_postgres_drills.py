@@ -60,3 +60,13 @@ def test_checker_finds_the_writes_async_replication_really_lost(e2e_stack, outpu
             assert postgres_ops.one(node, outputs, "show synchronous_standby_names")
     print(f"async failover: {seen_losses} acknowledged writes lost in 3 runs")
     assert_healthy(outputs)
+
+
+def test_backup_restore_brings_back_exactly_what_was_committed_at_the_point(e2e_stack,
+                                                                            outputs):
+    result = runner.run_once("backup-restore", e2e_stack.name, outputs=outputs)
+    assert result.passed, result.reason
+    assert result.check.read > 0 and result.lost == 0 and not result.check.unexpected
+    assert result.extra["acked_before_point_missing_from_point"] == 0
+    assert result.rpo_s is not None
+    assert_healthy(outputs)
