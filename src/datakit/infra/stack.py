@@ -6,6 +6,7 @@ takes with `pulumi up -s NAME`, so both always do the same thing.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -80,10 +81,9 @@ def _remove_empty_data_dir(stack: str) -> None:
     """Each node removes its own dir; the stack's folder goes once nothing is left in it."""
     from datakit.topology import load
 
-    try:
+    # Not empty, already gone, or no stack file: then there is nothing of ours to remove.
+    with contextlib.suppress(OSError, DatakitError):
         load(stack, PROJECT_DIR).data_path().rmdir()
-    except (OSError, DatakitError):
-        pass  # not empty, already gone, or no stack file: nothing of ours to remove
 
 
 def outputs(stack: str) -> dict[str, Any]:
