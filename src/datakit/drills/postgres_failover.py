@@ -64,6 +64,18 @@ def fail_over(ctx: DrillContext, rec: Recorder, old: dict, replicas: list[dict])
     return best
 
 
+def restore_redundancy(ctx: DrillContext, rec: Recorder, result: DrillResult, old: dict,
+                       best: dict, others: list[dict], out: dict) -> None:
+    """Rejoin the old primary under the new one with pg_rewind, then wait until every
+    standby streams again: the second half of a failover and of a switchover."""
+    result.extra["pg_rewind"] = po.rejoin(old, best, out)
+    rec.event("rejoined")
+    result.extra["standbys"] = po.wait_redundant(best, out, [*others, old])
+    rec.event("redundant")
+    time.sleep(ctx.tail_s)
+    result.extra.update(old_primary=old["name"], new_primary=best["name"])
+
+
 def run(ctx: DrillContext) -> DrillResult:
     out = ctx.outputs
     result = DrillResult(NAME, ctx.stack, durable=ctx.durable)
@@ -86,12 +98,7 @@ def run(ctx: DrillContext) -> DrillResult:
         t_kill = rec.at("kill") or 0.0
         wait_first_ack_after(rec, t_kill, timeout=30)
         ctx.say(f"rejoining {old['name']} with pg_rewind")
-        result.extra["pg_rewind"] = po.rejoin(old, best, out)
-        rec.event("rejoined")
-        result.extra["standbys"] = po.wait_redundant(best, out, [*others, old])
-        rec.event("redundant")
-        time.sleep(ctx.tail_s)
-        result.extra.update(old_primary=old["name"], new_primary=best["name"])
+        restore_redundancy(ctx, rec, result, old, best, others, out)
     finally:
         writer.stop()
         if not ctx.durable:

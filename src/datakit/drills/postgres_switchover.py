@@ -16,6 +16,7 @@ from datakit.drills import control
 from datakit.drills import postgres_ops as po
 from datakit.drills.checker import check
 from datakit.drills.context import DrillContext
+from datakit.drills.postgres_failover import restore_redundancy
 from datakit.drills.result import DrillResult, measure
 from datakit.drills.targets import PostgresTarget
 from datakit.drills.writer import Recorder, Writer, wait_first_ack_after
@@ -59,12 +60,7 @@ def run(ctx: DrillContext) -> DrillResult:
         writer.resume()
         rec.event("unfenced")
         wait_first_ack_after(rec, rec.at("unfenced") or 0.0, timeout=30)
-        result.extra["pg_rewind"] = po.rejoin(old, best, out)
-        rec.event("rejoined")
-        result.extra["standbys"] = po.wait_redundant(best, out, [*others, old])
-        rec.event("redundant")
-        time.sleep(ctx.tail_s)
-        result.extra.update(old_primary=old["name"], new_primary=best["name"])
+        restore_redundancy(ctx, rec, result, old, best, others, out)
     finally:
         writer.resume()
         writer.stop()
