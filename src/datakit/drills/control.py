@@ -10,6 +10,7 @@ A `docker` control would stop/kill/start containers by name and run pg_rewind wi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from datakit.errors import DatakitError
-from datakit.readiness import wait_until
+from datakit.readiness import NotReady, wait_until
 
 
 class NodeControl(Protocol):
@@ -132,9 +133,25 @@ class LocalControl:
         from datakit.infra.local.postgres_conf import bin_dir
 
         version = int((self._cwd / "PG_VERSION").read_text().strip())
+        self._await_reaped()
         pid = self._spawn("postgres", [str(bin_dir(version) / "postgres"), "-D",
                                        str(self._cwd)], log=self.data_dir / "postgres.log")
         self._wait_port(pid)
+
+    def _await_reaped(self, timeout: float = 15.0) -> None:
+        """A killed postmaster stays a zombie until init reaps it, and PostgreSQL takes its
+        socket lock file for live while that pid exists: wait for the pid to go. (Measured
+        times are not affected: this runs only when the node is started again.)"""
+        for lock in self.data_dir.glob(".s.PGSQL.*.lock"):
+            try:
+                pid = int(lock.read_text().split("\n", 1)[0])
+            except (OSError, ValueError):
+                continue
+            # A pid reused by another process never goes: then PostgreSQL says so itself.
+            with contextlib.suppress(NotReady):
+                wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(),
+                           what=f"the old postmaster {pid} of {self.name} to be reaped",
+                           timeout=timeout)
 
     def _start_redis(self, sentinel: bool = False) -> None:
         from datakit.infra.local import redis as rd
