@@ -49,20 +49,26 @@ class RunAs:
         path.chmod(mode)
         return path
 
-    def _demote(self) -> dict:
-        """Popen arguments that switch to this account in the child. Not a preexec_fn:
-        the dynamic provider is a threaded gRPC server, where Python code between fork and
-        exec can crash the child; these switches are done in C."""
+    def _as_me(self, argv: list[str]) -> list[str]:
+        """`argv`, switched to this account by `setpriv` when datakit runs as root.
+
+        Not Popen's `user=`/`group=`: those make Python fork() instead of vfork(), and a
+        fork runs the pthread_atfork handlers of every library loaded, gRPC's among them
+        (the engine, the automation API). gRPC restarts its poller thread in the child,
+        `close_fds` then closes the poller's epoll descriptor under it, and the child can
+        die before its exec. vfork runs no handlers; setpriv does the switch after exec.
+        """
         if os.geteuid() == 0 and self.uid != 0:
-            return {"user": self.uid, "group": self.gid, "extra_groups": []}
-        return {}
+            return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+                    "--", *argv]
+        return argv
 
     def run(self, argv: list[str], *, what: str, env: dict[str, str] | None = None,
             timeout: float = 120, cwd: str | None = None) -> str:
         """Run a short command as this account; a failure names `what` and its output."""
         proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, cwd=cwd or "/",
-            env=_env(self, env), stdin=subprocess.DEVNULL, **self._demote(),
+            self._as_me(argv), capture_output=True, text=True, timeout=timeout, cwd=cwd or "/",
+            env=_env(self, env), stdin=subprocess.DEVNULL,
         )
         if proc.returncode != 0:
             out = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
@@ -76,9 +82,9 @@ class RunAs:
         with open(log, "ab") as out:
             os.chown(log, self.uid, self.gid)
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                close_fds=True, start_new_session=True, cwd=cwd or "/",
-                env=_env(self, env), **self._demote(),
+                self._as_me(argv), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, close_fds=True, start_new_session=True,
+                cwd=cwd or "/", env=_env(self, env),
             )
         _children.append(proc)
         return proc.pid
