@@ -72,7 +72,7 @@ def test_local_stack_is_the_ha_data_layer_on_loopback_ports():
     assert t.postgres.synchronous_standby_names() == 'ANY 1 ("pg-2", "pg-3")'
     assert t.redis.mode == "sentinel"
     assert (t.redis.sentinel.count, t.redis.sentinel.quorum) == (3, 2)
-    assert t.redis.sentinel.down_after_ms <= 1000
+    assert t.redis.sentinel.down_after_ms == 1500  # the floor: fast drills, no double failover
     topics = {x.name: x for x in t.kafka.topics}
     assert topics["ms.agent.events"].partitions == 12
     assert topics["ms.agent.events"].retention_ms == 7 * 86_400_000
@@ -202,6 +202,7 @@ BAD = [
     ("kafka.heap", "lots", "kafka.heap", "bad size"),
     ("kafka.topics.0.retention", "7 fortnights", "kafka.topics[0].retention", "bad duration"),
     ("redis.sentinel.down_after_ms", "soon", "redis.sentinel.down_after_ms", "bad duration"),
+    ("redis.sentinel.down_after_ms", 1000, "redis.sentinel.down_after_ms", ">= 1500"),
     ("substrate", "k8s", "substrate", "'local' or 'docker'"),
     ("kafka.unclean_leader_election", True, "kafka.unclean_leader_election", "allowed: false"),
     (

@@ -122,12 +122,16 @@ class LocalControl:
         sig = signal.SIGINT if self.service == "postgres" else signal.SIGTERM
         self._process.stop(pid, self._process.start_time(pid), sig=sig, timeout=60)
 
-    def start(self) -> None:
-        """Start the node again on its data, as whatever role it has now; returns when it
-        answers (PostgreSQL: accepts connections; Redis: PING; Kafka: client port)."""
+    def start(self, *, replica_of: dict | None = None) -> None:
+        """Start the node again on its data, as whatever role it has now (a Redis node:
+        as the replica of `replica_of`, if given); returns when it answers (PostgreSQL:
+        accepts connections; Redis: PING; Kafka: client port)."""
         if self.running():
             return
-        getattr(self, f"_start_{self.service}")()
+        if self.service == "redis":
+            self._start_redis(replica_of=replica_of)
+        else:
+            getattr(self, f"_start_{self.service}")()
 
     def _start_postgres(self) -> None:
         from datakit.infra.local.postgres_conf import bin_dir
@@ -153,12 +157,12 @@ class LocalControl:
                            what=f"the old postmaster {pid} of {self.name} to be reaped",
                            timeout=timeout)
 
-    def _start_redis(self, sentinel: bool = False) -> None:
+    def _start_redis(self, sentinel: bool = False, replica_of: dict | None = None) -> None:
         from datakit.infra.local import redis as rd
 
         password = self.outputs["secrets"]["redis"]["sentinel" if sentinel else "default"]
         props = {"name": self.name, "port": self.node["port"], "data_dir": str(self.data_dir),
-                 "password": password, "sentinel": sentinel}
+                 "password": password, "sentinel": sentinel, "replicaof": replica_of}
         rd.start(props)
 
     def _start_sentinel(self) -> None:

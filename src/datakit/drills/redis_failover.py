@@ -1,6 +1,7 @@
 """redis-failover: SIGKILL the Redis master under a writer that finds the master through
 Sentinel; Sentinel (down-after-milliseconds, then a vote) promotes a replica and the
-client follows; the old master is started again and Sentinel makes it a replica.
+client follows; once every Sentinel names the new master, the old one is started again as
+its replica, as an operator would, and the drill waits for full redundancy.
 
 Durable writes are HSET + `WAIT 1 1000` (acknowledged once a replica has it) on top of
 the stack's `min-replicas-to-write`; a write whose WAIT answered 0 is an unknown outcome.
@@ -35,6 +36,33 @@ def master_node(outputs: dict) -> dict:
     sentinel, name = sentinel_client(outputs)
     host, port = sentinel.discover_master(name)
     return next(n for n in data_nodes(outputs) if int(n["port"]) == int(port))
+
+
+def agreed_master(outputs: dict, old: dict) -> dict:
+    """Until every Sentinel names the same master, and not `old`; returns that node.
+
+    The drill restarts the old master only then: a Sentinel still on the old
+    configuration that sees it answer as a master again would call it sane and, after a
+    few seconds, turn the promoted replica back into its replica, wiping what it took."""
+    sentinel, name = sentinel_client(outputs)
+
+    def views() -> set[int]:
+        seen = set()
+        for one in sentinel.sentinels:
+            try:
+                seen.add(int(one.sentinel_get_master_addr_by_name(name)[1]))
+            except Exception:  # noqa: BLE001 - an unreachable Sentinel has no view yet
+                seen.add(-1)
+        return seen
+
+    def agreed() -> dict | None:
+        seen = views()
+        port = next(iter(seen)) if len(seen) == 1 else None
+        if port in (None, -1, int(old["port"])):
+            return None
+        return next(n for n in data_nodes(outputs) if int(n["port"]) == port)
+
+    return control.wait(agreed, what="every Sentinel to name the new master", timeout=60)
 
 
 def replicas_of(master: dict, outputs: dict) -> set[int]:
@@ -85,7 +113,8 @@ def run(ctx: DrillContext) -> DrillResult:
                      what="Sentinel to promote a replica", timeout=60)
         rec.event("promoted")
         wait_first_ack_after(rec, t_kill, timeout=60)
-        ctl.start()
+        # Back as a replica of the master all Sentinels agree on, never as a stale master.
+        ctl.start(replica_of=agreed_master(out, old))
         rec.event("restarted")
         new = wait_redundant(out)
         rec.event("redundant")

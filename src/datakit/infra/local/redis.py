@@ -188,6 +188,8 @@ def launch(props: dict) -> dict:
         # Sentinel state) hold passwords too, and Redis creates them 0644 & ~umask.
         argv = ["/bin/sh", "-c", 'umask 077 && exec "$0" "$@"', server_binary(), str(conf),
                 *KINDS[kind][3]]
+        if props.get("replicaof"):  # a former master rejoining: never a master on start
+            argv += ["--replicaof", props["replicaof"]["host"], str(props["replicaof"]["port"])]
         pid = _account().spawn(argv, log=log, cwd=str(node_dir))
         started = process.start_time(pid)
     node = _node(props)
