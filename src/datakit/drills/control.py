@@ -113,6 +113,24 @@ class LocalControl:
                 wait_until(lambda p=port: self._process.port_free(int(p)),
                            what=f"port {port} of {self.name} to close", timeout=15)
 
+    def freeze(self) -> None:
+        """SIGSTOP the node's whole process group (a PostgreSQL standby's WAL receiver is a
+        child of its postmaster): it keeps its sockets but does nothing until `thaw`."""
+        self._signal_group(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
+    def _signal_group(self, sig: int) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        # datakit starts each daemon in a session of its own, so its group is its pid
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
     def stop(self) -> None:
         """A clean stop (PostgreSQL: fast shutdown, which sends all WAL to the standbys)."""
         pid = self.pid()

@@ -5,11 +5,16 @@ multi-host DSN (`target_session_attrs=read-write`) find the new primary themselv
 
 Detection is modelled as an HA agent would do it: the primary is probed every 0.2 s and
 declared failed after two refused probes in a row; datakit runs no agent of its own.
+
+The non-durable mode turns synchronous replication off and ends the WAL senders a moment
+before the kill (`postgres_ops.cut_walsenders`): commits acknowledged in that gap exist on
+the killed primary only, and the checker must count each as lost.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 
 import psycopg
 
@@ -89,7 +94,8 @@ def run(ctx: DrillContext) -> DrillResult:
         writer.start()
         time.sleep(ctx.warmup_s)
         ctx.say(f"killing primary {old['name']} (SIGKILL)")
-        control.control_for(old, out).kill()
+        with po.cut_walsenders(old, replicas, out) if not ctx.durable else nullcontext():
+            control.control_for(old, out).kill()
         rec.event("kill")  # the node is dead now
         best = fail_over(ctx, rec, old, replicas)
         others = [r for r in replicas if r is not best]

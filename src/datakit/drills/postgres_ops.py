@@ -9,7 +9,10 @@ already names them on every node: "each node names the others, as if it led").
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
+from collections.abc import Iterator
 
 import psycopg
 
@@ -156,3 +159,24 @@ def set_async(outputs: dict, on: bool) -> None:
             else:
                 conn.execute("alter system reset synchronous_standby_names")
             conn.execute("select pg_reload_conf()")
+
+
+@contextlib.contextmanager
+def cut_walsenders(primary: dict, standbys: list[dict], outputs: dict,
+                   gap_s: float = 0.3) -> Iterator[None]:
+    """The non-durable mode's fault before the kill: the standbys are frozen (SIGSTOP),
+    the primary's WAL senders are ended and it commits alone for `gap_s`; the caller kills
+    it inside this context, and the standbys go on afterwards. What committed in the gap
+    is on the killed primary only, as after a network blip: on loopback a standby is
+    otherwise current within microseconds and reconnects at once."""
+    frozen = [control.control_for(n, outputs) for n in standbys]
+    for ctl in frozen:
+        ctl.freeze()
+    try:
+        with connect(primary, outputs) as conn:
+            conn.execute("select pg_terminate_backend(pid) from pg_stat_replication")
+        time.sleep(gap_s)
+        yield
+    finally:
+        for ctl in frozen:
+            ctl.thaw()

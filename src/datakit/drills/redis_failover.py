@@ -5,8 +5,9 @@ its replica, as an operator would, and the drill waits for full redundancy.
 
 Durable writes are HSET + `WAIT 1 1000` (acknowledged once a replica has it) on top of
 the stack's `min-replicas-to-write`; a write whose WAIT answered 0 is an unknown outcome.
-The non-durable mode drops WAIT: Redis replication is asynchronous, so a write acked just
-before the kill can be lost, and the checker must say so.
+The non-durable mode drops WAIT and min-replicas-to-write and cuts the replication links a
+moment before the kill (see `cut_links_then_kill`): the master acknowledges writes that
+no replica has, and the checker must find every one of them lost.
 """
 
 from __future__ import annotations
@@ -94,6 +95,57 @@ def wait_redundant(outputs: dict, timeout: float = 60.0) -> dict:
                         timeout=timeout)
 
 
+def _client(node: dict, outputs: dict):
+    import redis
+
+    return redis.Redis(host=node["host"], port=node["port"], socket_timeout=2,
+                       password=outputs["secrets"]["redis"]["default"], decode_responses=True)
+
+
+def min_replicas(outputs: dict) -> dict[str, int]:
+    """`min-replicas-to-write` of every data node, by name."""
+    out = {}
+    for node in data_nodes(outputs):
+        with _client(node, outputs) as client:
+            out[node["name"]] = int(client.config_get("min-replicas-to-write")
+                                    ["min-replicas-to-write"])
+    return out
+
+
+def set_min_replicas(outputs: dict, value: int | dict[str, int]) -> dict[str, int]:
+    """Set `min-replicas-to-write` on every data node, in its config file too (Sentinel's
+    CONFIG REWRITE would write it there anyway); returns the values it replaced."""
+    before = min_replicas(outputs)
+    for node in data_nodes(outputs):
+        with _client(node, outputs) as client:
+            client.config_set("min-replicas-to-write",
+                              value if isinstance(value, int) else value[node["name"]])
+            client.config_rewrite()
+    return before
+
+
+def cut_links_then_kill(outputs: dict, old: dict, ctl, gap_s: float = 0.3) -> None:
+    """The non-durable mode's fault: the master loses its replication links, takes writes
+    alone for `gap_s`, then dies; what it acknowledged in the gap exists nowhere else.
+
+    On loopback a replica is current within microseconds and reconnects at once with a
+    partial resync, so a plain kill almost never loses an asynchronous write: the
+    replicas are frozen (SIGSTOP) across the gap so that they cannot, as a replica across
+    a network blip could not."""
+    replicas = [control.control_for(n, outputs) for n in data_nodes(outputs)
+                if n["name"] != old["name"]]
+    for one in replicas:
+        one.freeze()
+    try:
+        with _client(old, outputs) as client:
+            client.client_kill_filter(_type="replica")
+        time.sleep(gap_s)
+        ctl.kill()
+    finally:
+        for one in replicas:
+            one.thaw()
+
+
 def run(ctx: DrillContext) -> DrillResult:
     out = ctx.outputs
     result = DrillResult(NAME, ctx.stack, durable=ctx.durable)
@@ -101,12 +153,16 @@ def run(ctx: DrillContext) -> DrillResult:
     target = RedisTarget(out, ctx.run_id, durable=ctx.durable)
     rec = Recorder()
     writer = Writer(target, rec)
+    saved = None if ctx.durable else set_min_replicas(out, 0)
     try:
         writer.start()
         time.sleep(ctx.warmup_s)
         ctx.say(f"killing Redis master {old['name']} (SIGKILL)")
         ctl = control.control_for(old, out)
-        ctl.kill()
+        if ctx.durable:
+            ctl.kill()
+        else:
+            cut_links_then_kill(out, old, ctl)
         rec.event("kill")  # the node is dead now
         t_kill = rec.at("kill") or 0.0
         control.wait(lambda: master_node(out)["name"] != old["name"],
@@ -122,6 +178,8 @@ def run(ctx: DrillContext) -> DrillResult:
         result.extra.update(old_master=old["name"], new_master=new["name"])
     finally:
         writer.stop()
+        if saved is not None:
+            set_min_replicas(out, saved)
     result.check = check(rec, target.read_ids())
     measure(result, rec, "kill")
     if result.check.lost and ctx.durable:

@@ -43,22 +43,20 @@ def test_switchover_has_no_lost_and_no_failed_write(e2e_stack, outputs):
 
 
 def test_checker_finds_the_writes_async_replication_really_lost(e2e_stack, outputs):
-    """Honest either way: the checker's lost set must equal what an independent read
-    finds missing, whether or not a loss happened in these runs."""
-    seen_losses = 0
-    for _ in range(3):
+    """Asynchronous commits made while the standbys' links are down are lost with the
+    primary: the checker must report exactly the writes an independent read cannot find."""
+    for _ in range(2):
         result = runner.run_once("postgres-failover", e2e_stack.name, outputs=outputs,
-                                 durable=False, warmup_s=0.7, tail_s=0.2)
+                                 durable=False, warmup_s=0.5, tail_s=0.2)
         with psycopg.connect(outputs["endpoints"]["postgres"]["write_dsn"]) as conn:
             present = {r[0] for r in conn.execute(
                 f"select id from {SCHEMA}.writes where run = %s",
                 [result.extra["run_id"]]).fetchall()}
         acked = {o.id for o in result.ops if o.status == "ok"}
+        assert result.check.lost, "no acknowledged commit was lost: the fault did not bite"
         assert set(result.check.lost) == acked - present
-        seen_losses += len(result.check.lost)
         for node in postgres_ops.nodes(outputs):  # durable again on every node
             assert postgres_ops.one(node, outputs, "show synchronous_standby_names")
-    print(f"async failover: {seen_losses} acknowledged writes lost in 3 runs")
     assert_healthy(outputs)
 
 
