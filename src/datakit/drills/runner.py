@@ -20,10 +20,21 @@ def run_once(name: str, stack: str, *, outputs: dict | None = None, durable: boo
     reason = mod.applies(outputs)
     if reason:
         return DrillResult(name, stack, durable=durable, applies=False, reason=reason)
+    limit = rto_baseline(stack, name)
     ctx = DrillContext(stack, outputs, durable=durable, say=say, **options)
     result = mod.run(ctx)
-    result.extra["run_id"] = ctx.run_id
+    result.extra.update(run_id=ctx.run_id, rto_baseline_s=limit)
+    if result.reason is None and None not in (limit, result.rto_s) and result.rto_s > limit:
+        result.reason = (f"RTO {result.rto_s} s is over the stack's baseline of {limit} s "
+                         f"(datakit:baselines.rto_s[\"{name}\"])")
     return result
+
+
+def rto_baseline(stack: str, drill: str) -> float | None:
+    """The stack's RTO baseline for `drill` (`baselines.rto_s`), None when it sets none."""
+    from datakit import topology
+
+    return topology.load(stack).baselines.rto_s.get(drill)
 
 
 def run(name: str, stack: str, *, times: int = 1, **kwargs) -> list[DrillResult]:

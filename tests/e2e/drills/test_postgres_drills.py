@@ -42,6 +42,17 @@ def test_switchover_has_no_lost_and_no_failed_write(e2e_stack, outputs):
     assert_healthy(outputs)
 
 
+def test_a_drill_over_its_rto_baseline_fails_and_names_the_key(e2e_stack, outputs,
+                                                               monkeypatch):
+    assert runner.rto_baseline(e2e_stack.name, "postgres-switchover") == 3.0  # the stack's
+    monkeypatch.setattr(runner, "rto_baseline", lambda _stack, _drill: 0.001)
+    result = runner.run_once("postgres-switchover", e2e_stack.name, outputs=outputs)
+    assert result.lost == 0 and result.rto_s > 0.001
+    assert not result.passed
+    assert 'baselines.rto_s["postgres-switchover"]' in result.reason
+    assert_healthy(outputs)
+
+
 def test_checker_finds_the_writes_async_replication_really_lost(e2e_stack, outputs):
     """Asynchronous commits made while the standbys' links are down are lost with the
     primary: the checker must report exactly the writes an independent read cannot find."""
