@@ -4,7 +4,7 @@ the same with the active KRaft controller. A fresh consumer reads the drill's me
 back afterwards: every acknowledged id must be there (no gap).
 
 A hard-killed broker keeps its partitions' leadership until the controller fences it
-(`broker.session.timeout.ms`, 6 s in the local stack); the producer's retries cover the
+(`broker.session.timeout.ms`, 4 s in the local stack); the producer's retries cover the
 window, so writes to those partitions stall rather than fail. RTO here is the end of the
 stall: the acknowledgement of the last write sent between the kill and the restart that
 waited more than 1 s (or, if none waited, the first write after the kill). Stalls while
