@@ -33,6 +33,13 @@ def data_nodes(outputs: dict) -> list[dict]:
     return [n for n in outputs["nodes"] if n["service"] == "redis"]
 
 
+def _client(node: dict, outputs: dict):
+    import redis
+
+    return redis.Redis(host=node["host"], port=node["port"], socket_timeout=1,
+                       password=outputs["secrets"]["redis"]["default"], decode_responses=True)
+
+
 def master_node(outputs: dict) -> dict:
     sentinel, name = sentinel_client(outputs)
     host, port = sentinel.discover_master(name)
@@ -68,15 +75,8 @@ def agreed_master(outputs: dict, old: dict) -> dict:
 
 def replicas_of(master: dict, outputs: dict) -> set[int]:
     """Ports of the replicas the master lists as online and caught up enough."""
-    import redis
-
-    client = redis.Redis(host=master["host"], port=master["port"], socket_timeout=1,
-                         password=outputs["secrets"]["redis"]["default"],
-                         decode_responses=True)
-    try:
+    with _client(master, outputs) as client:
         info = client.info("replication")
-    finally:
-        client.close()
     if info.get("role") != "master":
         return set()
     return {int(v["port"]) for k, v in info.items()
@@ -93,13 +93,6 @@ def wait_redundant(outputs: dict, timeout: float = 60.0) -> dict:
 
     return control.wait(full, what="Redis master with every other node replicating",
                         timeout=timeout)
-
-
-def _client(node: dict, outputs: dict):
-    import redis
-
-    return redis.Redis(host=node["host"], port=node["port"], socket_timeout=2,
-                       password=outputs["secrets"]["redis"]["default"], decode_responses=True)
 
 
 def min_replicas(outputs: dict) -> dict[str, int]:
