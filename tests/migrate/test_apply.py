@@ -261,3 +261,94 @@ def test_unreachable_server_is_one_clear_line():
     with pytest.raises(DatakitError, match=r"cannot connect to PostgreSQL at "
                                            r"postgres@127.0.0.1:61199/postgres.*server running"):
         apply("host=127.0.0.1 port=61199 user=postgres dbname=postgres connect_timeout=2")
+
+
+# --- several migrations sent in one round trip --------------------------------------------
+
+
+def failed_rows(dsn) -> list[tuple]:
+    return query(dsn, "SELECT version, error_sqlstate, error_position FROM "
+                      "ms_migrations.migration_log WHERE status = 'FAILED' ORDER BY id")
+
+
+def test_error_without_position_in_a_batch_names_its_file_and_keeps_the_earlier(dsn, mdir):
+    five(mdir)
+    write(mdir, "V3__table_3.sql", "CREATE TABLE t3 (id int PRIMARY KEY);\n"
+                                   "INSERT INTO t3 VALUES (1), (1);\n")
+    with pytest.raises(MigrationFailed) as err:
+        apply(dsn, mdir)
+    msg = str(err.value)
+    assert "V3__table_3.sql failed: duplicate key value" in msg and "23505" in msg
+    assert "earlier migrations stay applied" in msg
+    assert tables(dsn) == {"t1", "t2"}
+    assert failed_rows(dsn) == [(3, "23505", None)]
+    log = query(dsn, "SELECT version, status FROM ms_migrations.migration_log ORDER BY id")
+    assert log == [(1, "SUCCESS"), (2, "SUCCESS"), (3, "FAILED")]
+
+
+def test_each_migration_of_a_batch_is_its_own_transaction(dsn, mdir):
+    five(mdir)
+    write(mdir, "V2__table_2.sql", "CREATE TABLE t2 (id int);\nSELECT pg_sleep(0.2);\n")
+    steps = apply(dsn, mdir).steps
+    assert len(query(dsn, "SELECT DISTINCT xmin FROM ms_migrations.schema_versions")) == 5
+    # timed from each migration's own start, not from when the batch arrived
+    assert [s.execution_ms >= 200 for s in steps] == [False, True, False, False, False]
+    ms = query(dsn, "SELECT execution_time_ms >= 200 FROM ms_migrations.schema_versions "
+                    "ORDER BY version")
+    assert [r[0] for r in ms] == [False, True, False, False, False]
+    log = query(dsn, "SELECT version, completed_at - started_at >= '200ms' FROM "
+                     "ms_migrations.migration_log ORDER BY started_at")
+    assert log == [(1, False), (2, True), (3, False), (4, False), (5, False)]
+
+
+def test_server_side_syntax_error_applies_nothing_of_its_batch(dsn, mdir):
+    five(mdir)
+    # `IS JSON` is PostgreSQL 16 syntax: pglast (a newer parser) accepts it, the scratch
+    # server (15) refuses it while parsing the whole batch, before running any of it.
+    write(mdir, "V3__table_3.sql", "CREATE TABLE t3 (id int PRIMARY KEY);\n"
+                                   "SELECT '{}' IS JSON;\n")
+    with pytest.raises(MigrationFailed) as err:
+        apply(dsn, mdir)
+    msg = str(err.value)
+    assert 'V3__table_3.sql:2:16: syntax error at or near "JSON" (SQLSTATE 42601)' in msg
+    assert "none of the 2 migration(s) sent with it before it ran" in msg
+    assert tables(dsn) == set()
+    assert failed_rows(dsn) == [(3, "42601", "2:16")]
+
+
+def test_batches_split_where_a_failure_stops_the_run(dsn, mdir, monkeypatch):
+    from datakit.migrate import runner
+
+    monkeypatch.setattr(runner, "BATCH_MAX", 2)
+    five(mdir, failing=4)
+    seen = []
+    with pytest.raises(MigrationFailed, match=r"V4__table_4.sql failed at line 3, column 13"):
+        apply(dsn, mdir, progress=seen.append)
+    assert [s.version for s in seen] == [1, 2]  # the batch that failed reports no steps
+    assert tables(dsn) == {"t1", "t2", "t3"}
+    assert failed_rows(dsn) == [(4, "42P01", "3:13")]
+
+
+def test_a_file_left_open_cannot_swallow_the_next_ones(dsn, mdir):
+    write(mdir, "V1__one.sql", "CREATE TABLE t1 (id int);\n")
+    write(mdir, "V2__two.sql", "CREATE TABLE t2 (id int);\n/* never closed\n")
+    write(mdir, "V3__three.sql", "CREATE TABLE t3 (id int);\n/* a note */ */\n"
+                                 "CREATE TABLE t3b (id int);\n")
+    # Sent together, V3's stray */ ends V2's comment and the text still parses.
+    with pytest.raises(DatakitError, match=r"V2__two.sql:2:1: syntax error: unterminated /\*"):
+        apply(dsn, mdir)
+    assert tables(dsn) == {"t1"}
+    assert query(dsn, "SELECT version FROM ms_migrations.schema_versions") == [(1,)]
+
+
+def test_transaction_control_is_refused_before_anything_runs(dsn, mdir):
+    five(mdir)
+    write(mdir, "V2__table_2.sql", "CREATE TABLE t2 (id int);\n-- 'commit' in a comment\n"
+                                   "INSERT INTO t2 SELECT length('begin; commit;');\n")
+    write(mdir, "V3__table_3.sql", "CREATE TABLE t3 (id int);\ncommit;\nCREATE TABLE t3b ();\n")
+    with pytest.raises(DatakitError, match=r"V3__table_3.sql:2: transaction control"):
+        apply(dsn, mdir)
+    assert tables(dsn) == set()
+    write(mdir, "V3__table_3.sql", "CREATE TABLE t3 (id int);\n")
+    apply(dsn, mdir)  # the words alone, in strings and comments, are fine
+    assert query(dsn, "SELECT id FROM t2") == [(14,)]

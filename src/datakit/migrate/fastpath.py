@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from datakit.migrate.files import discover
+from datakit.migrate.files import Migration, discover
 
 _QUERY = b"""
 SELECT version::text, checksum::text FROM ms_migrations.schema_versions
@@ -78,12 +78,11 @@ def _history(dsn: str, app_name: str) -> list[tuple[str, str]] | None:
             lib.PQfinish(conn)
 
 
-def nothing_to_apply(dsn: str, migrations_dir: str | Path | None = None, *,
+def nothing_to_apply(dsn: str, migrations: list[Migration], *,
                      target: int | None = None) -> int | None:
     """The current version when apply has certainly nothing to do, else None."""
     from datakit.migrate.connection import APP_NAME
 
-    migrations = discover(migrations_dir)  # bad files raise here, as in the full runner
     rows = _history(dsn, APP_NAME)
     if not rows:
         return None
@@ -123,8 +122,9 @@ def apply_and_report(dsn: str, migrations_dir: str | Path | None = None, *,
     def say(text: str) -> None:
         print(text, flush=True)
 
+    migrations = discover(migrations_dir)  # bad files raise here, as in the full runner
     if not dry_run and not wait_replicas:
-        current = nothing_to_apply(dsn, migrations_dir, target=target)
+        current = nothing_to_apply(dsn, migrations, target=target)
         if current is not None:
             if as_json:
                 say(json.dumps({"operation": "apply", "steps": [], "planned": [],
@@ -134,7 +134,7 @@ def apply_and_report(dsn: str, migrations_dir: str | Path | None = None, *,
             return
     from datakit.migrate.runner import apply
 
-    result = apply(dsn, migrations_dir, target=target, dry_run=dry_run,
+    result = apply(dsn, migrations_dir, migrations=migrations, target=target, dry_run=dry_run,
                    allow_out_of_order=allow_out_of_order, lock_wait=lock_wait,
                    wait_replicas=wait_replicas,
                    progress=None if as_json else lambda st: say(step_line(st)))

@@ -1,7 +1,8 @@
 """The runner: apply, rollback, baseline, repair and reset, each a plain function.
 
 Each migration and its history row commit in one transaction; a failure rolls that one
-back, logs FAILED and stops, leaving earlier ones applied. No-transaction files run
+back, logs FAILED and stops, leaving earlier ones applied. Consecutive transactional
+migrations go to the server together, one round trip per batch. No-transaction files run
 statement by statement in autocommit with their progress logged, so a failure or a killed
 runner is reported precisely. A no-op `apply` reads the history once, without the lock.
 """
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from datakit.errors import DatakitError
 from datakit.migrate import history, statements
@@ -103,9 +106,9 @@ def _describe_error(exc, sql_file: SqlFile, offset: int = 0) -> tuple[str, str |
     message = " ".join(message.split())
     sqlstate = getattr(exc, "sqlstate", None)
     position = None
-    if diag and diag.statement_position:
-        line, col = statements.line_col(sql_file.sql, offset + int(diag.statement_position) - 1)
-        position = f"{line}:{col}"
+    at = offset + int(diag.statement_position) - 1 if diag and diag.statement_position else -1
+    if 0 <= at <= len(sql_file.sql):  # else not in the file (no position, or in our own SQL)
+        position = "{}:{}".format(*statements.line_col(sql_file.sql, at))
     return message, sqlstate, position
 
 
@@ -197,9 +200,13 @@ def _pending(migrations: list[Migration], applied: dict[int, Applied], target: i
 def apply(dsn: str, migrations_dir: str | Path | None = None, *, target: int | None = None,
           dry_run: bool = False, allow_out_of_order: bool = False, lock_wait: float = 60.0,
           wait_replicas: bool = False, replica_timeout: float = 60.0,
-          progress: Progress | None = None) -> Result:
-    """Apply pending migrations (up to `target`); return what ran."""
-    migrations = discover(migrations_dir)
+          progress: Progress | None = None, migrations: list[Migration] | None = None) -> Result:
+    """Apply pending migrations (up to `target`); return what ran.
+
+    `migrations` are the files of `migrations_dir` when the caller has read them already.
+    """
+    if migrations is None:
+        migrations = discover(migrations_dir)
     where = str(migrations_dir or "migrations/")
     result = Result("apply", dry_run=dry_run)
     conn = connect(dsn)
@@ -225,24 +232,25 @@ def apply(dsn: str, migrations_dir: str | Path | None = None, *, target: int | N
             _check_partial(conn, partial)
             pending = _pending(migrations, applied, target, allow_out_of_order)
             for m in pending:  # refuse bad SQL before anything runs
-                statements.check(m.up)
-                if m.undo:
+                statements.screen(m.up)
+                if m.undo:  # stored for later, never parsed by the server now
                     statements.check(m.undo)
             lsn = lsn_to_int(conn.execute("SELECT pg_current_wal_insert_lsn()::text")
                              .fetchone()[0])
-            for i, m in enumerate(pending):
-                if m.up.directives.no_transaction:
-                    step, end_lsn = _apply_no_transaction(conn, m)
+            for batch in _batches(pending, one_by_one=wait_replicas):
+                if batch[0].up.directives.no_transaction:
+                    done = [_apply_no_transaction(conn, batch[0])]
                 else:
-                    durable = wait_replicas or i == len(pending) - 1
-                    step, end_lsn = _apply_transactional(conn, m, durable)
-                step.wal_bytes = max(0, end_lsn - lsn)
-                lsn = end_lsn
-                if wait_replicas:
-                    step.replicas = wait_for_replicas(conn, timeout=replica_timeout)
-                result.steps.append(step)
-                if progress:
-                    progress(step)
+                    durable = wait_replicas or batch[-1] is pending[-1]
+                    done = _apply_transactional(conn, batch, durable)
+                for step, end_lsn in done:
+                    step.wal_bytes = max(0, end_lsn - lsn)
+                    lsn = end_lsn
+                    if wait_replicas:
+                        step.replicas = wait_for_replicas(conn, timeout=replica_timeout)
+                    result.steps.append(step)
+                    if progress:
+                        progress(step)
             done = [*applied, *(s.version for s in result.steps)]
             result.current_version = max(done) if done else None
         return result
@@ -261,35 +269,35 @@ def _applied_values(m: Migration, ms: int, started: datetime, context: dict) -> 
     }
 
 
-_INSERT_APPLIED_ONE_TRIP = f"""
-WITH v AS (
-  INSERT INTO {SCHEMA}.schema_versions
-    (version, description, file, checksum, execution_time_ms, undo_file, undo_checksum,
-     undo_sql)
-  VALUES (%(version)s, %(description)s, %(file)s, %(checksum)s,
-          (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, %(undo_file)s,
-          %(undo_checksum)s, %(undo_sql)s)
-)
-INSERT INTO {SCHEMA}.migration_log (version, operation, status, started_at, completed_at, context)
-VALUES (%(version)s, 'MIGRATE', 'SUCCESS', now(), clock_timestamp(), %(context)s::jsonb)
-"""
+BATCH_MAX = 50  # migrations per round trip: bounds the text sent and how long progress waits
 
 
-def _apply_transactional(conn, m: Migration, durable: bool) -> tuple[Step, int]:
-    """Run `m` and record it in one transaction, sent as one round trip.
+def _batches(pending: list[Migration], one_by_one: bool) -> Iterator[list[Migration]]:
+    """Runs of transactional migrations to send together; a no-transaction file goes alone."""
+    batch: list[Migration] = []
+    for m in pending:
+        if m.up.directives.no_transaction:
+            if batch:
+                yield batch
+                batch = []
+            yield [m]
+            continue
+        batch.append(m)
+        if one_by_one or len(batch) == BATCH_MAX:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
-    The file was parsed whole (complete statements, no transaction control), so wrapping
-    it between BEGIN and our history INSERT + COMMIT is exactly "the file in a transaction".
-    Commits that are not `durable` skip the WAL flush wait: the run's last commit (or the
-    FAILED log row) flushes them all, in order, before apply returns.
-    """
-    import psycopg
 
-    started = _now()
-    t0 = time.perf_counter()
-    context = {"file": m.name, "checksum": m.checksum, "no_transaction": False,
-               "runner": APP_NAME}
-    prefix = "BEGIN;\n"
+def _context(m: Migration) -> dict:
+    return {"file": m.name, "checksum": m.checksum, "no_transaction": False, "runner": APP_NAME}
+
+
+def _prefix(m: Migration, durable: bool) -> str:
+    """BEGIN, the start time and the migration's settings, local to its transaction."""
+    # now() is when the whole batch arrived, so each migration notes its own start.
+    prefix = "BEGIN;\nSELECT set_config('datakit.started', clock_timestamp()::text, true);\n"
     if not durable:
         prefix += "SET LOCAL synchronous_commit = off;\n"
     d = m.up.directives
@@ -298,33 +306,125 @@ def _apply_transactional(conn, m: Migration, durable: bool) -> tuple[Step, int]:
         prefix += f"SET LOCAL lock_timeout = '{d.lock_timeout}';\n"
     if d.statement_timeout:
         prefix += f"SET LOCAL statement_timeout = '{d.statement_timeout}';\n"
-    record = psycopg.ClientCursor(conn).mogrify(
-        _INSERT_APPLIED_ONE_TRIP, _applied_values(m, 0, started, context))
-    script = (f"{prefix}{m.up.sql}\n;\n{record};\nCOMMIT;\n"
-              "SELECT pg_current_wal_insert_lsn()::text")
+    return prefix
+
+
+# After a migration's SQL, in its transaction: the history and log rows, timed from the
+# migration's own start.
+_RECORD = f"""
+;
+WITH t AS (SELECT current_setting('datakit.started')::timestamptz AS started,
+                  clock_timestamp() AS done),
+v AS (
+  INSERT INTO {SCHEMA}.schema_versions
+    (version, description, file, checksum, applied_at, execution_time_ms, undo_file,
+     undo_checksum, undo_sql)
+  SELECT %(version)s, %(description)s, %(file)s, %(checksum)s, done,
+         (extract(epoch FROM done - started) * 1000)::int, %(undo_file)s, %(undo_checksum)s,
+         %(undo_sql)s
+    FROM t
+)
+INSERT INTO {SCHEMA}.migration_log (version, operation, status, started_at, completed_at, context)
+SELECT %(version)s, 'MIGRATE', 'SUCCESS', started, done, %(context)s::jsonb FROM t;
+"""
+
+
+def _commit(so_far: list[int]) -> str:
+    """SQL that ends a migration: check that each of `so_far` (the batch up to this one)
+    has its history row, COMMIT, then report this one's time and WAL position.
+
+    It holds no quote of any kind, so nothing a file left open (a string, quoted name,
+    comment or dollar quote) can end inside it. A file that swallowed the text after it,
+    yet still parsed, lost its history row with it: the next check fails and rolls back
+    everything since that file's BEGIN.
+    """
+    versions = ", ".join(map(str, so_far))
+    return (f"SELECT 1 / (count(*) = {len(so_far)})::int FROM {SCHEMA}.schema_versions "
+            f"WHERE version IN ({versions});\nCOMMIT;\n"
+            f"SELECT execution_time_ms, pg_current_wal_insert_lsn()::text "
+            f"FROM {SCHEMA}.schema_versions WHERE version = {so_far[-1]};\n")
+
+
+def _apply_transactional(conn, batch: list[Migration], durable: bool) -> list[tuple[Step, int]]:
+    """Run `batch` in one round trip, each migration with its records in its own transaction.
+
+    Files hold no transaction control (screened before), so between our BEGIN and our
+    history INSERT + COMMIT each is exactly "the file in a transaction". PostgreSQL parses
+    the whole text before running any of it and stops at the first error, leaving the
+    migrations before the failed one committed. Only a `durable` batch's last commit waits
+    for the WAL flush; it (or the FAILED log row) flushes the earlier ones too.
+    """
+    import psycopg
+
+    mogrify = psycopg.ClientCursor(conn).mogrify
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []  # where each migration's text and file SQL start
+    size = 0
+    for i, m in enumerate(batch):
+        prefix = _prefix(m, durable and i == len(batch) - 1)
+        record = mogrify(_RECORD, _applied_values(m, 0, _now(), _context(m)))
+        record += _commit([b.version for b in batch[:i + 1]])
+        spans.append((size, size + len(prefix)))
+        parts += [prefix, m.up.sql, record]
+        size += len(prefix) + len(m.up.sql) + len(record)
+    started = _now()
     try:
-        cur = conn.execute(script)
-        while cur.nextset():
-            pass
-        lsn = cur.fetchone()[0]
+        reports = _reports(conn.execute("".join(parts)))
     except psycopg.Error as exc:
-        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")
-        message, sqlstate, position = _describe_error(exc, m.up, -len(prefix))
-        if position is None:  # no cursor position: name the statement when there is one
-            parts = statements.split(m.up)
-            if len(parts) == 1:
-                position = "{}:{}".format(*statements.line_col(m.up.sql, parts[0].start))
-        if not conn.closed:
-            _log(conn, version=m.version, operation="MIGRATE", status="FAILED", started=started,
-                 error=message, sqlstate=sqlstate, position=position, context=context)
-        at = f" at line {position.replace(':', ', column ')}" if position else ""
+        _fail_batch(conn, batch, spans, exc, started)
+    return [(Step(m.version, m.name, "MIGRATE", ms), lsn_to_int(lsn))
+            for m, (ms, lsn) in zip(batch, reports, strict=True)]
+
+
+def _reports(cur) -> list[tuple]:
+    """The row our SELECT returns after each COMMIT (the files hold no COMMIT of their own)."""
+    rows, committed = [], False
+    while True:
+        if committed:
+            rows.append(cur.fetchone())
+        committed = cur.statusmessage == "COMMIT"
+        if not cur.nextset():
+            return rows
+
+
+def _fail_batch(conn, batch: list[Migration], spans: list[tuple[int, int]], exc,
+                started: datetime) -> NoReturn:
+    """Roll back, find the migration that failed, log FAILED and raise naming its file."""
+    import psycopg
+
+    if conn.closed:  # which ones committed is for the next apply to read
         raise MigrationFailed(
-            f"{m.up.path} failed{at}: {message} (SQLSTATE {sqlstate}); it was rolled back and "
-            f"earlier migrations stay applied; {_hint(sqlstate)}"
-        ) from None
-    ms = round((time.perf_counter() - t0) * 1000)
-    return Step(m.version, m.name, "MIGRATE", ms), lsn_to_int(lsn)
+            f"lost the connection while applying {batch[0].up.path} and the {len(batch) - 1} "
+            f"migration(s) after it: {' '.join(str(exc).split())}; the ones that committed "
+            "stay applied; check the server and run apply again") from None
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
+    kept = {r[0] for r in conn.execute(
+        f"SELECT version FROM {SCHEMA}.schema_versions WHERE version = ANY(%s)",
+        ([m.version for m in batch],))}
+    if exc.diag.statement_position:  # an offset in the batch's text names the file
+        i = bisect_right([start for start, _ in spans], int(exc.diag.statement_position) - 1) - 1
+    else:  # the first one not committed
+        i = next((i for i, m in enumerate(batch) if m.version not in kept), 0)
+        statements.check(batch[i].up)  # one left unclosed shows here, not as _commit's 1/0
+    failed = batch[i]
+    message, sqlstate, position = _describe_error(exc, failed.up, -spans[i][1])
+    if position is None:  # name the statement when there is only one
+        parts = statements.split(failed.up)
+        if len(parts) == 1:
+            position = "{}:{}".format(*statements.line_col(failed.up.sql, parts[0].start))
+    _log(conn, version=failed.version, operation="MIGRATE", status="FAILED", started=started,
+         error=message, sqlstate=sqlstate, position=position, context=_context(failed))
+    outcome = ("it was rolled back and earlier migrations stay applied" if len(kept) == i
+               else f"none of the {i} migration(s) sent with it before it ran either "
+                    "(PostgreSQL parses them together first)")
+    if sqlstate == "42601" and position:  # a syntax error, worded as a compiler would
+        head = f"{failed.up.path}:{position}: {message}"
+    else:
+        at = f" at line {position.replace(':', ', column ')}" if position else ""
+        head = f"{failed.up.path} failed{at}: {message}"
+    raise MigrationFailed(f"{head} (SQLSTATE {sqlstate}); {outcome}; {_hint(sqlstate)}") \
+        from None
 
 
 def _apply_no_transaction(conn, m: Migration) -> tuple[Step, int]:

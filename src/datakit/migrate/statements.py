@@ -6,6 +6,7 @@ Uses pglast (PostgreSQL's own parser), never a split on `;`, so dollar-quoted an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from datakit.migrate.files import MigrationFileError, SqlFile
@@ -91,6 +92,23 @@ def check(sql_file: SqlFile) -> int:
                 "transaction; put it in its own file with '-- datakit:no-transaction'"
             )
     return len(stmts)
+
+
+# A word that every statement `check` refuses in a transaction needs; a file without any
+# of them cannot hold one, whatever its strings and comments say.
+_REFUSABLE = re.compile(r"\b(begin|start|commit|end|abort|rollback|savepoint|release|prepare|"
+                        r"vacuum|analy[sz]e|database|tablespace|system|concurrently)\b",
+                        re.IGNORECASE)
+
+
+def screen(sql_file: SqlFile) -> None:
+    """`check` a file `apply` sends as is, unless it cannot hold a statement to refuse.
+
+    Skips loading the parser for plain files: the server parses what apply sends before
+    running any of it, so their syntax errors still stop apply before they run.
+    """
+    if sql_file.directives.no_transaction or _REFUSABLE.search(sql_file.sql):
+        check(sql_file)
 
 
 def split(sql_file: SqlFile) -> list[Statement]:
