@@ -7,7 +7,8 @@ one connection per user, times truncated to whole ms by the contrib client); dat
 pooled `PostgresSelectOneUser` with one and with two worker processes, same concurrency and
 duration, no think time. At 1 client: pgbench against datakit's user, for latency.
 Redis (the current master, asked of Sentinel): redis-benchmark GET at 8 clients against
-datakit's `RedisGetUser`. Latencies of the Locust runs come from datakit's microsecond
+datakit's `RedisGetUser` with one and two worker processes, and at 1 client against one
+user, for latency. Latencies of the Locust runs come from datakit's microsecond
 histograms (query time on the connection; pool wait is reported beside it).
 
 Prints one line per tool, `NAME rps=X p50_ms=Y p99_ms=Z`, then the ratios.
@@ -157,19 +158,29 @@ def main() -> None:
         host, port = Sentinel(sentinels, sentinel_kwargs={
             "password": outputs["secrets"]["redis"]["sentinel"]}).discover_master(
                 rd["master_name"])
-        out = subprocess.run(["redis-benchmark", "-h", host, "-p", str(port), "-a",
-                              outputs["secrets"]["redis"]["default"], "-c", str(c), "-n",
-                              "200000", "-t", "get", "--csv"], capture_output=True,
-                             text=True, check=True).stdout
-        row = next(r for r in csv.DictReader(io.StringIO(out)) if r["test"] == "GET")
-        res["redis_benchmark"] = line("redis_benchmark", float(row["rps"]),
-                                      float(row["p50_latency_ms"]),
-                                      float(row["p99_latency_ms"]))
+
+        def redis_benchmark(clients: int, requests: int) -> dict:
+            out = subprocess.run(["redis-benchmark", "-h", host, "-p", str(port), "-a",
+                                  outputs["secrets"]["redis"]["default"], "-c", str(clients),
+                                  "-n", str(requests), "-t", "get", "--csv"],
+                                 capture_output=True, text=True, check=True).stdout
+            row = next(r for r in csv.DictReader(io.StringIO(out)) if r["test"] == "GET")
+            return {"rps": float(row["rps"]), "p50": float(row["p50_latency_ms"]),
+                    "p99": float(row["p99_latency_ms"])}
+
+        r = redis_benchmark(c, 200000)
+        res["redis_benchmark"] = line("redis_benchmark", r["rps"], r["p50"], r["p99"])
         for procs in (1, 2):
             rps, t = locust_run(args.stack, tmp / f"rd{procs}", c, d, procs,
                                 workload="redis-get")
             name = "datakit_redis" if procs == 1 else "datakit_redis_2proc"
             res[name] = line(name, rps, t["p50_ms"], t["p99_ms"], f"  (processes={procs})")
+        r = redis_benchmark(1, 50000)
+        res["redis_benchmark_c1"] = line("redis_benchmark_c1", r["rps"], r["p50"], r["p99"],
+                                         "  (1 client)")
+        rps, t = locust_run(args.stack, tmp / "rd-c1", 1, d, workload="redis-get")
+        res["datakit_redis_c1"] = line("datakit_redis_c1", rps, t["p50_ms"], t["p99_ms"],
+                                       "  (1 user)")
 
     base, rbase = res["pgbench"]["rps"], res["redis_benchmark"]["rps"]
     print()
@@ -182,6 +193,9 @@ def main() -> None:
           f"p99={d1['p99'] / p1['p99']:.2f}")
     for name in ("datakit_redis", "datakit_redis_2proc"):
         print(f"ratio {name}/redis_benchmark rps={res[name]['rps'] / rbase:.2f}")
+    r1, d1 = res["redis_benchmark_c1"], res["datakit_redis_c1"]
+    print(f"ratio datakit_redis_c1/redis_benchmark_c1 p50={d1['p50'] / r1['p50']:.2f} "
+          f"p99={d1['p99'] / r1['p99']:.2f}")
 
 
 if __name__ == "__main__":

@@ -26,31 +26,35 @@ class RedisUser(User):
     def on_start(self) -> None:
         self.prefix = f"load:{current().run_id}"
         self.sessions: list[str] = []
+        self.redis = rd.Link()
+
+    def on_stop(self) -> None:
+        self.redis.close()
 
     def _cache_key(self) -> str:
         return f"{self.prefix}:cache:{random.randint(0, 999)}"
 
     @task(6)
     def cache_get(self) -> None:
-        rd.call("cache/get", lambda r: r.get(self._cache_key()))
+        self.redis.command("cache/get", "GET", self._cache_key())
 
     @task(2)
     def cache_set(self) -> None:
         value = json.dumps({"v": random.random()})
-        rd.call("cache/set", lambda r: r.set(self._cache_key(), value, ex=CACHE_TTL_S))
+        self.redis.command("cache/set", "SET", self._cache_key(), value, "EX", CACHE_TTL_S)
 
     @task(1)
     def session_create(self) -> None:
         sid = f"{self.prefix}:session:{uuid.uuid4().hex}"
         body = json.dumps({"user": random.randint(1, 10_000), "roles": ["agent"]})
-        if rd.call("session/create", lambda r: r.set(sid, body, ex=SESSION_TTL_S)):
+        if self.redis.command("session/create", "SET", sid, body, "EX", SESSION_TTL_S):
             self.sessions = (self.sessions + [sid])[-50:]
 
     @task(3)
     def session_get(self) -> None:
         if self.sessions:
             sid = random.choice(self.sessions)
-            rd.call("session/get", lambda r: r.getex(sid, ex=SESSION_TTL_S))
+            self.redis.command("session/get", "GETEX", sid, "EX", SESSION_TTL_S)
 
 
 class RedisGetUser(User):
@@ -60,8 +64,12 @@ class RedisGetUser(User):
 
     def on_start(self) -> None:
         self.key = f"load:{current().run_id}:bench"
-        rd.call("cache/set", lambda r: r.set(self.key, "x" * 3, ex=CACHE_TTL_S))
+        self.redis = rd.Link()
+        self.redis.command("cache/set", "SET", self.key, "x" * 3, "EX", CACHE_TTL_S)
+
+    def on_stop(self) -> None:
+        self.redis.close()
 
     @task
     def get(self) -> None:
-        rd.call("cache/get", lambda r: r.get(self.key))
+        self.redis.command("cache/get", "GET", self.key)

@@ -40,10 +40,19 @@ def _atomic_write(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
+_keys: dict[tuple[str, str], str] = {}
+_record = RECORDER.record
+
+
 @events.request.add_listener
 def _on_request(request_type, name, response_time, exception=None, **_kw) -> None:
-    RECORDER.record(key_of(request_type, name), int(response_time * 1000),
-                    None if exception is None else error_text(exception))
+    key = _keys.get((request_type, name))
+    if key is None:
+        key = _keys[(request_type, name)] = key_of(request_type, name)
+    if exception is None:
+        _record(key, int(response_time * 1000))
+    else:
+        _record(key, int(response_time * 1000), error_text(exception))
 
 
 def _on_report_to_master(client_id, data, **_kw) -> None:

@@ -10,7 +10,7 @@ it quits; `datakit.load.summary` turns that into figures.
 from __future__ import annotations
 
 import json
-import time
+from time import time as _now
 from typing import Any
 
 from datakit.load.histogram import Histogram
@@ -37,14 +37,18 @@ class Recorder:
         self.errors: dict[str, dict[str, int]] = {}
 
     def record(self, key: str, us: int, failed: str | None = None) -> None:
+        """One sample (every request of the process comes here: kept cheap)."""
         hist = self.hists.get(key)
         if hist is None:
             hist = self.hists[key] = Histogram()
         hist.record(us)
-        window = int(time.time()) // self.window_s * self.window_s
-        slot = self.timeline.setdefault(window, {}).get(key)
+        window = int(_now()) // self.window_s * self.window_s
+        slots = self.timeline.get(window)
+        if slots is None:
+            slots = self.timeline[window] = {}
+        slot = slots.get(key)
         if slot is None:
-            slot = self.timeline[window][key] = [Histogram(), 0]
+            slot = slots[key] = [Histogram(), 0]
         slot[0].record(us)
         if failed is not None:
             self.failures[key] = self.failures.get(key, 0) + 1

@@ -3,6 +3,16 @@
 Built on first use behind a lock (forked workers build their own). Every call is reported
 as request type `redis` with the operation's name; timeouts and connection errors are
 failures, a cache miss is not.
+
+Two ways to call: `call(name, work)` runs `work(client)` on the shared client (any
+redis-py command, Cluster included); `Link` is one Locust user's own connection, taken
+from the Sentinel-managed pool and held, as each of redis-benchmark's clients holds one.
+A command on a link is packed, then sent and read on that connection (the round trip is
+what is timed: `send_packed_command`, `read_response`), without the client's per-command
+pool checkout, socket readiness check, retry wrapper and response callbacks, which cost
+more CPU than the round trip itself. A connection or timeout error drops the connection:
+the next command reconnects to the master Sentinel names then (redis-py's
+`SentinelManagedConnection`), so a failover shows as errors, then recovery.
 """
 
 from __future__ import annotations
@@ -11,9 +21,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, TypeVar
 
 from locust import events
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from datakit.load.settings import current
 
@@ -59,8 +73,6 @@ def client():
 
 def call(name: str, work: Callable[[Any], T]) -> T | None:
     """Run `work(client)` and report it as `redis <name>`; None when it failed."""
-    from redis.exceptions import RedisError
-
     c = client()
     started = time.perf_counter()
     try:
@@ -74,3 +86,57 @@ def call(name: str, work: Callable[[Any], T]) -> T | None:
                         response_time=(time.perf_counter() - started) * 1000.0,
                         response_length=0, exception=None, context=None)
     return result
+
+
+_fire = events.request.fire
+
+
+class Link:
+    """A user's own connection to the master (Sentinel mode); Cluster falls back to `call`.
+
+    `link.command("cache/get", "GET", key)` returns the raw reply (bytes, b"OK", an
+    integer) or None when it failed (reported as a failure, like `call`).
+    """
+
+    def __init__(self) -> None:
+        c = client()
+        self._client = c
+        self._pool = None if current().redis["mode"] == "cluster" else c.connection_pool
+        self._conn = None
+
+    def command(self, name: str, *args: Any) -> Any:
+        pool = self._pool
+        if pool is None:
+            return call(name, lambda r: r.execute_command(*args))
+        conn = self._conn
+        started = perf_counter()
+        try:
+            if conn is None:
+                conn = self._conn = pool.get_connection()
+            packed = conn.pack_command(*args)  # encoding is not the round trip
+            started = perf_counter()
+            conn.send_packed_command(packed)
+            result = conn.read_response()
+            elapsed = perf_counter() - started
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            elapsed = perf_counter() - started
+            self.close(broken=True)
+            _fire(request_type=REQUEST_TYPE, name=name, response_time=elapsed * 1000.0,
+                  response_length=0, exception=exc, context=None)
+            return None
+        except RedisError as exc:  # an error reply: the connection is fine
+            _fire(request_type=REQUEST_TYPE, name=name,
+                  response_time=(perf_counter() - started) * 1000.0, response_length=0,
+                  exception=exc, context=None)
+            return None
+        _fire(request_type=REQUEST_TYPE, name=name, response_time=elapsed * 1000.0,
+              response_length=0, exception=None, context=None)
+        return result
+
+    def close(self, broken: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None or self._pool is None:
+            return
+        if broken:
+            conn.disconnect()
+        self._pool.release(conn)
