@@ -257,13 +257,6 @@ def first_row(conn, res) -> tuple | None:
     return state.tx.load_row(0, tuple)
 
 
-def execute(conn, statement: Statement, params: Sequence[Any] = (),
-            fetch: bool = False) -> Any:
-    """`send`, then the first row (`fetch`) or the row count."""
-    res = send(conn, statement, params)
-    return first_row(conn, res) if fetch else (res.ntuples or res.command_tuples or 0)
-
-
 # -- connection affinity ----------------------------------------------------------------
 #
 # A user that goes straight on to its next query keeps the connection it just used, as a
@@ -287,7 +280,8 @@ def release() -> None:
 
 def query(kind: str, name: str, statement: Statement, params: Sequence[Any] = (),
           fetch: bool = False) -> Any:
-    """`execute` on a connection of the `kind` pool, pool wait and query reported apart.
+    """`send` on a connection of the `kind` pool, then the first row (`fetch`) or the row
+    count; pool wait and query reported apart.
 
     The query's time is the round trip: from sending the statement to its last result
     read (rows are converted after). Returns None when acquiring or the query failed
