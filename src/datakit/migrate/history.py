@@ -88,7 +88,11 @@ def ensure(conn) -> None:
 
 
 def read(conn) -> tuple[dict[int, Applied], list[PartialRun]]:
-    """Everything applied, and the unresolved partial no-transaction runs, in one round trip."""
+    """Everything applied, and the unresolved partial no-transaction runs, in one round trip.
+
+    A run that failed in its first statement counts: a CREATE INDEX CONCURRENTLY that dies
+    leaves an invalid index behind, which the caller must look for.
+    """
     if not exists(conn):
         return {}, []
     rows = conn.execute(
@@ -102,7 +106,6 @@ def read(conn) -> tuple[dict[int, Applied], list[PartialRun]]:
           FROM {SCHEMA}.migration_log l
          WHERE l.operation = 'MIGRATE' AND l.status IN ('RUNNING', 'FAILED')
            AND (l.context->>'no_transaction')::boolean
-           AND (l.context->>'statements_done')::int > 0
            AND NOT (l.context ? 'resolved')
            AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.schema_versions v
                             WHERE v.version = l.version)

@@ -167,7 +167,7 @@ def _check_partial(conn, partial: list[PartialRun]) -> None:
             continue  # nothing of it ran: it is simply retried
         what = "was interrupted" if run.status == "RUNNING" else "failed"
         ran = (f"statements 1-{run.statements_done} of {run.statements_total} ran"
-               if run.statements_done else f"none of its {run.statements_total} statements ran")
+               if run.statements_done else "its first statement did not finish")
         running = f", statement {run.statements_done + 1} was: {run.running}" if run.running else ""
         left = (f"; invalid indexes left: {', '.join(invalid)} (drop each with DROP INDEX "
                 "CONCURRENTLY)" if invalid else "")

@@ -51,11 +51,13 @@ def status(dsn: str, migrations_dir: str | Path | None = None) -> StatusReport:
     conn = connect(dsn)
     try:
         applied, partial = history.read(conn)
+        invalid = history.invalid_indexes(conn) if partial else []
     finally:
         conn.close()
     files = {m.version: m for m in migrations}
     newest = max(applied) if applied else None
-    partial_versions = {p.version: p for p in partial}
+    # A run of which nothing ran and that left nothing behind is simply pending.
+    partial_versions = {p.version: p for p in partial if p.statements_done or invalid}
     report = StatusReport(current_version=newest)
     for version in sorted(set(files) | set(applied)):
         m, row = files.get(version), applied.get(version)
@@ -75,6 +77,8 @@ def status(dsn: str, migrations_dir: str | Path | None = None) -> StatusReport:
                 entry.state = "partial"
                 entry.detail = (f"no-transaction run {p.status.lower()} after "
                                 f"{p.statements_done}/{p.statements_total} statements")
+                if invalid:
+                    entry.detail += f"; invalid indexes left: {', '.join(invalid)}"
         report.rows.append(entry)
     for r in report.rows:
         if r.state not in ("applied", "baseline"):
