@@ -127,6 +127,9 @@ def test_applied_version_without_file_is_drift(dsn, mdir):
     with pytest.raises(DriftError, match=r"version 5 \(V5__table_5.sql\) is applied but its "
                                          r"file is missing.*rollback --target 4"):
         apply(dsn, mdir)
+    with pytest.raises(DriftError, match=r"V5__table_5.sql\) is applied but its file is missing"):
+        validate(dsn, mdir)
+    assert status(dsn, mdir).rows[-1].state == "missing-file"
     # the stored undo still works without the files
     rollback(dsn, mdir, target=4)
     assert "t5" not in tables(dsn)
@@ -222,6 +225,20 @@ def test_lock_timeout_directive_stops_a_migration_stuck_behind_a_lock(dsn, mdir)
     apply(dsn, mdir)
 
 
+def test_statement_timeout_directive_cancels_a_slow_migration(dsn, mdir):
+    write(mdir, "V1__t.sql", "CREATE TABLE t (a int);")
+    write(mdir, "V2__slow.sql", "-- datakit:statement-timeout=200ms\n"
+          "INSERT INTO t SELECT 1 FROM pg_sleep(5);")
+    write(mdir, "V3__after.sql", "SELECT 1;")  # the setting must not leak into the next file
+    with pytest.raises(MigrationFailed, match=r"V2__slow.sql failed.*57014.*statement-timeout"):
+        apply(dsn, mdir)
+    assert query(dsn, "SELECT count(*) FROM t") == [(0,)]
+    assert [r.state for r in status(dsn, mdir).rows] == ["applied", "pending", "pending"]
+    write(mdir, "V2__slow.sql", "-- datakit:statement-timeout=10s\n"
+          "INSERT INTO t SELECT 1 FROM pg_sleep(0.3);")
+    assert [s.version for s in apply(dsn, mdir).steps] == [2, 3]
+
+
 def test_no_transaction_failure_reports_statements_and_invalid_index(dsn, mdir):
     write(mdir, "V1__t.sql", "CREATE TABLE t (a int); INSERT INTO t VALUES (1), (1);")
     write(mdir, "V2__unique.sql", "-- datakit:no-transaction\n"
@@ -241,6 +258,27 @@ def test_no_transaction_failure_reports_statements_and_invalid_index(dsn, mdir):
     repair(dsn, mdir)
     apply(dsn, mdir)
     assert {"side", "after_index"} <= tables(dsn)
+
+
+def test_concurrent_index_failing_in_the_first_statement_is_not_recorded(dsn, mdir):
+    # The common case: the file is one CREATE INDEX CONCURRENTLY, and it fails (or is
+    # killed) in that statement, leaving an invalid index that IF NOT EXISTS would skip.
+    write(mdir, "V1__t.sql", "CREATE TABLE t (a int); INSERT INTO t VALUES (1), (1);")
+    write(mdir, "V2__unique.sql", "-- datakit:no-transaction\n"
+          "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_a_key ON t (a);\n")
+    with pytest.raises(MigrationFailed, match="no statement of it ran.*public.t_a_key"):
+        apply(dsn, mdir)
+    with pytest.raises(DriftError, match=r"V2__unique.sql \(no-transaction\) failed part-way: "
+                                         r"its first statement did not finish.*public.t_a_key"):
+        apply(dsn, mdir)
+    report = status(dsn, mdir)
+    assert [r.state for r in report.rows] == ["applied", "partial"] and not report.ok
+    assert "public.t_a_key" in report.rows[1].detail
+    query(dsn, "DROP INDEX t_a_key; DELETE FROM t")
+    assert [r.state for r in status(dsn, mdir).rows] == ["applied", "pending"]
+    apply(dsn, mdir)  # nothing of it ran, so it is simply retried
+    assert query(dsn, "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_a_key'::regclass")\
+        == [(True,)]
 
 
 def test_wait_replicas_reports_none_on_a_lone_primary(dsn, mdir):
