@@ -11,7 +11,7 @@ import time
 
 import psycopg
 import pytest
-from migrate_helpers import PROJECT, query, write
+from migrate_helpers import PROJECT, cli, query, write
 
 from datakit.migrate import apply, status
 from datakit.migrate.lock import LOCK_KEY, LockTimeout
@@ -137,3 +137,14 @@ def test_wait_replicas_waits_for_replay_and_reports_wal_and_lag(tmp_path, mdir):
                                                      f"port={replica_port}")
         # replayed before apply returned: the replica already has every row
         assert query(replica, "SELECT count(*) FROM t") == [(20000,)]
+        # a replica that stops replaying fails the run after --replica-timeout, naming it;
+        # the migration itself committed on the primary and stays applied
+        query(replica, "SELECT pg_wal_replay_pause()")
+        write(mdir, "V2__u.sql", "CREATE TABLE u (a int);")
+        proc = cli("apply", "--dsn", dsn, "--migrations-dir", str(mdir), "--wait-replicas",
+                   "--replica-timeout", "1")
+        assert proc.returncode == 1
+        assert f"replicas replica{replica_port} did not replay the migration within 1s" \
+            in proc.stderr
+        assert query(dsn, "SELECT max(version) FROM ms_migrations.schema_versions") == [(2,)]
+        query(replica, "SELECT pg_wal_replay_resume()")

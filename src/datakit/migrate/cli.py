@@ -76,13 +76,15 @@ def apply(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
           allow_out_of_order: Annotated[bool, typer.Option("--allow-out-of-order")] = False,
           wait_replicas: Annotated[bool, typer.Option(
               "--wait-replicas", help="after each migration wait for every replica")] = False,
+          replica_timeout: Annotated[float, typer.Option(
+              "--replica-timeout", help="seconds to wait for replicas, per migration")] = 60.0,
           lock_wait: LockWait = 60.0, as_json: AsJson = False) -> None:
     """Apply pending migrations, each in its own transaction."""
     from datakit.migrate.fastpath import apply_and_report
 
     apply_and_report(_dsn(dsn, stack), migrations_dir, target=target, dry_run=dry_run,
                      allow_out_of_order=allow_out_of_order, wait_replicas=wait_replicas,
-                     lock_wait=lock_wait, as_json=as_json)
+                     replica_timeout=replica_timeout, lock_wait=lock_wait, as_json=as_json)
 
 
 @command

@@ -115,7 +115,8 @@ def step_line(step) -> str:
 def apply_and_report(dsn: str, migrations_dir: str | Path | None = None, *,
                      target: int | None = None, dry_run: bool = False,
                      allow_out_of_order: bool = False, wait_replicas: bool = False,
-                     lock_wait: float = 60.0, as_json: bool = False) -> None:
+                     replica_timeout: float = 60.0, lock_wait: float = 60.0,
+                     as_json: bool = False) -> None:
     """`datakit migrate apply`: the no-op check first, then the runner; prints as it goes."""
     import json
 
@@ -136,7 +137,7 @@ def apply_and_report(dsn: str, migrations_dir: str | Path | None = None, *,
 
     result = apply(dsn, migrations_dir, migrations=migrations, target=target, dry_run=dry_run,
                    allow_out_of_order=allow_out_of_order, lock_wait=lock_wait,
-                   wait_replicas=wait_replicas,
+                   wait_replicas=wait_replicas, replica_timeout=replica_timeout,
                    progress=None if as_json else lambda st: say(step_line(st)))
     if as_json:
         say(json.dumps(result.to_dict(), default=str))
@@ -171,6 +172,7 @@ def main_apply(argv: list[str]) -> int | None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--allow-out-of-order", action="store_true")
     parser.add_argument("--wait-replicas", action="store_true")
+    parser.add_argument("--replica-timeout", type=float, default=60.0)
     try:
         args, unknown = parser.parse_known_args(argv[1:])
     except (argparse.ArgumentError, SystemExit):
@@ -182,7 +184,8 @@ def main_apply(argv: list[str]) -> int | None:
 
         apply_and_report(dsn_for(args.dsn, args.stack), args.migrations_dir, target=args.target,
                          dry_run=args.dry_run, allow_out_of_order=args.allow_out_of_order,
-                         wait_replicas=args.wait_replicas, lock_wait=args.lock_wait,
+                         wait_replicas=args.wait_replicas,
+                         replica_timeout=args.replica_timeout, lock_wait=args.lock_wait,
                          as_json=args.json)
     except DatakitError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
