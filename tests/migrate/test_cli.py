@@ -24,6 +24,11 @@ def test_status_and_validate_exit_non_zero_while_pending(dsn, mdir):
     assert noop.returncode == 0 and json.loads(noop.stdout)["current_version"] == 1
     assert cli("status", "--dsn", dsn, "--migrations-dir", str(mdir)).returncode == 0
     assert cli("validate", "--dsn", dsn, "--migrations-dir", str(mdir)).returncode == 0
+    write(mdir, "V1__t.sql", "CREATE TABLE t (a bigint);")  # an applied file changed: drift
+    st = cli("status", "--dsn", dsn, "--migrations-dir", str(mdir), "--json")
+    assert st.returncode == 1 and json.loads(st.stdout)["drifted"] == 1
+    val = cli("validate", "--dsn", dsn, "--migrations-dir", str(mdir))
+    assert val.returncode == 1 and "V1__t.sql" in val.stderr and "checksum" in val.stderr
 
 
 def test_bad_input_is_one_line_on_stderr(dsn, mdir, pg_server):
