@@ -4,12 +4,16 @@ health check, volume and network, in which order, and that no secret is stored p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from datakit.infra import outputs as schema
 from datakit.topology import load
 
 from .conftest import DOCKER_STACKS, plain_strings, unwrap
+
+BUNDLED = Path(__file__).resolve().parents[3] / "migrations"
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -288,6 +292,10 @@ def test_migrations_run_after_the_primary(snapshots, stack):
     assert s.by_urn(run.parent).type == "datakit:index:PostgresCluster"
     assert "target_session_attrs=read-write" in run.inputs["dsn"]
     assert "password" not in run.inputs["dsn"]
+    # every bundled file's checksum is an input, so a new or edited one shows in preview
+    bundled = sorted(p.name for p in BUNDLED.glob("*.sql"))
+    assert sorted(run.inputs["files"]) == bundled and len(bundled) >= 14
+    assert all(len(digest) == 64 for digest in run.inputs["files"].values())
 
 
 @stacks

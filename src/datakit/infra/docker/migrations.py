@@ -10,16 +10,12 @@ or the primary container changes.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-
-def file_digests(migrations_dir: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(migrations_dir.glob("*.sql"))}
+from datakit.infra.migration_run import migration_inputs
 
 
 def _apply(props: dict) -> dict:
@@ -55,6 +51,6 @@ class MigrationRun(Resource):
             opts, pulumi.ResourceOptions(additional_secret_outputs=["password"]))
         super().__init__(MigrationRunProvider(), name, {
             "dsn": dsn, "password": pulumi.Output.secret(password),
-            "migrations_dir": str(migrations_dir), "files": file_digests(migrations_dir),
+            "migrations_dir": str(migrations_dir), "files": migration_inputs(migrations_dir),
             "primary": primary, "current_version": None, "applied": None,
         }, opts)
