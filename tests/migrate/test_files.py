@@ -87,6 +87,14 @@ def test_statements_that_break_the_transaction_need_no_transaction(mdir, sql):
         check(discover(mdir)[0].up)
 
 
+@pytest.mark.parametrize("header", ["", "-- datakit:no-transaction\n"])
+@pytest.mark.parametrize("sql", ["DEALLOCATE ALL;", "DISCARD ALL;"])
+def test_no_file_may_drop_the_runners_prepared_statements(mdir, header, sql):
+    write(mdir, "V1__x.sql", f"{header}CREATE TABLE t (a int);\n{sql}")
+    with pytest.raises(MigrationFileError, match=r"V1__x.sql:\d: DEALLOCATE and DISCARD"):
+        check(discover(mdir)[0].up)
+
+
 def test_split_uses_the_real_parser_not_semicolons(mdir):
     write(mdir, "V1__x.sql", "-- datakit:no-transaction\n"
           "-- a comment; with a semicolon\n"

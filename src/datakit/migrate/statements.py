@@ -60,7 +60,7 @@ def check(sql_file: SqlFile) -> int:
 
     A transactional file may not contain BEGIN/COMMIT/ROLLBACK (the runner owns the
     transaction), and statements PostgreSQL refuses inside a transaction block need
-    `-- datakit:no-transaction`. Uses the parser's JSON output: fast enough to run on every
+    `-- datakit:no-transaction`. No file may DEALLOCATE or DISCARD the runner's statements. Uses the parser's JSON output: fast enough to run on every
     pending file before anything is applied.
     """
     import json
@@ -72,10 +72,16 @@ def check(sql_file: SqlFile) -> int:
     except parser.ParseError as exc:
         raise _syntax_error(sql_file, exc) from None
     stmts = tree.get("stmts", [])
-    if sql_file.directives.no_transaction:
-        return len(stmts)
     for raw in stmts:
         ((kind, node),) = raw["stmt"].items()
+        if kind in ("DeallocateStmt", "DiscardStmt"):
+            line, _ = line_col(sql_file.sql, raw.get("stmt_location", 0))
+            raise MigrationFileError(
+                f"{sql_file.path}:{line}: DEALLOCATE and DISCARD would drop the statements "
+                "apply prepares for its history rows; take it out of the file"
+            )
+        if sql_file.directives.no_transaction:
+            continue
         problem = _OUTSIDE_TRANSACTION.get(kind)
         if kind == "IndexStmt" and node.get("concurrent"):
             problem = "CREATE INDEX CONCURRENTLY"
@@ -97,7 +103,7 @@ def check(sql_file: SqlFile) -> int:
 # A word that every statement `check` refuses in a transaction needs; a file without any
 # of them cannot hold one, whatever its strings and comments say.
 _REFUSABLE = re.compile(r"\b(begin|start|commit|end|abort|rollback|savepoint|release|prepare|"
-                        r"vacuum|analy[sz]e|database|tablespace|system|concurrently)\b",
+                        r"vacuum|analy[sz]e|database|tablespace|system|concurrently|deallocate|discard)\b",
                         re.IGNORECASE)
 
 
