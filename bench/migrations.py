@@ -2,9 +2,12 @@
 
 Each migration creates a table, an index and 100 rows. Every tool runs as its own CLI in a
 subprocess on a fresh database of one scratch PostgreSQL 15 (fsync on), then runs again with
-everything applied (the no-op). Three repetitions; the medians print as
+everything applied (the no-op). Three repetitions by default (more with --repeat, which
+the disk's noise here calls for); the medians print as
 
     NAME apply_s=X noop_s=Y
+
+and, on stderr, each tool's median ratio to the floor measured in the same repetition.
 
 The floor is `psql -1 -f` of all files concatenated (one transaction, no bookkeeping); its
 no-op is `psql -c 'SELECT 1'`, the cost of starting a client and connecting.
@@ -106,6 +109,19 @@ def run(argv: list[str], env: dict | None = None) -> float:
     return elapsed
 
 
+def print_ratios(results: dict[str, tuple[list[float], list[float]]]) -> None:
+    """Each tool's apply time over the floor's in the same rep: the disk's swings between
+    reps (up to 2x here) cancel out of these better than out of the medians above."""
+    if "floor" not in results:
+        return
+    floor = results["floor"][0]
+    for tool, (applies, _) in results.items():
+        if tool != "floor":
+            ratios = [a / f for a, f in zip(applies, floor, strict=True)]
+            print(f"# {tool}/floor per rep: median {statistics.median(ratios):.2f} "
+                  f"(from {min(ratios):.2f} to {max(ratios):.2f})", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=200)
@@ -140,8 +156,10 @@ def main() -> None:
                 }
 
             results: dict[str, tuple[list[float], list[float]]] = {}
+            tools = args.tools.split(",")
             for rep in range(args.repeat):
-                for tool in args.tools.split(","):
+                # Each rep starts with the next tool, so no tool always runs first or last.
+                for tool in tools[rep % len(tools):] + tools[:rep % len(tools)]:
                     db = f"bench_{tool}_{rep}"
                     pg.create_database(db)
                     argv = commands(db)[tool]
@@ -156,9 +174,11 @@ def main() -> None:
                           file=sys.stderr, flush=True)
             print(f"# load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
                   "CPUs (figures are only comparable on a quiet machine)", file=sys.stderr)
-            for tool, (applies, noops) in results.items():
+            for tool in tools:
+                applies, noops = results[tool]
                 print(f"{tool} apply_s={statistics.median(applies):.3f} "
                       f"noop_s={statistics.median(noops):.3f}")
+            print_ratios(results)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
