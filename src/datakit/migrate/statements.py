@@ -60,8 +60,9 @@ def check(sql_file: SqlFile) -> int:
 
     A transactional file may not contain BEGIN/COMMIT/ROLLBACK (the runner owns the
     transaction), and statements PostgreSQL refuses inside a transaction block need
-    `-- datakit:no-transaction`. No file may DEALLOCATE or DISCARD the runner's statements. Uses the parser's JSON output: fast enough to run on every
-    pending file before anything is applied.
+    `-- datakit:no-transaction`. No file may DEALLOCATE or DISCARD the runner's statements.
+    Uses the parser's JSON output: fast enough to run on every pending file before anything
+    is applied.
     """
     import json
 
