@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -238,12 +239,18 @@ def apply(dsn: str, migrations_dir: str | Path | None = None, *, target: int | N
             conn.execute(_PREPARE)
             lsn = lsn_to_int(conn.execute("SELECT pg_current_wal_insert_lsn()::text")
                              .fetchone()[0])
-            for batch in _batches(pending, one_by_one=wait_replicas):
+            queue = deque(_batches(pending, one_by_one=wait_replicas))
+            while queue:
+                batch = queue.popleft()
                 if batch[0].up.directives.no_transaction:
                     done = [_apply_no_transaction(conn, batch[0])]
                 else:
                     durable = wait_replicas or batch[-1] is pending[-1]
-                    done = _apply_transactional(conn, batch, durable, applied)
+                    try:
+                        done = _apply_transactional(conn, batch, durable, applied)
+                    except _Unparsed as exc:  # the ones before it, then it alone (to fail)
+                        queue.extendleft([batch[exc.index:exc.index + 1], batch[:exc.index]])
+                        continue
                 for step, end_lsn in done:
                     step.wal_bytes = max(0, end_lsn - lsn)
                     lsn = end_lsn
@@ -398,9 +405,22 @@ def _reports(cur) -> list[tuple]:
             return rows
 
 
+class _Unparsed(Exception):
+    """The server refused a batch's whole text for migration `index`: none of it ran."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
 def _fail_batch(conn, batch: list[Migration], spans: list[tuple[int, int]], exc,
                 started: datetime) -> NoReturn:
-    """Roll back, find the migration that failed, log FAILED and raise naming its file."""
+    """Roll back, find the migration that failed, log FAILED and raise naming its file.
+
+    PostgreSQL parses a batch's whole text before running it, so a syntax error leaves the
+    migrations sent before the broken one unapplied: raise `_Unparsed` for the caller to
+    send those again on their own, as if each had been sent alone.
+    """
     import psycopg
 
     if conn.closed:  # which ones committed is for the next apply to read
@@ -418,6 +438,8 @@ def _fail_batch(conn, batch: list[Migration], spans: list[tuple[int, int]], exc,
     else:  # the first one not committed
         i = next((i for i, m in enumerate(batch) if m.version not in kept), 0)
         statements.check(batch[i].up)  # one left unclosed shows here, not as _commit's 1/0
+    if len(kept) < i:
+        raise _Unparsed(i)
     failed = batch[i]
     message, sqlstate, position = _describe_error(exc, failed.up, -spans[i][1])
     if position is None:  # name the statement when there is only one
@@ -426,16 +448,13 @@ def _fail_batch(conn, batch: list[Migration], spans: list[tuple[int, int]], exc,
             position = "{}:{}".format(*statements.line_col(failed.up.sql, parts[0].start))
     _log(conn, version=failed.version, operation="MIGRATE", status="FAILED", started=started,
          error=message, sqlstate=sqlstate, position=position, context=_context(failed))
-    outcome = ("it was rolled back and earlier migrations stay applied" if len(kept) == i
-               else f"none of the {i} migration(s) sent with it before it ran either "
-                    "(PostgreSQL parses them together first)")
     if sqlstate == "42601" and position:  # a syntax error, worded as a compiler would
         head = f"{failed.up.path}:{position}: {message}"
     else:
         at = f" at line {position.replace(':', ', column ')}" if position else ""
         head = f"{failed.up.path} failed{at}: {message}"
-    raise MigrationFailed(f"{head} (SQLSTATE {sqlstate}); {outcome}; {_hint(sqlstate)}") \
-        from None
+    raise MigrationFailed(f"{head} (SQLSTATE {sqlstate}); it was rolled back and earlier "
+                          f"migrations stay applied; {_hint(sqlstate)}") from None
 
 
 def _apply_no_transaction(conn, m: Migration) -> tuple[Step, int]:
