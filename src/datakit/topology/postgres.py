@@ -95,6 +95,8 @@ class PostgresSpec(Spec):
     settings: PostgresSettings = PostgresSettings()
     pool: PoolSettings = PoolSettings()
     archive: bool = False
+    # The migration files `pulumi up` applies: a folder, relative to the project.
+    migrations: str = "migrations"
 
     @property
     def replicas(self) -> int:

@@ -6,6 +6,7 @@ The tests share one stack and run in file order: each leaves it healthy for the 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -153,6 +154,34 @@ def test_second_up_changes_nothing(e2e_stack):
     result = e2e_stack.up()
     assert set(result.summary.resource_changes) <= {"same"}, result.summary.resource_changes
     assert e2e_stack.outputs()["nodes"] == before["nodes"]
+
+
+def test_a_new_migration_shows_in_preview_and_up_applies_it(e2e_stack, tmp_path):
+    from datakit.infra import stack as stacks
+    from datakit.migrate import rollback
+    from datakit.paths import PROJECT_DIR
+
+    mdir = tmp_path / "migrations"
+    shutil.copytree(PROJECT_DIR / "migrations", mdir)
+    e2e_stack.edit(lambda c: c["datakit:postgres"].update(migrations=str(mdir)))
+    e2e_stack.up()
+    (mdir / "V0008__e2e_note.sql").write_text("CREATE TABLE ms_config.e2e_note (id int);\n")
+    (mdir / "U0008__e2e_note.sql").write_text("DROP TABLE ms_config.e2e_note;\n")
+    preview = stacks.preview(e2e_stack.name)
+    assert preview.change_summary.get("update") == 1, preview.change_summary
+    assert set(preview.change_summary) <= {"same", "update"}
+    assert "ms_config.e2e_note" not in _tables(e2e_stack.outputs())  # preview applies nothing
+    result = e2e_stack.up()
+    assert result.summary.resource_changes.get("update") == 1
+    assert "ms_config.e2e_note" in _tables(e2e_stack.outputs())
+    # leave the shipped schema for the tests after this one
+    rollback(e2e_stack.outputs()["endpoints"]["postgres"]["write_dsn"], mdir, target=7)
+
+
+def _tables(outputs: dict) -> set[str]:
+    with psycopg.connect(outputs["endpoints"]["postgres"]["write_dsn"]) as conn:
+        return {r[0] for r in conn.execute(
+            "SELECT schemaname || '.' || tablename FROM pg_tables")}
 
 
 def test_sync_commit_waits_for_a_replica_and_up_brings_killed_replicas_back(e2e_stack):

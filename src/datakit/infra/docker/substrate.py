@@ -58,5 +58,6 @@ class DockerSubstrate:
                                    user=topo.postgres.app_user, attrs="read-write")
         primary_id = after[0].id if after else ""
         return MigrationRun("migrations", dsn=dsn, password=secrets.get("postgres", "app"),
-                            migrations_dir=PROJECT_DIR / "migrations", primary=primary_id,
+                            migrations_dir=PROJECT_DIR / topo.postgres.migrations,
+                            primary=primary_id,
                             opts=pulumi.ResourceOptions(parent=parent, depends_on=after))

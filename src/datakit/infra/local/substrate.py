@@ -179,7 +179,7 @@ class LocalSubstrate:
     def migrations(self, topo: Topology, secrets: Secrets, after, parent):
         from datakit.infra.migration_run import migration_inputs
 
-        migrations_dir = PROJECT_DIR / "migrations"
+        migrations_dir = PROJECT_DIR / topo.postgres.migrations
         nodes = topo.nodes("postgres")
         hosts = [(HOST, n.port) for n in nodes]
         dsn = pulumi.Output.concat(
