@@ -212,6 +212,7 @@ BAD = [
         "scram-sha-256",
     ),
     ("postgres.settings.extra.port", 5432, "postgres.settings.extra.port", "set by datakit"),
+    ("postgres.migrations", "no/such/dir", "postgres.migrations", "folder no/such/dir not found"),
     ("redis.settings.min_replicas_to_write", 3, "redis.settings.min_replicas_to_write", "refused"),
     ("baselines.rto_s.postgres-failovr", 3, 'baselines.rto_s["postgres-failovr"]', "allowed"),
     ("docker.images.postgres", "postgres:latest", "docker.images.postgres", "not pinned"),

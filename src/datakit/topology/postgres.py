@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from datakit.paths import PROJECT_DIR
 from datakit.topology.problems import Problem, Spec, key_path
 from datakit.topology.units import Size, render_size
 
@@ -161,6 +162,10 @@ class PostgresSpec(Spec):
                     f"< {s.max_connections} (postgres.settings.max_connections)",
                 )
             )
+        if not (PROJECT_DIR / self.migrations).is_dir():
+            out.append(Problem("postgres.migrations", f"folder {self.migrations} not found",
+                               "a folder of V<version>__<name>.sql files, relative to "
+                               f"{PROJECT_DIR}"))
         modelled = set(PostgresSettings.model_fields) - {"extra"}
         for name in s.extra:
             if name in modelled:
