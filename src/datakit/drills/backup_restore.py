@@ -2,10 +2,11 @@
 restore into a new instance on a free port, compared with what was committed up to
 that point.
 
-Archiving: the local substrate does not wire `postgres.archive` into the node config yet
-(archive_mode needs a restart of the primary), so the drill archives by streaming:
-`pg_receivewal --synchronous` through its own replication slot into a drill-owned
-directory, which is continuous archiving without touching the stack. The base backup is
+Archiving: the stack's own archive (`postgres.archive`) gets only finished WAL segments,
+so a restore to "now" would miss the newest acknowledged writes. The drill archives by
+streaming instead: `pg_receivewal --synchronous` through its own replication slot into a
+drill-owned directory, which holds every flushed record and leaves the stack as it was. The
+base backup is
 `pg_basebackup`. The chosen point is a named restore point created while the drill
 holds a SHARE lock on the writes table, so the rows committed before it are exactly
 the rows the drill reads in that same transaction: the restored instance must hold

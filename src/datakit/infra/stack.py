@@ -7,6 +7,7 @@ takes with `pulumi up -s NAME`, so both always do the same thing.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -78,12 +79,17 @@ def down(stack: str, on_event: Events | None = None, on_output=None):
 
 
 def _remove_empty_data_dir(stack: str) -> None:
-    """Each node removes its own dir; the stack's folder goes once nothing is left in it."""
+    """Each node removes its own dir; once none is left, the stack's WAL archive goes, then
+    the stack's folder."""
     from datakit.topology import load
 
     # Not empty, already gone, or no stack file: then there is nothing of ours to remove.
     with contextlib.suppress(OSError, DatakitError):
-        load(stack, PROJECT_DIR).data_path().rmdir()
+        topo = load(stack, PROJECT_DIR)
+        archive = topo.archive_path()
+        if not [p for p in topo.data_path().iterdir() if p != archive]:
+            shutil.rmtree(archive, ignore_errors=True)
+        topo.data_path().rmdir()
 
 
 def outputs(stack: str) -> dict[str, Any]:

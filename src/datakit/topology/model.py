@@ -72,6 +72,11 @@ class Topology(Spec):
 
         return stack_data_dir(self.name)
 
+    def archive_path(self) -> Path:
+        """The local substrate's WAL archive for this stack (`postgres.archive`), shared by
+        its PostgreSQL nodes: whichever leads archives there."""
+        return self.data_path() / "wal-archive"
+
     def nodes(self, service: Service | None = None) -> tuple[Node, ...]:
         """Every node of the stack in a stable order (postgres, redis, sentinel, kafka), or
         only those of `service`."""

@@ -184,6 +184,22 @@ def _tables(outputs: dict) -> set[str]:
             "SELECT schemaname || '.' || tablename FROM pg_tables")}
 
 
+def test_the_primary_archives_finished_wal_segments(e2e_stack):
+    from datakit.paths import PROJECT_DIR
+    from datakit.topology import load
+
+    archive = load(e2e_stack.name, PROJECT_DIR).archive_path()
+    out = e2e_stack.outputs()
+    with _pg(out, _primary(out)) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS archived (a int); INSERT INTO archived VALUES (1)")
+        segment = conn.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()[0]
+        conn.execute("SELECT pg_switch_wal()")
+        assert _wait(lambda: (archive / segment).is_file()), f"{segment} not in {archive}"
+        assert (archive / segment).stat().st_size == 16 * 1024 * 1024
+        assert conn.execute("SELECT failed_count FROM pg_stat_archiver").fetchone() == (0,)
+        conn.execute("DROP TABLE archived")
+
+
 def test_sync_commit_waits_for_a_replica_and_up_brings_killed_replicas_back(e2e_stack):
     out = e2e_stack.outputs()
     for name in _replicas(out):

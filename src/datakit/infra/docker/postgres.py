@@ -16,6 +16,7 @@ from __future__ import annotations
 import pulumi
 
 from datakit.infra import outputs
+from datakit.infra.archive import archive_command
 from datakit.infra.docker.network import Layout
 from datakit.infra.docker.node import NodeContainers, NodeSpec
 from datakit.infra.secret import Secrets
@@ -76,7 +77,7 @@ def server_args(topo: Topology, node: Node) -> list[str]:
     }
     if spec.archive:
         gucs["archive_mode"] = "on"
-        gucs["archive_command"] = f"test ! -f {ARCHIVE}/%f && cp %p {ARCHIVE}/%f"
+        gucs["archive_command"] = archive_command(ARCHIVE)
     args = ["postgres"]
     for key, value in gucs.items():
         args += ["-c", f"{key}={value}"]

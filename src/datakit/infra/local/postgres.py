@@ -127,6 +127,10 @@ def _write_conf(props: dict, settings: dict | None = None) -> None:
     """Write datakit.conf and have PostgreSQL itself check every value (`postgres -C`,
     which parses the files as the server would); a refused file is put back as it was."""
     node_dir, pgdata, _, _ = _paths(props)
+    if props.get("archive_dir"):  # the WAL archive the settings' archive_command copies to
+        archive = Path(props["archive_dir"])
+        archive.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chown(archive, _account().uid, _account().gid)
     text = render_conf(name=props["name"], port=int(props["port"]), socket_dir=str(node_dir),
                        settings=settings if settings is not None else props.get("settings") or {})
     conf = pgdata / CONF_NAME

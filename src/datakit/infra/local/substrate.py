@@ -8,12 +8,14 @@ dynamic provider serves at most four calls at once).
 
 from __future__ import annotations
 
+import shlex
 import uuid
 from base64 import urlsafe_b64encode
 
 import pulumi
 
 from datakit.infra import outputs
+from datakit.infra.archive import archive_command
 from datakit.infra.local.node_resource import LocalNode
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
@@ -59,11 +61,16 @@ class LocalSubstrate:
             "replication_password": secrets.get("postgres", "replication"),
             "version": spec.version,
         }
+        archive: dict = {}
+        if spec.archive:  # only a primary archives (archive_mode on), so one folder serves
+            common["archive_dir"] = str(topo.archive_path())
+            archive = {"archive_mode": "on",
+                       "archive_command": archive_command(shlex.quote(str(topo.archive_path())))}
         made: list[Provisioned] = []
         primary = None
         for node in nodes:
             # Each node names the others, as if it led: a promoted replica keeps the quorum.
-            settings = {**spec.settings.gucs(),
+            settings = {**spec.settings.gucs(), **archive,
                         "synchronous_standby_names": spec.synchronous_standby_names(node.name)}
             props = {**common, "name": node.name, "port": node.port,
                      "data_dir": self._dir(topo, node), "settings": settings,
