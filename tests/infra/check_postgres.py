@@ -1,6 +1,7 @@
 """PostgreSQL: one primary and the rest in recovery, each replica streaming from the live
 primary through an active slot within the lag baseline, settings as configured, SCRAM and
-no trust on TCP, a password required, buffer hits and connections against thresholds."""
+no trust on TCP, a password required, WAL archiving when configured, buffer hits and
+connections against thresholds."""
 
 from __future__ import annotations
 
@@ -179,6 +180,25 @@ def test_password_required(pg_node, outputs, checker):
         return f"accepted {pg['app_user']} without a password"
 
     checker.expect("connection without password refused", pg_node["name"], "refused", probe)
+
+
+def test_wal_archiving(pg_node, pg_primary, pg_connect, topology, checker):
+    if not topology.postgres.archive:
+        pytest.skip("postgres.archive is off")
+    if not _is_primary(pg_node, pg_primary):
+        pytest.skip(f"{pg_node['name']} is a replica (only the primary archives)")
+
+    def probe() -> str:
+        with pg_connect(pg_node) as conn:
+            mode, failing, last = conn.execute(
+                "select current_setting('archive_mode'), last_failed_time is not null and "
+                "last_failed_time >= coalesce(last_archived_time, '-infinity'), last_failed_wal "
+                "from pg_stat_archiver").fetchone()
+        if mode != "on":
+            return f"archive_mode {mode}"
+        return f"failing since {last}" if failing else "archiving"
+
+    checker.expect("WAL archiving", pg_node["name"], "archiving", probe)
 
 
 def test_buffer_hit_ratio(pg_node, pg_connect, checker):

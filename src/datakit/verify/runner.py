@@ -85,7 +85,8 @@ def run(stack: str, *, outputs: dict | None = None, timeout: float = DEFAULT_TIM
     """Verify every node of `stack`; never raises for a failed check (see result.ok).
 
     `outputs` defaults to the stack's own (or $DATAKIT_OUTPUTS_FILE's); the topology is
-    the stack's config. `select` is pytest's -k expression.
+    the stack's config, which also names the migrations to expect (`postgres.migrations`)
+    unless `migrations_dir` does. `select` is pytest's -k expression.
     """
     from datakit import stack_outputs, topology
 
@@ -100,7 +101,7 @@ def run(stack: str, *, outputs: dict | None = None, timeout: float = DEFAULT_TIM
         raise VerifyError(f"{suite_dir}: the verify suite is missing (tests/infra/)")
     context = {"stack": stack, "outputs": outputs, "timeout": float(timeout),
                "topology": topo.model_dump(mode="json"),
-               "migrations_dir": str(migrations_dir) if migrations_dir else None}
+               "migrations_dir": str(migrations_dir or PROJECT_DIR / topo.postgres.migrations)}
     result = VerifyResult(stack)
     private = Path(tempfile.mkdtemp(prefix="datakit-verify-"))  # 0700
     previous = os.environ.get(CONTEXT_ENV)

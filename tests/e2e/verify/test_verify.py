@@ -224,6 +224,31 @@ def test_migration_edited_after_apply_fails_validate_only(e2e_stack, tmp_path):
     _passes(e2e_stack, migrations_dir=copy)
 
 
+def test_failing_archive_command_fails_wal_archiving_on_the_primary(e2e_stack):
+    from datakit.paths import PROJECT_DIR
+    from datakit.topology import load
+
+    out = _outputs(e2e_stack)
+    primary, _ = _roles(out)
+    archive = load(e2e_stack.name, PROJECT_DIR).archive_path()
+    owner = archive.stat()
+    os.chown(archive, 0, 0)  # the postgres account can no longer write there
+    try:
+        with _pg(out, primary) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS verify_archive (a int)")
+            conn.execute("INSERT INTO verify_archive VALUES (1)")
+            conn.execute("select pg_switch_wal()")
+        result = _verify(e2e_stack, timeout=5.0)
+        row = _fails_only_on(result, primary["name"], "WAL archiving")
+        assert row.found.startswith("failing since 0000") and len(result.failed) == 1
+    finally:
+        os.chown(archive, owner.st_uid, owner.st_gid)
+        with _pg(out, primary) as conn:
+            conn.execute("DROP TABLE IF EXISTS verify_archive")
+            conn.execute("select pg_stat_reset_shared('archiver')")  # the next try succeeds
+    _passes(e2e_stack)
+
+
 def test_trust_in_pg_hba_fails_hba_and_password_checks_on_that_node(e2e_stack):
     out = _outputs(e2e_stack)
     _, replicas = _roles(out)
