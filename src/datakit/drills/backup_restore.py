@@ -5,12 +5,11 @@ that point.
 Archiving: the stack's own archive (`postgres.archive`) gets only finished WAL segments,
 so a restore to "now" would miss the newest acknowledged writes. The drill archives by
 streaming instead: `pg_receivewal --synchronous` through its own replication slot into a
-drill-owned directory, which holds every flushed record and leaves the stack as it was. The
-base backup is
-`pg_basebackup`. The chosen point is a named restore point created while the drill
-holds a SHARE lock on the writes table, so the rows committed before it are exactly
-the rows the drill reads in that same transaction: the restored instance must hold
-those and no others. RTO is the restore (start of the instance to promoted and
+drill-owned directory, which holds every flushed record and leaves the stack as it was.
+The base backup is `pg_basebackup`. The chosen point is a named restore point created
+while the drill holds a SHARE lock on the writes table, so the rows committed before it
+are exactly the rows the drill reads in that same transaction: the restored instance
+must hold those and no others. RTO is the restore (start of the instance to promoted and
 answering); RPO is how much earlier than the point the newest restored acknowledged
 write was.
 """
