@@ -256,7 +256,12 @@ def describe_topic(props: dict, *, timeout: float = 10.0) -> dict | None:
             return None
         raise
     resource = ConfigResource(ResourceType.TOPIC, name)
-    entries = admin.result(admin.client.describe_configs([resource])[resource], timeout)
+    try:
+        entries = admin.result(admin.client.describe_configs([resource])[resource], timeout)
+    except KafkaException as exc:
+        if exc.args[0].code() == 3:  # deleted since the describe above
+            return None
+        raise
     return {
         "name": name, "topic_id": str(desc.topic_id),
         "partitions": [{"id": p.id, "leader": p.leader.id if p.leader else -1,
@@ -345,7 +350,8 @@ def ensure_topic(props: dict, *, timeout: float = 60.0) -> dict:
 
 
 def delete_topic(props: dict, *, timeout: float = 30.0) -> None:
-    """Delete the topic; one already gone is fine."""
+    """Delete the topic and wait until no broker describes it (the controller acknowledges
+    a delete before every broker's metadata has caught up); one already gone is fine."""
     from confluent_kafka import KafkaException
 
     admin = _Admin(props)
@@ -356,3 +362,5 @@ def delete_topic(props: dict, *, timeout: float = 30.0) -> None:
     except KafkaException as exc:
         if exc.args[0].code() != 3:
             raise
+    admin.wait(lambda: describe_topic({**props, "_admin": admin}) is None,
+               what=f"topic {props['name']} deleted", timeout=timeout)
