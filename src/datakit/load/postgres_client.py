@@ -320,7 +320,6 @@ def query(kind: str, name: str, statement: Statement, params: Sequence[Any] = ()
 
 
 def close_all() -> None:
-    _leases.clear()
     for p in list(_pools.values()):
         p.close(timeout=1.0)
     _forget_pools()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any, TypeVar
@@ -71,24 +70,25 @@ def client():
     return _client
 
 
+_fire = events.request.fire
+
+
+def fire(name: str, seconds: float, exc: BaseException | None = None) -> None:
+    _fire(request_type=REQUEST_TYPE, name=name, response_time=seconds * 1000.0,
+          response_length=0, exception=exc, context=None)
+
+
 def call(name: str, work: Callable[[Any], T]) -> T | None:
     """Run `work(client)` and report it as `redis <name>`; None when it failed."""
     c = client()
-    started = time.perf_counter()
+    started = perf_counter()
     try:
         result = work(c)
     except RedisError as exc:
-        events.request.fire(request_type=REQUEST_TYPE, name=name,
-                            response_time=(time.perf_counter() - started) * 1000.0,
-                            response_length=0, exception=exc, context=None)
+        fire(name, perf_counter() - started, exc)
         return None
-    events.request.fire(request_type=REQUEST_TYPE, name=name,
-                        response_time=(time.perf_counter() - started) * 1000.0,
-                        response_length=0, exception=None, context=None)
+    fire(name, perf_counter() - started)
     return result
-
-
-_fire = events.request.fire
 
 
 class Link:
@@ -121,16 +121,12 @@ class Link:
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             elapsed = perf_counter() - started
             self.close(broken=True)
-            _fire(request_type=REQUEST_TYPE, name=name, response_time=elapsed * 1000.0,
-                  response_length=0, exception=exc, context=None)
+            fire(name, elapsed, exc)
             return None
         except RedisError as exc:  # an error reply: the connection is fine
-            _fire(request_type=REQUEST_TYPE, name=name,
-                  response_time=(perf_counter() - started) * 1000.0, response_length=0,
-                  exception=exc, context=None)
+            fire(name, perf_counter() - started, exc)
             return None
-        _fire(request_type=REQUEST_TYPE, name=name, response_time=elapsed * 1000.0,
-              response_length=0, exception=None, context=None)
+        fire(name, elapsed)
         return result
 
     def close(self, broken: bool = False) -> None:
