@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from datakit.infra.local.kafka_quorum import describe_quorum
+from datakit.nodes.kafka_quorum import describe_quorum
 from datakit.verify import Mismatch
 
 VOTER_LAG_MAX = 10  # metadata records a voter may trail the leader's high watermark by

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from datakit.infra.local import process
-from datakit.infra.local.process import RunAs
-from datakit.readiness import wait_until
+from datakit.nodes import process
+from datakit.nodes.process import RunAs
+from datakit.nodes.readiness import wait_until
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching accounts needs root")

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from datakit.infra.local import kafka, process
+from datakit.nodes import kafka, process
 
 
 def rss_mb(pid: int) -> float:

@@ -29,7 +29,7 @@ from datakit.drills.control import LocalScratch, wait
 from datakit.drills.result import DrillResult, measure
 from datakit.drills.targets import SCHEMA, PostgresTarget
 from datakit.drills.writer import Recorder, Writer
-from datakit.infra.local.postgres_conf import pgpass_line
+from datakit.nodes.postgres_conf import pgpass_line
 
 NAME = "backup-restore"
 SLOT = "datakit_drill_archive"

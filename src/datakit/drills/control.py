@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from datakit.errors import DatakitError
-from datakit.readiness import NotReady, wait_until
+from datakit.nodes.readiness import NotReady, wait_until
 
 
 class NodeControl(Protocol):
@@ -53,7 +53,7 @@ class LocalControl:
     by that, not by the pid in the outputs, which is stale once a drill restarted it."""
 
     def __init__(self, node: dict, outputs: dict):
-        from datakit.infra.local import process
+        from datakit.nodes import process
 
         self._process = process
         self.node, self.outputs = node, outputs
@@ -152,7 +152,7 @@ class LocalControl:
             getattr(self, f"_start_{self.service}")()
 
     def _start_postgres(self) -> None:
-        from datakit.infra.local.postgres_conf import bin_dir
+        from datakit.nodes.postgres_conf import bin_dir
 
         version = int((self._cwd / "PG_VERSION").read_text().strip())
         self._await_reaped()
@@ -176,7 +176,7 @@ class LocalControl:
                            timeout=timeout)
 
     def _start_redis(self, sentinel: bool = False, replica_of: dict | None = None) -> None:
-        from datakit.infra.local import redis as rd
+        from datakit.nodes import redis as rd
 
         password = self.outputs["secrets"]["redis"]["sentinel" if sentinel else "default"]
         props = {"name": self.name, "port": self.node["port"], "data_dir": str(self.data_dir),
@@ -216,7 +216,7 @@ class LocalControl:
         recovery first when the node was killed), then this node's own settings file back
         (pg_rewind copies the source's), primary_conninfo and slot, standby.signal.
         Returns pg_rewind's last line."""
-        from datakit.infra.local.postgres_conf import CONF_NAME, bin_dir, pgpass_line
+        from datakit.nodes.postgres_conf import CONF_NAME, bin_dir, pgpass_line
 
         if self.running():
             raise DatakitError(f"{self.name}: stop it before pg_rewind")
@@ -276,7 +276,7 @@ class LocalScratch:
     PostgreSQL account, its tools, a free loopback port, and daemons it started."""
 
     def __init__(self, root: Path):
-        from datakit.infra.local import process
+        from datakit.nodes import process
 
         self._process = process
         self.account = process.RunAs.service("postgres")
@@ -291,7 +291,7 @@ class LocalScratch:
         return path
 
     def tool(self, version: int, name: str) -> str:
-        from datakit.infra.local.postgres_conf import bin_dir
+        from datakit.nodes.postgres_conf import bin_dir
 
         return str(bin_dir(version) / name)
 

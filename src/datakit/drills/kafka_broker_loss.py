@@ -77,7 +77,7 @@ def wait_full_isr(outputs: dict, timeout: float = 120.0) -> None:
 
 
 def active_controller(outputs: dict) -> dict:
-    from datakit.infra.local.kafka_quorum import describe_quorum
+    from datakit.nodes.kafka_quorum import describe_quorum
 
     for node in (n for n in outputs["nodes"] if n["service"] == "kafka"):
         port = (node.get("ports") or {}).get("controller")

@@ -18,7 +18,7 @@ import psycopg
 
 from datakit.drills import control
 from datakit.errors import DatakitError
-from datakit.infra.local.postgres_conf import slot_name
+from datakit.nodes.postgres_conf import slot_name
 
 
 def nodes(outputs: dict) -> list[dict]:

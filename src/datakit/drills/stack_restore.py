@@ -46,7 +46,7 @@ from datakit.drills.result import DrillResult, measure
 from datakit.drills.targets import SCHEMA, PostgresTarget
 from datakit.drills.writer import Recorder, Writer
 from datakit.errors import DatakitError
-from datakit.infra.local.postgres_conf import pgpass_line
+from datakit.nodes.postgres_conf import pgpass_line
 
 NAME = "stack-restore"
 SLOT = "datakit_drill_stack_archive"

@@ -69,7 +69,7 @@ class DerivedStack:
     def _stale(self) -> bool:
         """A node died or was restarted behind the engine's back (a drill, a test): `up`
         refreshes the state so handles name the processes serving now."""
-        from datakit.infra.local import process
+        from datakit.nodes import process
 
         for node in self.outputs().get("nodes", []):
             handle = node.get("handle") or {}

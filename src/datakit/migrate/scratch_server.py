@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from datakit.errors import DatakitError
-from datakit.infra.local.process import RunAs, exit_reason, port_free, stop
-from datakit.readiness import wait_until
+from datakit.nodes.process import RunAs, exit_reason, port_free, stop
+from datakit.nodes.readiness import wait_until
 
 PG_BIN = Path(os.environ.get("DATAKIT_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -44,7 +44,7 @@ class ScratchServer:
         return f"{driver}://postgres:{self.password}@127.0.0.1:{self.port}/{dbname}"
 
     def start(self) -> ScratchServer:
-        from datakit.infra.local import process
+        from datakit.nodes import process
 
         acct = self.account
         os.chown(self.root, acct.uid, acct.gid)
@@ -83,7 +83,7 @@ class ScratchServer:
 
     def add_replica(self) -> int:
         """Start a streaming replica (pg_basebackup -R) on the next free port; return it."""
-        from datakit.infra.local import process
+        from datakit.nodes import process
 
         port = next((p for p in range(self.port + 1, 61100) if port_free(p)), None)
         if port is None:

@@ -1,7 +1,7 @@
 """The one readiness helper of the verify suite: a check retries its probe until what it
 finds is what was expected, or the deadline passes, as Goss's retry does.
 
-Every check states only its probe and its expectation; the waiting (datakit.readiness),
+Every check states only its probe and its expectation; the waiting (datakit.nodes.readiness),
 the record (check, node, expected, found, verdict, waited_s) and the failure message
 ("pg-2: streams from the primary: expected ..., found ...") live here once.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from datakit.readiness import NotReady, wait_until
+from datakit.nodes.readiness import NotReady, wait_until
 
 RECORD_KEY = "datakit.verify"
 PASS, WARN, FAIL = "pass", "warn", "fail"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from datakit.infra.local import kafka, process
+from datakit.nodes import kafka, process
 from datakit.paths import PROJECT_DIR
 
 PORT_RANGE = range(62000, 62300)

@@ -11,8 +11,8 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from datakit.errors import DatakitError
-from datakit.infra.local import kafka
-from datakit.readiness import wait_until
+from datakit.nodes import kafka
+from datakit.nodes.readiness import wait_until
 
 DAY_MS = 24 * 3600 * 1000
 TOPICS = {"ms.agent.events": (12, 7), "ms.system.metrics": (6, 3)}

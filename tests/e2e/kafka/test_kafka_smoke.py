@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from datakit.infra.local import kafka, process
+from datakit.nodes import kafka, process
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ import pytest
 from typer.testing import CliRunner
 
 from datakit.cli import app
-from datakit.infra.local import process
 from datakit.load import runner
 from datakit.load.concurrency import NotCooperative
+from datakit.nodes import process
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from datakit.infra.local import process
+from datakit.nodes import process
 
 PORT_RANGE = range(63000, 63500)
 

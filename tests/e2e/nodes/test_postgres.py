@@ -11,10 +11,10 @@ import psycopg
 import pytest
 
 from datakit.errors import DatakitError
-from datakit.infra.local import postgres as pg
-from datakit.infra.local import process
-from datakit.infra.local.postgres_client import WrongPassword, connect, live_primary
-from datakit.readiness import wait_until
+from datakit.nodes import postgres as pg
+from datakit.nodes import process
+from datakit.nodes.postgres_client import WrongPassword, connect, live_primary
+from datakit.nodes.readiness import wait_until
 
 pytestmark = pytest.mark.slow
 

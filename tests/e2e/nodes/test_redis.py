@@ -13,9 +13,9 @@ import redis as redis_py
 from redis.sentinel import Sentinel
 
 from datakit.errors import DatakitError
-from datakit.infra.local import process
-from datakit.infra.local import redis as rd
-from datakit.infra.local import redis_sentinel as rs
+from datakit.nodes import process
+from datakit.nodes import redis as rd
+from datakit.nodes import redis_sentinel as rs
 
 pytestmark = pytest.mark.slow
 MASTER = "datakit"

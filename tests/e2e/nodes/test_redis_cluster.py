@@ -6,8 +6,8 @@ import pytest
 import redis as redis_py
 from redis.cluster import RedisCluster
 
-from datakit.infra.local import redis as rd
-from datakit.infra.local import redis_cluster as rc
+from datakit.nodes import redis as rd
+from datakit.nodes import redis_cluster as rc
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 from redis.sentinel import Sentinel
 
-from datakit.infra.local import process
 from datakit.infra.stack import StackError
+from datakit.nodes import process
 from datakit.stack_outputs import data_dirs
 from datakit.stack_outputs import find_node as node
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from datakit.infra.local.postgres_client import connect, live_primary
 from datakit.migrate.files import BUNDLED_DIR
+from datakit.nodes.postgres_client import connect, live_primary
 from datakit.verify import run
 
 pytestmark = pytest.mark.slow

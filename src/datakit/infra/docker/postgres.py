@@ -16,11 +16,11 @@ from __future__ import annotations
 import pulumi
 
 from datakit.infra import outputs
-from datakit.infra.archive import archive_command
 from datakit.infra.docker.network import Layout
 from datakit.infra.docker.node import NodeContainers, NodeSpec
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
+from datakit.nodes.archive import archive_command
 from datakit.topology import Node, Topology
 
 VOLUME = "/var/lib/postgresql/data"

@@ -53,8 +53,8 @@ NODE_KEYS = frozenset({"name", "port", "data_dir", "version"})
 
 
 def _postgres() -> dict[str, Kind]:
-    from datakit.infra.local import postgres as pg
-    from datakit.infra.local import postgres_standby
+    from datakit.nodes import postgres as pg
+    from datakit.nodes import postgres_standby
 
     def update(old, state, new):
         return {**state, **pg.update(old, state, new)}
@@ -76,8 +76,8 @@ def _postgres() -> dict[str, Kind]:
 
 
 def _redis() -> dict[str, Kind]:
-    from datakit.infra.local import redis as rd
-    from datakit.infra.local import redis_cluster, redis_sentinel
+    from datakit.nodes import redis as rd
+    from datakit.nodes import redis_cluster, redis_sentinel
 
     def update(module):
         return lambda old, state, new: {**state, **module.update(old, state, new)}
@@ -101,7 +101,7 @@ def _redis() -> dict[str, Kind]:
 
 
 def _kafka() -> dict[str, Kind]:
-    from datakit.infra.local import kafka
+    from datakit.nodes import kafka
 
     def restart(old, state, new):
         # Server settings are read at start: a changed spec restarts the node on its data.

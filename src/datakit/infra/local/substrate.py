@@ -15,10 +15,10 @@ from base64 import urlsafe_b64encode
 import pulumi
 
 from datakit.infra import outputs
-from datakit.infra.archive import archive_command
 from datakit.infra.local.node_resource import LocalNode
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
+from datakit.nodes.archive import archive_command
 from datakit.paths import PROJECT_DIR
 from datakit.topology import Node, Topology
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import time
 
 from datakit.errors import DatakitError
-from datakit.infra.local import redis as rd
-from datakit.readiness import wait_until
+from datakit.nodes import redis as rd
+from datakit.nodes.readiness import wait_until
 
 SLOTS = 16384
 

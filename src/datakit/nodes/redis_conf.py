@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from datakit.errors import DatakitError
-from datakit.infra.local.process import RunAs
+from datakit.nodes.process import RunAs
 
 # What every data node has unless the stack's settings say otherwise.
 DEFAULTS: dict[str, object] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from datakit.errors import DatakitError
-from datakit.infra.local.postgres_client import connect, live_primary
+from datakit.nodes.postgres_client import connect, live_primary
 
 # The settings PostgreSQL checks on a hot standby against the primary's (pg_control).
 HOT_STANDBY_MINIMUMS = ("max_connections", "max_worker_processes", "max_wal_senders",

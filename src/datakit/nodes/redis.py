@@ -29,9 +29,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from datakit.errors import DatakitError
-from datakit.infra.local import process
-from datakit.infra.local.process import RunAs
-from datakit.infra.local.redis_conf import (
+from datakit.nodes import process
+from datakit.nodes.process import RunAs
+from datakit.nodes.readiness import wait_until
+from datakit.nodes.redis_conf import (
     DEFAULTS,
     bus_port,
     config_value,
@@ -40,7 +41,6 @@ from datakit.infra.local.redis_conf import (
     server_binary,
     write_private,
 )
-from datakit.readiness import wait_until
 
 HOST = "127.0.0.1"
 REPLACE_KEYS = frozenset({"name", "port", "data_dir", "cluster"})

@@ -21,10 +21,10 @@ import time
 import redis as redis_py
 
 from datakit.errors import DatakitError
-from datakit.infra.local import redis as rd
-from datakit.infra.local.process import require_free
-from datakit.infra.local.redis_conf import config_value, render_sentinel, write_private
-from datakit.readiness import wait_until
+from datakit.nodes import redis as rd
+from datakit.nodes.process import require_free
+from datakit.nodes.readiness import wait_until
+from datakit.nodes.redis_conf import config_value, render_sentinel, write_private
 
 REPLACE_KEYS = frozenset({"name", "port", "data_dir", "master_name", "password"})
 

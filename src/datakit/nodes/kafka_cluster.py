@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from datakit.errors import DatakitError
-from datakit.infra.local import process
-from datakit.infra.local.kafka_quorum import NOT_LEADER_OR_FOLLOWER, describe_quorum
-from datakit.readiness import NotReady, wait_until
+from datakit.nodes import process
+from datakit.nodes.kafka_quorum import NOT_LEADER_OR_FOLLOWER, describe_quorum
+from datakit.nodes.readiness import NotReady, wait_until
 
 SCRAM = "SCRAM-SHA-512"
 

@@ -35,8 +35,8 @@ from base64 import urlsafe_b64encode
 from pathlib import Path
 
 from datakit.errors import DatakitError
-from datakit.infra.local import process
-from datakit.infra.local.kafka_cluster import (  # the cluster side; re-exported here
+from datakit.nodes import process
+from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     SCRAM,
     _value,
     bootstrap,
@@ -48,9 +48,9 @@ from datakit.infra.local.kafka_cluster import (  # the cluster side; re-exported
     node_running,
     wait_cluster_ready,
 )
-from datakit.infra.local.process import RunAs
+from datakit.nodes.process import RunAs
+from datakit.nodes.readiness import wait_until
 from datakit.paths import PROJECT_DIR, cache_dir, data_root
-from datakit.readiness import wait_until
 
 CLIENT_LISTENER = "SASL_PLAINTEXT"
 CONTROLLER_LISTENER = "CONTROLLER"

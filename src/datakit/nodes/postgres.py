@@ -33,8 +33,8 @@ from pathlib import Path
 import psycopg
 
 from datakit.errors import DatakitError
-from datakit.infra.local import process
-from datakit.infra.local.postgres_client import (
+from datakit.nodes import process
+from datakit.nodes.postgres_client import (
     connect,
     ensure_database,
     ensure_role,
@@ -42,7 +42,7 @@ from datakit.infra.local.postgres_client import (
     live_primary,
     replication_state,
 )
-from datakit.infra.local.postgres_conf import (
+from datakit.nodes.postgres_conf import (
     CONF_NAME,
     INCLUDE_LINE,
     bin_dir,
@@ -51,8 +51,8 @@ from datakit.infra.local.postgres_conf import (
     render_hba,
     slot_name,
 )
-from datakit.infra.local.process import RunAs
-from datakit.readiness import wait_until
+from datakit.nodes.process import RunAs
+from datakit.nodes.readiness import wait_until
 
 HOST = "127.0.0.1"
 # Changing one of these makes a new node (Pulumi replaces it); anything else is an update.
@@ -179,7 +179,7 @@ def _start(props: dict) -> dict:
 def _wait(probe, props: dict, pid: int, started: int | None, *, what: str,
           timeout: float = START_TIMEOUT):
     """wait_until, ended at once by the process dying or by a refused password."""
-    from datakit.infra.local.postgres_client import WrongPassword
+    from datakit.nodes.postgres_client import WrongPassword
 
     # Probes are cheap (one local connection): poll at least every 0.1 s.
     return wait_until(probe, what=what, timeout=timeout, max_interval=0.1,
