@@ -28,9 +28,9 @@ from pathlib import Path
 
 import psycopg
 
-from datakit import stack_outputs
 from datakit.load import runner
 from datakit.load.histogram import Histogram
+from datakit.stack import outputs as stack_outputs
 
 CONTRIB_LOCUSTFILE = '''
 from locust import constant, task

@@ -96,7 +96,7 @@ class MemorySampler(threading.Thread):
 
 def one_run(stack: DerivedStack, data_root: Path) -> tuple[float, float, float, dict]:
     clock, sampler = ServiceClock(), MemorySampler(data_root)
-    from datakit.infra import stack as stacks
+    from datakit.stack import lifecycle as stacks
 
     sampler.start()
     began = time.monotonic()

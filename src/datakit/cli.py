@@ -73,8 +73,8 @@ def _summary(outputs: dict) -> None:
 def up(stack: str = StackOpt, as_json: bool = JsonOpt,
        show_secrets: bool = typer.Option(False, "--show-secrets")) -> None:
     """Create or update the stack's nodes and wait until every one is ready."""
-    from datakit.infra import stack as stacks
-    from datakit.progress import live_run
+    from datakit.stack import lifecycle as stacks
+    from datakit.stack.progress import live_run
 
     stacks.check_topology(stack)  # a broken config is refused before any progress shows
     with live_run(err, enabled=not as_json) as view:
@@ -89,8 +89,8 @@ def up(stack: str = StackOpt, as_json: bool = JsonOpt,
 @app.command()
 def down(stack: str = StackOpt) -> None:
     """Stop every node of the stack and remove its data."""
-    from datakit.infra import stack as stacks
-    from datakit.progress import live_run
+    from datakit.stack import lifecycle as stacks
+    from datakit.stack.progress import live_run
 
     with live_run(err) as view:
         stacks.down(stack, on_event=view.on_event)
@@ -100,7 +100,7 @@ def down(stack: str = StackOpt) -> None:
 @app.command()
 def preview(stack: str = StackOpt) -> None:
     """Show what `up` would change."""
-    from datakit.infra import stack as stacks
+    from datakit.stack import lifecycle as stacks
 
     stacks.check_topology(stack)
     result = stacks.preview(stack, on_output=lambda line: console.print(line, markup=False,
@@ -114,7 +114,7 @@ def preview(stack: str = StackOpt) -> None:
 def outputs(stack: str = StackOpt, show_secrets: bool = typer.Option(False, "--show-secrets"),
             as_json: bool = JsonOpt) -> None:
     """The stack's endpoints, nodes and (with --show-secrets) secrets."""
-    from datakit.infra import stack as stacks
+    from datakit.stack import lifecycle as stacks
 
     values = _redact(stacks.outputs(stack), show_secrets)
     if as_json or show_secrets:
@@ -126,8 +126,8 @@ def outputs(stack: str = StackOpt, show_secrets: bool = typer.Option(False, "--s
 @app.command()
 def status(stack: str = StackOpt, as_json: bool = JsonOpt) -> None:
     """Each node's live role and health, asked of the servers."""
-    from datakit import stack_outputs
     from datakit import status as live
+    from datakit.stack import outputs as stack_outputs
 
     rows = live.live(stack_outputs.read(stack))
     if as_json:

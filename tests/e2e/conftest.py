@@ -1,7 +1,7 @@
 """A throwaway stack, `e2e-<pid>`, built from the shipped local stack with its ports moved.
 
 It runs beside a user's `local` stack without touching it, goes through the real engine
-path (`datakit.infra.stack.up` on the project directory), and is destroyed, its stack file
+path (`datakit.stack.lifecycle.up` on the project directory), and is destroyed, its stack file
 and Pulumi stack removed, even when a test fails.
 """
 

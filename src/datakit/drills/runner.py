@@ -8,9 +8,10 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from datakit import drills, stack_outputs
+from datakit import drills
 from datakit.drills.context import DrillContext
 from datakit.drills.result import DrillResult
+from datakit.stack import outputs as stack_outputs
 
 
 def run_once(name: str, stack: str, *, outputs: dict | None = None, durable: bool = True,

@@ -146,8 +146,8 @@ def _restore(ctx: DrillContext, scratch: LocalScratch, outputs: dict, version: i
 
 
 def run(ctx: DrillContext) -> DrillResult:
-    from datakit.infra import stack as stacks
-    from datakit.stack_outputs import with_passwords
+    from datakit.stack import lifecycle as stacks
+    from datakit.stack.outputs import with_passwords
 
     out = ctx.outputs
     refuse_unless_disposable(ctx.stack, out)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import yaml
 
-from datakit.infra import stack as stacks
 from datakit.paths import PROJECT_DIR
+from datakit.stack import lifecycle as stacks
 
 
 def _shift_ports(node: dict, shift: int) -> None:
@@ -54,7 +54,7 @@ class DerivedStack:
         return result
 
     def outputs(self) -> dict:
-        from datakit.stack_outputs import with_passwords
+        from datakit.stack.outputs import with_passwords
 
         return with_passwords(stacks.outputs(self.name))
 

@@ -42,12 +42,3 @@ class Substrate(Protocol):
     def migrations(self, topo: Topology, secrets: Secrets, after: list[pulumi.Resource],
                    parent: pulumi.Resource) -> pulumi.Resource | None: ...
 
-
-def for_topology(topo: Topology) -> Substrate:
-    if topo.substrate == "local":
-        from datakit.infra.local.substrate import LocalSubstrate
-
-        return LocalSubstrate()
-    from datakit.infra.docker.substrate import DockerSubstrate
-
-    return DockerSubstrate()

@@ -56,7 +56,8 @@ class LoadSettings:
 def for_stack(stack: str, outputs: dict[str, Any] | None = None,
               **overrides: Any) -> LoadSettings:
     """Settings from a stack's outputs (with passwords) and its topology's pool."""
-    from datakit import stack_outputs, topology
+    from datakit import topology
+    from datakit.stack import outputs as stack_outputs
 
     outputs = outputs or stack_outputs.read(stack)
     pool = topology.load(stack).postgres.pool

@@ -30,7 +30,7 @@ def dsn_for(dsn: str | None = None, stack: str | None = None) -> str:
 
 def stack_outputs(stack: str) -> dict:
     try:
-        from datakit import stack_outputs as outputs  # written by the stack facade
+        from datakit.stack import outputs  # written by the stack facade
     except ImportError:
         raise DatakitError(
             f"stack {stack!r}: reading stack outputs is not available in this build; "

@@ -88,7 +88,8 @@ def run(stack: str, *, outputs: dict | None = None, timeout: float = DEFAULT_TIM
     the stack's config, which also names the migrations to expect (`postgres.migrations`)
     unless `migrations_dir` does. `select` is pytest's -k expression.
     """
-    from datakit import stack_outputs, topology
+    from datakit import topology
+    from datakit.stack import outputs as stack_outputs
 
     topo = topology.load(stack)
     if outputs is None:

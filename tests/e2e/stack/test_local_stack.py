@@ -21,10 +21,10 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 from redis.sentinel import Sentinel
 
-from datakit.infra.stack import StackError
 from datakit.nodes import process
-from datakit.stack_outputs import data_dirs
-from datakit.stack_outputs import find_node as node
+from datakit.stack.lifecycle import StackError
+from datakit.stack.outputs import data_dirs
+from datakit.stack.outputs import find_node as node
 
 pytestmark = pytest.mark.slow
 
@@ -157,9 +157,9 @@ def test_second_up_changes_nothing(e2e_stack):
 
 
 def test_a_new_migration_shows_in_preview_and_up_applies_it(e2e_stack, tmp_path):
-    from datakit.infra import stack as stacks
     from datakit.migrate import rollback
     from datakit.paths import PROJECT_DIR
+    from datakit.stack import lifecycle as stacks
 
     mdir = tmp_path / "migrations"
     shutil.copytree(PROJECT_DIR / "migrations", mdir)

@@ -2,7 +2,7 @@
 
 migrate, verify, load and drills take endpoints, nodes and secrets from here only, so they
 work on any substrate and on infrastructure someone else provisioned with the same outputs.
-Shape (see infra/outputs.py): `endpoints` (postgres write/read DSNs without passwords,
+Shape (written by infra/outputs.py): `endpoints` (postgres write/read DSNs without passwords,
 redis sentinels or cluster seeds, kafka bootstrap servers), `nodes` (service, role, name,
 host, port, handle, testinfra host URL), `secrets` (passwords), `disposable`.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from datakit.errors import DatakitError
+from datakit.stack.lifecycle import open_stack
 
 
 class NoOutputs(DatakitError):
@@ -29,8 +30,6 @@ def read(stack: str) -> dict[str, Any]:
     if path := os.environ.get("DATAKIT_OUTPUTS_FILE"):
         with open(path) as src:
             return with_passwords(json.load(src))
-    from datakit.infra.stack import open_stack
-
     outputs = {k: v.value for k, v in open_stack(stack).outputs().items()}
     if not outputs.get("endpoints"):
         raise NoOutputs(f"stack {stack!r} has no outputs: run `datakit up --stack {stack}`")

@@ -14,6 +14,7 @@ from typing import Any
 from datakit.errors import DatakitError
 from datakit.paths import PROJECT_DIR
 from datakit.toolchain import automation
+from datakit.topology import load
 
 Events = Callable[[Any], None]
 
@@ -28,8 +29,6 @@ def open_stack(stack: str):
 
 def check_topology(stack: str) -> None:
     """Refuse a broken stack config before the engine starts anything."""
-    from datakit.topology import load
-
     load(stack, PROJECT_DIR)
 
 
@@ -81,8 +80,6 @@ def down(stack: str, on_event: Events | None = None, on_output=None):
 def _remove_empty_data_dir(stack: str) -> None:
     """Each node removes its own dir; once none is left, the stack's WAL archive goes, then
     the stack's folder."""
-    from datakit.topology import load
-
     # Not empty, already gone, or no stack file: then there is nothing of ours to remove.
     with contextlib.suppress(OSError, DatakitError):
         topo = load(stack, PROJECT_DIR)
