@@ -26,7 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from datakit.migrate.scratch_server import ScratchServer
+from datakit.paths import PROJECT_DIR
+
+# Run as `python bench/migrations.py`, only bench/ is on the path: add the repository root for
+# the test-only helpers in tests/support.
+sys.path.insert(0, str(PROJECT_DIR))
+from tests.support.scratch_server import ScratchServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PSQL = "/usr/lib/postgresql/15/bin/psql"

@@ -13,11 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
 
-from datakit.infra.derived_stack import DerivedStack
+from datakit.paths import PROJECT_DIR
+
+# Run as `python bench/up_local.py`, only bench/ is on the path: add the repository root for
+# the test-only helpers in tests/support.
+sys.path.insert(0, str(PROJECT_DIR))
+from tests.support.derived_stack import DerivedStack  # noqa: E402
 
 SERVICES = {"pg-": "postgres", "redis-": "redis", "sentinel-": "redis", "kafka-": "kafka",
             "topic-": "kafka"}

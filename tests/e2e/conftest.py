@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from datakit.infra.derived_stack import DerivedStack
+from tests.support.derived_stack import DerivedStack
 
 # 641xx-646xx -> 649xx-654xx by default (beside a running `local`); engineers running
 # suites side by side pick other shifts (the result must stay within 61000-65535).

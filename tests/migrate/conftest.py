@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from datakit.migrate.scratch_server import ScratchServer
+from tests.support.scratch_server import ScratchServer
 
 _names = itertools.count(1)
 

@@ -123,7 +123,7 @@ def test_lock_timeout_names_the_holder(dsn, mdir):
 
 
 def test_wait_replicas_waits_for_replay_and_reports_wal_and_lag(tmp_path, mdir):
-    from datakit.migrate.scratch_server import ScratchServer
+    from tests.support.scratch_server import ScratchServer
 
     with ScratchServer(range(61050, 61100), fsync=False) as primary:
         replica_port = primary.add_replica()

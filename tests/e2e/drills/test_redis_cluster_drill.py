@@ -15,7 +15,7 @@ import pytest
 from datakit import status
 from datakit.drills import redis_cluster_failover as rcf
 from datakit.drills import runner
-from datakit.infra.derived_stack import DerivedStack
+from tests.support.derived_stack import DerivedStack
 
 SHIFT = int(os.environ.get("DATAKIT_E2E_CLUSTER_PORT_SHIFT", "-2400"))
 

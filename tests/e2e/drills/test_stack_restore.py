@@ -16,7 +16,7 @@ from datakit import status
 from datakit.drills import postgres_ops, runner
 from datakit.drills.targets import SCHEMA
 from datakit.errors import DatakitError
-from datakit.infra.derived_stack import DerivedStack
+from tests.support.derived_stack import DerivedStack
 
 SHIFT = int(os.environ.get("DATAKIT_E2E_RESTORE_PORT_SHIFT", "-1600"))
 

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from datakit.errors import DatakitError
+from datakit.nodes import process
 from datakit.nodes.process import RunAs, exit_reason, port_free, stop
 from datakit.nodes.readiness import wait_until
 
@@ -44,8 +45,6 @@ class ScratchServer:
         return f"{driver}://postgres:{self.password}@127.0.0.1:{self.port}/{dbname}"
 
     def start(self) -> ScratchServer:
-        from datakit.nodes import process
-
         acct = self.account
         os.chown(self.root, acct.uid, acct.gid)
         pwfile = self.root / "pw"
@@ -83,8 +82,6 @@ class ScratchServer:
 
     def add_replica(self) -> int:
         """Start a streaming replica (pg_basebackup -R) on the next free port; return it."""
-        from datakit.nodes import process
-
         port = next((p for p in range(self.port + 1, 61100) if port_free(p)), None)
         if port is None:
             raise DatakitError("no free port for a replica")

@@ -12,8 +12,10 @@ from collections.abc import Callable
 
 import yaml
 
+from datakit.nodes import process
 from datakit.paths import PROJECT_DIR
 from datakit.stack import lifecycle as stacks
+from datakit.stack.outputs import with_passwords
 
 
 def _shift_ports(node: dict, shift: int) -> None:
@@ -54,8 +56,6 @@ class DerivedStack:
         return result
 
     def outputs(self) -> dict:
-        from datakit.stack.outputs import with_passwords
-
         return with_passwords(stacks.outputs(self.name))
 
     def ensure_up(self) -> None:
@@ -69,8 +69,6 @@ class DerivedStack:
     def _stale(self) -> bool:
         """A node died or was restarted behind the engine's back (a drill, a test): `up`
         refreshes the state so handles name the processes serving now."""
-        from datakit.nodes import process
-
         for node in self.outputs().get("nodes", []):
             handle = node.get("handle") or {}
             if handle.get("kind") == "local" and not process.is_running(
