@@ -13,9 +13,8 @@ import psycopg
 import pytest
 from migrate_helpers import PROJECT, cli, query, write
 
-from datakit.migrate import apply, status
+from datakit.migrate import DriftError, apply, status
 from datakit.migrate.lock import LOCK_KEY, LockTimeout
-from datakit.migrate.runner import DriftError
 
 
 def cli_popen(*args: str) -> subprocess.Popen:

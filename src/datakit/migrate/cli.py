@@ -96,7 +96,7 @@ def rollback(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
              dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
              lock_wait: LockWait = 60.0, as_json: AsJson = False) -> None:
     """Undo applied migrations, newest first, with their stored undo SQL."""
-    from datakit.migrate.runner import rollback as run_rollback
+    from datakit.migrate.undo import rollback as run_rollback
 
     result = run_rollback(_dsn(dsn, stack), migrations_dir, target=target, steps=steps,
                           dry_run=dry_run, lock_wait=lock_wait,
@@ -162,7 +162,7 @@ def baseline(version: Annotated[int, typer.Argument(help="last version already i
              dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
              lock_wait: LockWait = 60.0) -> None:
     """Adopt an existing database: record versions up to V as applied without running them."""
-    from datakit.migrate.runner import baseline as run_baseline
+    from datakit.migrate.admin import baseline as run_baseline
 
     result = run_baseline(_dsn(dsn, stack), version, migrations_dir, lock_wait=lock_wait)
     _say(f"baselined {len(result.steps)} migration(s) up to version {version}")
@@ -172,7 +172,7 @@ def baseline(version: Annotated[int, typer.Argument(help="last version already i
 def repair(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
            lock_wait: LockWait = 60.0) -> None:
     """Re-record checksums of reviewed changes; clear partial no-transaction runs."""
-    from datakit.migrate.runner import repair as run_repair
+    from datakit.migrate.admin import repair as run_repair
 
     fixes = run_repair(_dsn(dsn, stack), migrations_dir, lock_wait=lock_wait)
     for f in fixes:
@@ -186,8 +186,8 @@ def reset(dsn: Dsn = None, stack: Stack = None,
           yes: Annotated[bool, typer.Option("--yes", help="confirm dropping everything")] = False,
           lock_wait: LockWait = 60.0) -> None:
     """Drop every schema and the history (disposable stacks only)."""
+    from datakit.migrate.admin import reset as run_reset
     from datakit.migrate.connection import stack_outputs
-    from datakit.migrate.runner import reset as run_reset
 
     disposable = None
     if stack and not dsn:

@@ -29,13 +29,8 @@ def dsn_for(dsn: str | None = None, stack: str | None = None) -> str:
 
 
 def stack_outputs(stack: str) -> dict:
-    try:
-        from datakit.stack import outputs  # written by the stack facade
-    except ImportError:
-        raise DatakitError(
-            f"stack {stack!r}: reading stack outputs is not available in this build; "
-            "pass --dsn instead"
-        ) from None
+    from datakit.stack import outputs  # written by the stack facade
+
     try:
         return outputs.read(stack)
     except KeyError as exc:

@@ -133,7 +133,7 @@ def apply_and_report(dsn: str, migrations_dir: str | Path | None = None, *,
             else:
                 say(f"nothing to apply; database at version {current}")
             return
-    from datakit.migrate.runner import apply
+    from datakit.migrate.applier import apply
 
     result = apply(dsn, migrations_dir, migrations=migrations, target=target, dry_run=dry_run,
                    allow_out_of_order=allow_out_of_order, lock_wait=lock_wait,

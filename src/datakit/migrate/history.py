@@ -2,12 +2,17 @@
 
 `ms_migrations.schema_versions` holds what is applied (with the undo SQL, so a rollback
 works even if files moved); `ms_migrations.migration_log` records every operation
-(MIGRATE, ROLLBACK, BASELINE, REPAIR, RESET), its status and its error.
+(MIGRATE, ROLLBACK, BASELINE, REPAIR, RESET), its status and its error. This module
+creates and reads them, and writes the rows every operation shares.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import datetime
+
+from datakit.migrate.files import Migration
 
 SCHEMA = "ms_migrations"
 
@@ -140,3 +145,38 @@ def invalid_indexes(conn) -> list[str]:
         """
     ).fetchall()
     return [r[0] for r in rows]
+
+
+INSERT_LOG = f"""
+INSERT INTO {SCHEMA}.migration_log
+  (version, operation, status, started_at, completed_at, error_message, error_sqlstate,
+   error_position, context)
+VALUES (%(version)s, %(operation)s, %(status)s, %(started)s,
+        CASE WHEN %(status)s = 'RUNNING' THEN NULL ELSE clock_timestamp() END,
+        %(error)s, %(sqlstate)s, %(position)s, %(context)s::jsonb)
+RETURNING id
+"""
+
+
+def log(conn, **values) -> int | None:
+    """Insert a migration_log row (see INSERT_LOG for the keys); its id, or None if it failed."""
+    values.setdefault("error", None)
+    values.setdefault("sqlstate", None)
+    values.setdefault("position", None)
+    values["context"] = json.dumps(values.get("context") or {})
+    try:
+        return conn.execute(INSERT_LOG, values).fetchone()[0]
+    except Exception:  # noqa: BLE001 - logging must never hide the original failure
+        return None
+
+
+def applied_values(m: Migration, ms: int, started: datetime, context: dict) -> dict:
+    """The parameters of `m`'s schema_versions row (and its log row's start and context)."""
+    return {
+        "version": m.version, "description": m.description, "file": m.name,
+        "checksum": m.checksum, "ms": ms,
+        "undo_file": m.undo.name if m.undo else None,
+        "undo_checksum": m.undo.checksum if m.undo else None,
+        "undo_sql": m.undo.sql if m.undo else None,
+        "started": started, "context": json.dumps(context),
+    }

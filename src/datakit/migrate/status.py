@@ -8,7 +8,7 @@ from pathlib import Path
 from datakit.migrate import history, statements
 from datakit.migrate.connection import connect
 from datakit.migrate.files import discover
-from datakit.migrate.runner import _check_drift, _check_partial, _pending
+from datakit.migrate.planning import check_drift, check_partial, pending
 
 
 @dataclass
@@ -103,9 +103,9 @@ def validate(dsn: str | None, migrations_dir: str | Path | None = None, *,
     conn = connect(dsn)
     try:
         applied, partial = history.read(conn)
-        _check_drift(migrations, applied, str(migrations_dir or "migrations/"))
-        _check_partial(conn, partial)
-        _pending(migrations, applied, None, allow_out_of_order)
+        check_drift(migrations, applied, str(migrations_dir or "migrations/"))
+        check_partial(conn, partial)
+        pending(migrations, applied, None, allow_out_of_order)
     finally:
         conn.close()
     return status(dsn, migrations_dir)
