@@ -25,11 +25,12 @@ import psycopg
 from datakit.drills import checker
 from datakit.drills import postgres_ops as po
 from datakit.drills.context import DrillContext
-from datakit.drills.control import LocalScratch, wait
 from datakit.drills.result import DrillResult, measure
 from datakit.drills.targets import SCHEMA, PostgresTarget
+from datakit.drills.waiting import wait
 from datakit.drills.writer import Recorder, Writer
 from datakit.nodes.postgres_conf import pgpass_line
+from datakit.nodes.scratch import LocalScratch
 
 NAME = "backup-restore"
 SLOT = "datakit_drill_archive"

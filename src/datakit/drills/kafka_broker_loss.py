@@ -17,11 +17,13 @@ import threading
 import time
 import uuid
 
-from datakit.drills import control
 from datakit.drills.checker import check
 from datakit.drills.context import DrillContext
 from datakit.drills.result import DrillResult, measure
+from datakit.drills.waiting import wait
 from datakit.drills.writer import Op, Recorder
+from datakit.nodes.control import control_for
+from datakit.nodes.kafka_quorum import describe_quorum
 
 NAME = "kafka-broker-loss"
 TOPIC = "datakit.drills"
@@ -55,8 +57,8 @@ def ensure_topic(outputs: dict) -> None:
         except Exception as exc:  # noqa: BLE001 - created meanwhile is fine
             if "already exists" not in str(exc):
                 raise
-    control.wait(lambda: TOPIC in admin.list_topics(timeout=5).topics,
-                 what=f"topic {TOPIC}", timeout=30)
+    wait(lambda: TOPIC in admin.list_topics(timeout=5).topics,
+         what=f"topic {TOPIC}", timeout=30)
 
 
 def under_replicated(outputs: dict) -> list[str]:
@@ -72,13 +74,11 @@ def under_replicated(outputs: dict) -> list[str]:
 
 
 def wait_full_isr(outputs: dict, timeout: float = 120.0) -> None:
-    control.wait(lambda: not under_replicated(outputs),
-                 what="every Kafka partition with its full ISR", timeout=timeout)
+    wait(lambda: not under_replicated(outputs),
+         what="every Kafka partition with its full ISR", timeout=timeout)
 
 
 def active_controller(outputs: dict) -> dict:
-    from datakit.nodes.kafka_quorum import describe_quorum
-
     for node in (n for n in outputs["nodes"] if n["service"] == "kafka"):
         port = (node.get("ports") or {}).get("controller")
         try:
@@ -165,7 +165,7 @@ def _stall_end(rec: Recorder, t_fault: float, until: float) -> float | None:
 
 def _lose(ctx: DrillContext, rec: Recorder, node: dict, label: str) -> dict:
     out = ctx.outputs
-    ctl = control.control_for(node, out)
+    ctl = control_for(node, out)
     ctx.say(f"killing Kafka {label} {node['name']} (SIGKILL)")
     ctl.kill()
     t_kill = rec.event(f"kill {label}")

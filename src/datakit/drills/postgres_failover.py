@@ -18,13 +18,13 @@ from contextlib import nullcontext
 
 import psycopg
 
-from datakit.drills import control
 from datakit.drills import postgres_ops as po
 from datakit.drills.checker import check
 from datakit.drills.context import DrillContext
 from datakit.drills.result import DrillResult, measure
 from datakit.drills.targets import PostgresTarget
 from datakit.drills.writer import Recorder, Writer, wait_first_ack_after
+from datakit.nodes.control import control_for
 
 NAME = "postgres-failover"
 PROBE_INTERVAL_S = 0.2
@@ -95,7 +95,7 @@ def run(ctx: DrillContext) -> DrillResult:
         time.sleep(ctx.warmup_s)
         ctx.say(f"killing primary {old['name']} (SIGKILL)")
         with po.cut_walsenders(old, replicas, out) if not ctx.durable else nullcontext():
-            control.control_for(old, out).kill()
+            control_for(old, out).kill()
         rec.event("kill")  # the node is dead now
         best = fail_over(ctx, rec, old, replicas)
         others = [r for r in replicas if r is not best]

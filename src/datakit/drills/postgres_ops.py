@@ -16,8 +16,9 @@ from collections.abc import Iterator
 
 import psycopg
 
-from datakit.drills import control
+from datakit.drills.waiting import wait
 from datakit.errors import DatakitError
+from datakit.nodes.control import control_for
 from datakit.nodes.postgres_conf import slot_name
 
 
@@ -114,7 +115,7 @@ def repoint(replica: dict, primary: dict, outputs: dict) -> None:
 
 def rejoin(old: dict, primary: dict, outputs: dict) -> str:
     """The stopped or killed former primary comes back as a standby of `primary`."""
-    ctl = control.control_for(old, outputs)
+    ctl = control_for(old, outputs)
     ctl.stop()
     slot = ensure_slot(primary, outputs, old["name"])
     # pg_rewind reads the source's timeline from its control file, which a promotion
@@ -145,8 +146,8 @@ def wait_redundant(primary: dict, outputs: dict, others: list[dict],
         seen = streaming(primary, outputs)
         return seen if names <= set(seen) else None
 
-    return control.wait(all_streaming, what=f"{sorted(names)} streaming from "
-                        f"{primary['name']}", timeout=timeout)
+    return wait(all_streaming, what=f"{sorted(names)} streaming from "
+                f"{primary['name']}", timeout=timeout)
 
 
 def set_async(outputs: dict, on: bool) -> None:
@@ -169,9 +170,9 @@ def cut_walsenders(primary: dict, standbys: list[dict], outputs: dict,
     it inside this context, and the standbys go on afterwards. What committed in the gap
     is on the killed primary only, as after a network blip: on loopback a standby is
     otherwise current within microseconds and reconnects at once."""
-    frozen = [control.control_for(n, outputs) for n in standbys]
+    frozen = [control_for(n, outputs) for n in standbys]
     for ctl in frozen:
-        ctl.freeze()
+        ctl.pause()
     try:
         with connect(primary, outputs) as conn:
             conn.execute("select pg_terminate_backend(pid) from pg_stat_replication")
@@ -179,4 +180,4 @@ def cut_walsenders(primary: dict, standbys: list[dict], outputs: dict,
         yield
     finally:
         for ctl in frozen:
-            ctl.thaw()
+            ctl.resume()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-from datakit.drills import control
 from datakit.drills import postgres_ops as po
 from datakit.drills.checker import check
 from datakit.drills.context import DrillContext
@@ -20,6 +19,7 @@ from datakit.drills.postgres_failover import restore_redundancy
 from datakit.drills.result import DrillResult, measure
 from datakit.drills.targets import PostgresTarget
 from datakit.drills.writer import Recorder, Writer, wait_first_ack_after
+from datakit.nodes.control import control_for
 
 NAME = "postgres-switchover"
 
@@ -42,7 +42,7 @@ def run(ctx: DrillContext) -> DrillResult:
         writer.pause()
         ctx.say(f"stopping primary {old['name']} cleanly")
         final = po.lsn(po.one(old, out, "select pg_current_wal_lsn()::text"))
-        control.control_for(old, out).stop()
+        control_for(old, out).stop()
         rec.event("stopped")
         lsns = {r["name"]: po.received_lsn(r, out) for r in replicas}
         best = max(replicas, key=lambda r: lsns[r["name"]])

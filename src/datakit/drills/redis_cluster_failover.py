@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import time
 
-from datakit.drills import control
 from datakit.drills.checker import check
 from datakit.drills.context import DrillContext
 from datakit.drills.result import DrillResult, measure
+from datakit.drills.waiting import wait
 from datakit.drills.writer import NotSent, Recorder, Writer, wait_first_ack_after
+from datakit.nodes.control import control_for
 
 NAME = "redis-cluster-failover"
 SLOTS = 16384
@@ -158,8 +159,8 @@ def wait_redundant(outputs: dict, timeout: float = 90.0) -> dict:
         except Exception:  # noqa: BLE001 - a node still starting: try again
             return None
 
-    return control.wait(probe, what="Redis Cluster: cluster_state ok, every master "
-                        "with a replica", timeout=timeout)
+    return wait(probe, what="Redis Cluster: cluster_state ok, every master "
+                "with a replica", timeout=timeout)
 
 
 def key_in(ranges: list[tuple[int, int]], run: str) -> str:
@@ -234,7 +235,7 @@ def run(ctx: DrillContext) -> DrillResult:
     target = RedisClusterTarget(out, key, durable=ctx.durable)
     rec = Recorder()
     writer = Writer(target, rec)
-    ctl = control.control_for(victim, out)
+    ctl = control_for(victim, out)
     try:
         writer.start()
         time.sleep(ctx.warmup_s)
@@ -250,8 +251,8 @@ def run(ctx: DrillContext) -> DrillResult:
                     return node
             return None
 
-        new = control.wait(taken_over, what=f"a replica of {victim['name']} to take its "
-                           "slots", timeout=60)
+        new = wait(taken_over, what=f"a replica of {victim['name']} to take its "
+                   "slots", timeout=60)
         t_failover = rec.event("failover")
         ctx.say(f"{new['name']} serves the slots; restarting {victim['name']}")
         ctl.start()

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import time
 
-from datakit.drills import control
 from datakit.drills.checker import check
 from datakit.drills.context import DrillContext
 from datakit.drills.result import DrillResult, measure
 from datakit.drills.targets import RedisTarget, sentinel_client
+from datakit.drills.waiting import wait
 from datakit.drills.writer import Recorder, Writer, wait_first_ack_after
+from datakit.nodes.control import control_for
 
 NAME = "redis-failover"
 
@@ -70,7 +71,7 @@ def agreed_master(outputs: dict, old: dict) -> dict:
             return None
         return next(n for n in data_nodes(outputs) if int(n["port"]) == port)
 
-    return control.wait(agreed, what="every Sentinel to name the new master", timeout=60)
+    return wait(agreed, what="every Sentinel to name the new master", timeout=60)
 
 
 def replicas_of(master: dict, outputs: dict) -> set[int]:
@@ -91,8 +92,8 @@ def wait_redundant(outputs: dict, timeout: float = 60.0) -> dict:
         master = master_node(outputs)
         return master if replicas_of(master, outputs) == want - {int(master["port"])} else None
 
-    return control.wait(full, what="Redis master with every other node replicating",
-                        timeout=timeout)
+    return wait(full, what="Redis master with every other node replicating",
+                timeout=timeout)
 
 
 def min_replicas(outputs: dict) -> dict[str, int]:
@@ -125,10 +126,10 @@ def cut_links_then_kill(outputs: dict, old: dict, ctl, gap_s: float = 0.3) -> No
     partial resync, so a plain kill almost never loses an asynchronous write: the
     replicas are frozen (SIGSTOP) across the gap so that they cannot, as a replica across
     a network blip could not."""
-    replicas = [control.control_for(n, outputs) for n in data_nodes(outputs)
+    replicas = [control_for(n, outputs) for n in data_nodes(outputs)
                 if n["name"] != old["name"]]
     for one in replicas:
-        one.freeze()
+        one.pause()
     try:
         with _client(old, outputs) as client:
             client.client_kill_filter(_type="replica")
@@ -136,7 +137,7 @@ def cut_links_then_kill(outputs: dict, old: dict, ctl, gap_s: float = 0.3) -> No
         ctl.kill()
     finally:
         for one in replicas:
-            one.thaw()
+            one.resume()
 
 
 def run(ctx: DrillContext) -> DrillResult:
@@ -151,15 +152,15 @@ def run(ctx: DrillContext) -> DrillResult:
         writer.start()
         time.sleep(ctx.warmup_s)
         ctx.say(f"killing Redis master {old['name']} (SIGKILL)")
-        ctl = control.control_for(old, out)
+        ctl = control_for(old, out)
         if ctx.durable:
             ctl.kill()
         else:
             cut_links_then_kill(out, old, ctl)
         rec.event("kill")  # the node is dead now
         t_kill = rec.at("kill") or 0.0
-        control.wait(lambda: master_node(out)["name"] != old["name"],
-                     what="Sentinel to promote a replica", timeout=60)
+        wait(lambda: master_node(out)["name"] != old["name"],
+             what="Sentinel to promote a replica", timeout=60)
         rec.event("promoted")
         wait_first_ack_after(rec, t_kill, timeout=60)
         # Back as a replica of the master all Sentinels agree on, never as a stale master.

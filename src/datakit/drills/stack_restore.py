@@ -41,12 +41,15 @@ from datakit.drills import checker
 from datakit.drills import postgres_ops as po
 from datakit.drills.backup_restore import _conn_args
 from datakit.drills.context import DrillContext
-from datakit.drills.control import LocalScratch, wait
 from datakit.drills.result import DrillResult, measure
 from datakit.drills.targets import SCHEMA, PostgresTarget
+from datakit.drills.waiting import wait
 from datakit.drills.writer import Recorder, Writer
 from datakit.errors import DatakitError
 from datakit.nodes.postgres_conf import pgpass_line
+from datakit.nodes.scratch import LocalScratch
+from datakit.stack import lifecycle as stacks
+from datakit.stack.outputs import with_passwords
 
 NAME = "stack-restore"
 SLOT = "datakit_drill_stack_archive"
@@ -146,9 +149,6 @@ def _restore(ctx: DrillContext, scratch: LocalScratch, outputs: dict, version: i
 
 
 def run(ctx: DrillContext) -> DrillResult:
-    from datakit.stack import lifecycle as stacks
-    from datakit.stack.outputs import with_passwords
-
     out = ctx.outputs
     refuse_unless_disposable(ctx.stack, out)
     result = DrillResult(NAME, ctx.stack, durable=ctx.durable)

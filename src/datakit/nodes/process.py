@@ -117,6 +117,23 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def state(pid: int) -> str | None:
+    """The kernel's one-letter state of `pid` (R, S, D, T when stopped by a signal, Z...),
+    or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2:].split()[0]
+
+
+def cwd_of(pid: int) -> Path | None:
+    """The working directory of `pid`, or None if it is gone (or not ours to read)."""
+    try:
+        return Path(f"/proc/{pid}/cwd").resolve()
+    except OSError:
+        return None
+
 def _threads_left(pid: int) -> bool:
     """A killed multithreaded server (a JVM, Redis) shows its main thread as a zombie while
     the other threads still unwind and hold its sockets: it is not gone until they are."""
@@ -199,6 +216,12 @@ def log_tail(log: Path, lines: int = 15) -> str:
     except OSError:
         return "(no log)"
 
+
+def write_private(path: Path, text: str, account: RunAs) -> None:
+    """Write `path` for `account` only (mode 0600, owned by it): files that hold passwords."""
+    path.write_text(text)
+    path.chmod(0o600)
+    os.chown(path, account.uid, account.gid)
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     """True when nothing listens on host:port (a bind test, as the server would do)."""

@@ -7,14 +7,15 @@ from __future__ import annotations
 import psycopg
 from conftest import assert_healthy
 
-from datakit.drills import control, postgres_ops, runner
+from datakit.drills import postgres_ops, runner
 from datakit.drills.targets import SCHEMA
+from datakit.nodes.control import control_for
 
 
 def _live(outputs: dict) -> dict[str, tuple[str, int | None]]:
     primary, _ = postgres_ops.roles(outputs)
     return {n["name"]: ("primary" if n["name"] == primary["name"] else "replica",
-                        control.control_for(n, outputs).pid())
+                        control_for(n, outputs).pid())
             for n in postgres_ops.nodes(outputs)}
 
 

@@ -1,0 +1,200 @@
+"""Node control for the local substrate: a node is a native daemon on this host.
+
+A daemon's working directory is its data dir (PostgreSQL chdirs into pgdata, Redis into
+its node dir, Kafka is started there), so its process is found by that, not by the pid in
+the outputs, which is stale once a drill restarted it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+from pathlib import Path
+
+from datakit.errors import DatakitError
+from datakit.nodes import postgres_rejoin, process
+from datakit.nodes import redis as rd
+from datakit.nodes.postgres_conf import bin_dir
+from datakit.nodes.readiness import NotReady, wait_until
+
+
+class LocalControl:
+    """One local node: status, stop, kill, start, pause, resume."""
+
+    def __init__(self, node: dict, outputs: dict):
+        self.node, self.outputs = node, outputs
+        self.name, self.service = node["name"], node["service"]
+        self.data_dir = Path(node["handle"]["data_dir"])
+        self._argv: list[str] | None = None
+
+    # ------------------------------------------------------------------ processes
+    @property
+    def _cwd(self) -> Path:
+        return self.data_dir / "pgdata" if self.service == "postgres" else self.data_dir
+
+    def pid(self) -> int | None:
+        """The pid of the node's main process now, or None."""
+        handle = self.node["handle"]
+        if handle.get("pid") and process.is_running(int(handle["pid"]),
+                                                    handle.get("start_time")):
+            return int(handle["pid"])
+        want = self._cwd.resolve()
+        if self.service == "postgres":
+            try:
+                pid = int((self._cwd / "postmaster.pid").read_text().split("\n", 1)[0])
+            except (OSError, ValueError):
+                return None
+            return pid if process.cwd_of(pid) == want and process.is_running(pid) else None
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and process.cwd_of(int(entry.name)) == want:
+                pid = int(entry.name)
+                try:
+                    ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                if process.cwd_of(ppid) != want and process.is_running(pid):
+                    return pid
+        return None
+
+    def running(self) -> bool:
+        """Its main process exists (a paused node counts)."""
+        return self.pid() is not None
+
+    def status(self) -> str:
+        """"running" | "paused" (stopped by SIGSTOP) | "stopped" (no process)."""
+        pid = self.pid()
+        if pid is None:
+            return "stopped"
+        return "paused" if process.state(pid) in ("T", "t") else "running"
+
+    def _remember(self, pid: int) -> None:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            self._argv = [a.decode() for a in argv if a]
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL the node, as a crash; returns when it is gone."""
+        pid = self.pid()
+        if pid is None:
+            return
+        self._remember(pid)
+        started = process.start_time(pid)
+        process.kill(pid, started)
+        if self.service == "kafka":  # a killed JVM's threads hold its sockets a moment
+            for port in (self.node.get("ports") or {"client": self.node["port"]}).values():
+                wait_until(lambda p=port: process.port_free(int(p)),
+                           what=f"port {port} of {self.name} to close", timeout=15)
+
+    def pause(self) -> None:
+        """SIGSTOP the node's whole process group (a PostgreSQL standby's WAL receiver is a
+        child of its postmaster): it keeps its sockets but does nothing until `resume`.
+        Returns once the kernel shows it stopped (a signal is delivered, not awaited)."""
+        self._signal_group(signal.SIGSTOP, paused=True)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT, paused=False)
+
+    def _signal_group(self, sig: int, *, paused: bool) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        # datakit starts each daemon in a session of its own, so its group is its pid
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+        wait_until(lambda: (process.state(pid) in ("T", "t")) == paused
+                   or not process.is_running(pid),
+                   what=f"{self.name} to be {'paused' if paused else 'resumed'}",
+                   timeout=10, interval=0.001, max_interval=0.01)
+
+    def stop(self) -> None:
+        """A clean stop (PostgreSQL: fast shutdown, which sends all WAL to the standbys)."""
+        pid = self.pid()
+        if pid is None:
+            return
+        self._remember(pid)
+        sig = signal.SIGINT if self.service == "postgres" else signal.SIGTERM
+        process.stop(pid, process.start_time(pid), sig=sig, timeout=60)
+
+    def start(self, *, replica_of: dict | None = None) -> None:
+        """Start the node again on its data, as whatever role it has now (a Redis node:
+        as the replica of `replica_of`, if given); returns when it answers (PostgreSQL:
+        accepts connections; Redis: PING; Kafka: client port)."""
+        if self.running():
+            return
+        if self.service == "redis":
+            self._start_redis(replica_of=replica_of)
+        else:
+            getattr(self, f"_start_{self.service}")()
+
+    def _start_postgres(self) -> None:
+        version = int((self._cwd / "PG_VERSION").read_text().strip())
+        self._await_reaped()
+        pid = self._spawn("postgres", [str(bin_dir(version) / "postgres"), "-D",
+                                       str(self._cwd)], log=self.data_dir / "postgres.log")
+        self._wait_port(pid)
+
+    def _await_reaped(self, timeout: float = 15.0) -> None:
+        """A killed postmaster stays a zombie until init reaps it, and PostgreSQL takes its
+        socket lock file for live while that pid exists: wait for the pid to go. (Measured
+        times are not affected: this runs only when the node is started again.)"""
+        for lock in self.data_dir.glob(".s.PGSQL.*.lock"):
+            try:
+                pid = int(lock.read_text().split("\n", 1)[0])
+            except (OSError, ValueError):
+                continue
+            # A pid reused by another process never goes: then PostgreSQL says so itself.
+            with contextlib.suppress(NotReady):
+                wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(),
+                           what=f"the old postmaster {pid} of {self.name} to be reaped",
+                           timeout=timeout)
+
+    def _start_redis(self, sentinel: bool = False, replica_of: dict | None = None) -> None:
+        password = self.outputs["secrets"]["redis"]["sentinel" if sentinel else "default"]
+        props = {"name": self.name, "port": self.node["port"], "data_dir": str(self.data_dir),
+                 "password": password, "sentinel": sentinel, "replicaof": replica_of}
+        rd.start(props)
+
+    def _start_sentinel(self) -> None:
+        self._start_redis(sentinel=True)
+
+    def _start_kafka(self) -> None:
+        if not self._argv:
+            raise DatakitError(f"{self.name}: no command line remembered to restart it "
+                               "(datakit restarts only Kafka nodes it stopped itself)")
+        pid = self._spawn("kafka", self._argv, log=self.data_dir / "logs" / "process.log")
+        self._wait_port(pid, timeout=90)
+
+    def _spawn(self, user: str, argv: list[str], log: Path) -> int:
+        account = process.RunAs.service(user)
+        return account.spawn(argv, log=log, cwd=str(self._cwd))
+
+    def _wait_port(self, pid: int, timeout: float = 60.0) -> None:
+        def accepts() -> bool:
+            with socket.create_connection((self.node["host"], int(self.node["port"])), 1):
+                return True
+
+        wait_until(accepts, what=f"{self.name} listening", timeout=timeout,
+                   alive=lambda: None if process.is_running(pid) else
+                   process.exit_reason(pid, None, self.data_dir / "postgres.log"
+                                       if self.service == "postgres" else
+                                       self.data_dir / "logs" / "process.log"))
+
+    # ------------------------------------------------------------- PostgreSQL rejoin
+    def rewind_as_standby(self, source: dict, *, conninfo: str, slot: str) -> str:
+        """Make this stopped former primary a standby of `source` (postgres_rejoin.py).
+        Returns pg_rewind's last line."""
+        if self.running():
+            raise DatakitError(f"{self.name}: stop it before pg_rewind")
+        return postgres_rejoin.rewind_as_standby(
+            self.name, self.data_dir, self.outputs["secrets"]["postgres"], source,
+            conninfo=conninfo, slot=slot)
+
+    @property
+    def pgpass_path(self) -> str:
+        return postgres_rejoin.pgpass_path(self.data_dir)
