@@ -6,6 +6,7 @@ initial roles only, so status never trusts them for who leads now.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import psycopg
@@ -45,8 +46,6 @@ def _sentinel(node: dict, secrets: dict) -> tuple[str, str]:
 
 
 def _kafka(node: dict, secrets: dict) -> tuple[str, str]:
-    import socket
-
     try:
         with socket.create_connection((node["host"], node["port"]), timeout=2):
             return node["role"], "up"

@@ -9,6 +9,7 @@ import redis as redis_py
 
 from datakit.nodes import redis as rd
 from datakit.nodes.readiness import NotReady, wait_until
+from datakit.nodes.redis_cluster import describe
 from datakit.nodes.redis_sentinel import master_state
 from datakit.verify import Mismatch
 
@@ -159,8 +160,6 @@ def test_cluster_slots_and_state(redis_node, redis_password, topology, checker):
 def test_cluster_roles(redis_node, redis_password, nodes_of, topology, checker):
     if topology.redis.mode != "cluster":
         pytest.skip("Redis runs in Sentinel mode")
-    from datakit.nodes.redis_cluster import describe
-
     spec = topology.redis.cluster
     want = f"{spec.masters} masters, {spec.masters * spec.replicas_per_master} replicas"
 

@@ -15,6 +15,8 @@ import os
 import pytest
 import testinfra
 
+from datakit.nodes.postgres_client import connect, live_primary
+from datakit.nodes.readiness import NotReady, wait_until
 from datakit.topology import Topology
 from datakit.verify.expect import Checker
 
@@ -104,8 +106,6 @@ def host_of():
 @pytest.fixture(scope="session")
 def pg_connect(outputs, secrets):
     """An autocommit superuser connection to a PostgreSQL node (over TCP, SCRAM)."""
-    from datakit.nodes.postgres_client import connect
-
     user = outputs["endpoints"]["postgres"].get("superuser", "postgres")
 
     def conn(node: dict, dbname: str = "postgres"):
@@ -118,9 +118,6 @@ def pg_connect(outputs, secrets):
 def pg_primary(nodes_of, outputs, secrets, context) -> dict | None:
     """The live primary, asked of the servers (never the initial role); None if none
     answers as one within the timeout (test_one_primary reports that)."""
-    from datakit.nodes.postgres_client import live_primary
-    from datakit.nodes.readiness import NotReady, wait_until
-
     user = outputs["endpoints"]["postgres"].get("superuser", "postgres")
     nodes = nodes_of("postgres")
     try:
