@@ -13,7 +13,12 @@ from pathlib import Path
 
 from datakit.paths import cache_dir
 from datakit.toolchain import engine
-from datakit.toolchain.versions import kafka_version, pulumi_version
+from datakit.toolchain.versions import (
+    etcd_version,
+    kafka_version,
+    patroni_version,
+    pulumi_version,
+)
 
 BOOTSTRAP = "run tools/bootstrap"
 
@@ -79,7 +84,9 @@ def checks() -> list[Check]:
     found.append(_binary("java", ["-version"], "install OpenJDK 17+"))
     found.append(_binary("ss", ["-V"], "apt-get install iproute2: " + BOOTSTRAP))
     found.append(_kafka())
-    for user in ("postgres", "redis", "kafka"):
+    found += _etcd(venv)
+    found += _patroni(venv)
+    for user in ("postgres", "redis", "kafka", "etcd"):
         found.append(_user(user))
     return found
 
@@ -91,6 +98,33 @@ def _kafka() -> Check:
         return Check("kafka (KRaft jars)", False, "missing", str(libs), BOOTSTRAP)
     version = re.sub(r"^kafka_[\d.]+-|\.jar$", "", jars[0].name)
     return Check("kafka (KRaft jars)", True, version, f"{libs} (Maven Central)")
+
+
+def _etcd(venv: str) -> list[Check]:
+    """etcd and etcdctl as the bootstrap links them into the venv's bin (where the `etcd`
+    user can run them), at the pinned version."""
+    want, out = etcd_version(), []
+    for tool, argv in (("etcd", ["--version"]), ("etcdctl", ["version"])):
+        check = _binary(tool, argv, BOOTSTRAP, venv)
+        if check.ok and check.version != want:
+            check.ok, check.fix = False, f"{tool} is {check.version}, pinned {want}: {BOOTSTRAP}"
+        if check.ok:
+            check.source = f"{check.source} ({cache_dir() / f'etcd-{want}'}, Go module proxy)"
+        out.append(check)
+    return out
+
+
+def _patroni(venv: str) -> list[Check]:
+    """Patroni's package at the pinned version, and its console script beside it."""
+    want = patroni_version()
+    try:
+        have = metadata.version("patroni")
+    except metadata.PackageNotFoundError:
+        return [Check("patroni", False, "missing", "-", BOOTSTRAP)]
+    script = _binary("patroni", ["--version"], BOOTSTRAP, venv)
+    ok = have == want and script.ok and script.version == want
+    fix = "" if ok else f"pip install 'patroni[etcd3,psycopg3]=={want}': {BOOTSTRAP}"
+    return [Check("patroni", ok, have, f"{script.source} (PyPI)" if script.ok else "-", fix)]
 
 
 def _user(name: str) -> Check:

@@ -24,3 +24,11 @@ def pulumi_version() -> str:
 
 def kafka_version() -> str:
     return pinned()["KAFKA_VERSION"]
+
+
+def etcd_version() -> str:
+    return pinned()["ETCD_VERSION"]
+
+
+def patroni_version() -> str:
+    return pinned()["PATRONI_VERSION"]
