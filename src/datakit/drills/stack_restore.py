@@ -137,7 +137,7 @@ def _backup(ctx: DrillContext, scratch: LocalScratch, rec: Recorder, target_run:
     return expected, t_point, figures
 
 
-def _restore(ctx: DrillContext, scratch: LocalScratch, outputs: dict, version: int) -> dict:
+def _restore(scratch: LocalScratch, outputs: dict, version: int) -> dict:
     primary, others = po.roles(outputs)
     env = _pgpass(scratch, outputs)
     scratch.run([scratch.tool(version, "pg_restore"), *_su_args(primary, outputs),
@@ -173,7 +173,7 @@ def run(ctx: DrillContext) -> DrillResult:
         fresh = with_passwords(stacks.outputs(ctx.stack))
         rec.event("recreated")
         ctx.say("restoring PostgreSQL from the dump at the backup point")
-        restored_to = _restore(ctx, scratch, fresh, version)
+        restored_to = _restore(scratch, fresh, version)
         rec.event("restored")
         after = PostgresTarget(fresh, f"{ctx.run_id}-after")
         after.write(1)  # the restored stack takes writes

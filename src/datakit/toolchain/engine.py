@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import sys
 from pathlib import Path
 
@@ -81,12 +80,6 @@ def apply_environment() -> dict[str, str]:
     env = environment()
     os.environ.update(env)
     return env
-
-
-def which_plugins() -> dict[str, str | None]:
-    return {name: shutil.which(name, path=str(venv_bin())) for name in (
-        "pulumi", "pulumi-language-python", "pulumi-language-python-exec",
-        "pulumi-resource-pulumi-python")}
 
 
 def project_dir() -> Path:

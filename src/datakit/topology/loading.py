@@ -23,7 +23,6 @@ from datakit.topology.model import Topology
 from datakit.topology.problems import Problem, TopologyError, key_path
 
 NAMESPACE = "datakit"
-SECTIONS = ("postgres", "redis", "kafka", "baselines", "docker")
 
 
 def load(
@@ -111,7 +110,7 @@ def from_config(
     try:
         topology = Topology.model_validate({**raw, "name": stack})
     except ValidationError as exc:
-        problems = [_problem(err, raw) for err in exc.errors()]
+        problems = [_problem(err) for err in exc.errors()]
         problems += _section_problems(raw, exc, memory_total)
         raise TopologyError(_lines(problems, stack)) from None
     problems = topology_problems(topology, memory_total)
@@ -178,7 +177,7 @@ _ALLOWED_BY_TYPE = {
 }
 
 
-def _problem(err: Mapping[str, Any], raw: dict[str, Any]) -> Problem:
+def _problem(err: Mapping[str, Any]) -> Problem:
     loc = tuple(err["loc"])
     if loc and loc[-1] == "[key]":  # a dict key that is not allowed
         loc = loc[:-1]

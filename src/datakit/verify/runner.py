@@ -21,7 +21,7 @@ from typing import Any
 
 from datakit.errors import DatakitError
 from datakit.paths import PROJECT_DIR
-from datakit.verify.expect import FAIL, PASS, WARN
+from datakit.verify.expect import FAIL, PASS
 from datakit.verify.results import Collector, Row
 
 SUITE_DIR = PROJECT_DIR / "tests" / "infra"
@@ -43,10 +43,6 @@ class VerifyResult:
     @property
     def failed(self) -> list[Row]:
         return [r for r in self.rows if r.verdict == FAIL]
-
-    @property
-    def warned(self) -> list[Row]:
-        return [r for r in self.rows if r.verdict == WARN]
 
     @property
     def ok(self) -> bool:
