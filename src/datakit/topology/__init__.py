@@ -5,20 +5,22 @@
 >>> [n.name for n in t.nodes("postgres")]
 ['pg-1', 'pg-2', 'pg-3']
 
-One idea per module: `postgres`, `redis`, `kafka`, `baselines`, `docker` (each service's
-part and its own checks), `model` (the Topology and its node list), `checks` (ports, memory
-and other checks across services), `loading` (stack files and Pulumi config), `units`
-(sizes and durations), `problems` (one line per problem).
+One idea per module: `postgres` (with `patroni`, its HA settings), `redis`, `kafka`, `etcd`,
+`baselines`, `docker` (each service's part and its own checks), `model` (the Topology and
+its node list), `checks` (ports, memory and other checks across services), `loading` (stack
+files and Pulumi config), `units` (sizes and durations), `problems` (one line per problem).
 """
 
 from datakit.topology.baselines import DRILLS, Baselines, QueryBaseline
 from datakit.topology.checks import memory_budget, memory_total, port_sources
 from datakit.topology.docker import DockerSpec, Images, Resources
+from datakit.topology.etcd import EtcdSpec
 from datakit.topology.kafka import KafkaSpec, TopicSpec
 from datakit.topology.loading import from_config, from_pulumi_config, load, stack_names
 from datakit.topology.model import (
     BROKER_CONTROLLER,
     MASTER,
+    MEMBER,
     PRIMARY,
     REPLICA,
     SENTINEL,
@@ -27,6 +29,7 @@ from datakit.topology.model import (
     Service,
     Topology,
 )
+from datakit.topology.patroni import PatroniSettings
 from datakit.topology.postgres import PoolSettings, PostgresSettings, PostgresSpec
 from datakit.topology.problems import Problem, TopologyError
 from datakit.topology.redis import ClusterSettings, RedisSettings, RedisSpec, SentinelSettings
@@ -36,6 +39,7 @@ __all__ = [
     "BROKER_CONTROLLER",
     "DRILLS",
     "MASTER",
+    "MEMBER",
     "PRIMARY",
     "REPLICA",
     "SENTINEL",
@@ -43,9 +47,11 @@ __all__ = [
     "Baselines",
     "ClusterSettings",
     "DockerSpec",
+    "EtcdSpec",
     "Images",
     "KafkaSpec",
     "Node",
+    "PatroniSettings",
     "PoolSettings",
     "PostgresSettings",
     "PostgresSpec",

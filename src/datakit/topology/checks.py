@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from datakit.topology.model import Topology
+from datakit.topology.patroni import TIMEOUT_FLOORS
 from datakit.topology.problems import Problem, key_path
 from datakit.topology.units import human_size
 
@@ -18,7 +19,8 @@ WELL_KNOWN = (5432, 6379, 9092)
 
 
 def port_sources(t: Topology) -> list[tuple[str, str, int]]:
-    """(config key of the base, node name, port) for every port the stack listens on."""
+    """(config key of the base, node name, port) for every port the stack listens on:
+    the nodes', Patroni's REST APIs and etcd's members."""
     keys = {
         "postgres": "postgres.port_base",
         "redis": "redis.port_base",
@@ -32,6 +34,11 @@ def port_sources(t: Topology) -> list[tuple[str, str, int]]:
             out.append(("kafka.controller_port_base", node.name, node.controller_port))
         if node.bus_port is not None:
             out.append(("redis.cluster.bus_port_base", node.name, node.bus_port))
+    for name in t.postgres.node_names:
+        out.append(("postgres.patroni.rest_port_base", name, t.postgres.rest_port(name)))
+    members = t.etcd_nodes()
+    out += [("etcd.port_base", node.name, node.port) for node in members]
+    out += [("etcd.peer_port_base", node.name, node.peer_port or 0) for node in members]
     return out
 
 
@@ -163,9 +170,26 @@ def docker_problems(t: Topology) -> list[Problem]:
     return out
 
 
+def dcs_problems(t: Topology) -> list[Problem]:
+    """etcd's raft timing against Patroni's: an etcd leader election must end well inside
+    retry_timeout, or Patroni gives up on etcd during it and the primary demotes itself."""
+    election_ms, retry_s = t.etcd.election_timeout_ms, t.postgres.patroni.retry_timeout
+    if retry_s < TIMEOUT_FLOORS["retry_timeout"]:
+        return []  # reported as under Patroni's floor already
+    # An election takes about one election timeout, plus as much again for a split vote.
+    if 2 * election_ms >= retry_s * 1000:
+        return [Problem(
+            "etcd.election_timeout_ms",
+            f"{election_ms} ms leaves no margin inside Patroni's retry_timeout of {retry_s} s "
+            "(an etcd election with one split vote takes about twice the timeout)",
+            f"< {retry_s * 1000 // 2} (half of postgres.patroni.retry_timeout)")]
+    return []
+
+
 def topology_problems(t: Topology, total_memory: int | None) -> list[Problem]:
     """Every problem of a structurally valid topology (services' own checks included)."""
-    out = [*t.postgres.problems(), *t.redis.problems(), *t.kafka.problems()]
+    out = [*t.postgres.problems(), *t.redis.problems(), *t.kafka.problems(),
+           *t.etcd.problems(), *dcs_problems(t)]
     out += port_problems(t)
     out += docker_problems(t)
     if t.substrate == "local":

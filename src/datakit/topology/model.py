@@ -14,21 +14,25 @@ from pydantic import Field
 
 from datakit.topology.baselines import Baselines
 from datakit.topology.docker import DockerSpec
+from datakit.topology.etcd import EtcdSpec
 from datakit.topology.kafka import KafkaSpec
 from datakit.topology.postgres import PostgresSpec
 from datakit.topology.problems import Spec
 from datakit.topology.redis import RedisSpec
 
-Service = Literal["postgres", "redis", "sentinel", "kafka"]
+Service = Literal["postgres", "redis", "sentinel", "kafka", "etcd"]
+# The services `nodes()` lists. etcd's members come from `etcd_nodes()` until the
+# substrates run them (issue 12's integration step adds them here).
 SERVICES: tuple[Service, ...] = ("postgres", "redis", "sentinel", "kafka")
 
 # Initial roles. A node's identity is its name; its live role is asked of the server.
-PRIMARY, REPLICA, MASTER, SENTINEL, BROKER_CONTROLLER = (
+PRIMARY, REPLICA, MASTER, SENTINEL, BROKER_CONTROLLER, MEMBER = (
     "primary",
     "replica",
     "master",
     "sentinel",
     "broker+controller",
+    "member",
 )
 
 
@@ -39,15 +43,17 @@ class Node:
     service: Service
     name: str  # pg-1, redis-2, sentinel-3, kafka-1
     index: int  # 1-based; Kafka's node.id
-    initial_role: str  # primary | replica | master | sentinel | broker+controller
+    initial_role: str  # primary | replica | master | sentinel | broker+controller | member
     port: int  # the client port
     controller_port: int | None = None  # Kafka's controller listener
     bus_port: int | None = None  # Redis Cluster's bus
+    peer_port: int | None = None  # etcd's peer (raft) listener
     replica_of: str | None = None  # the initial upstream of a replica
     docker_host: str | None = None  # docker substrate: this node's host, if not the default
 
     def ports(self) -> dict[str, int]:
-        named = {"client": self.port, "controller": self.controller_port, "bus": self.bus_port}
+        named = {"client": self.port, "controller": self.controller_port, "bus": self.bus_port,
+                 "peer": self.peer_port}
         return {k: v for k, v in named.items() if v is not None}
 
 
@@ -61,6 +67,7 @@ class Topology(Spec):
     postgres: PostgresSpec = PostgresSpec()
     redis: RedisSpec = RedisSpec()
     kafka: KafkaSpec = KafkaSpec()
+    etcd: EtcdSpec = EtcdSpec()
     baselines: Baselines = Baselines()
     docker: DockerSpec = DockerSpec()
 
@@ -84,6 +91,19 @@ class Topology(Spec):
         if self.substrate == "docker":
             out = [_with_host(n, self.docker.host_of(n.name)) for n in out]
         return tuple(n for n in out if service is None or n.service == service)
+
+    def etcd_nodes(self) -> tuple[Node, ...]:
+        """The etcd members, Patroni's store: etcd-1..etcd-N with client and peer ports."""
+        e = self.etcd
+        return tuple(
+            Node("etcd", name, i, MEMBER, e.port(name), peer_port=e.peer_port(name))
+            for i, name in enumerate(e.node_names, 1)
+        )
+
+    @property
+    def patroni_scope(self) -> str:
+        """The Patroni cluster's name (its `scope`, the etcd key prefix): one per stack."""
+        return f"datakit-{self.name}"
 
     def node(self, name: str) -> Node:
         for n in self.nodes():

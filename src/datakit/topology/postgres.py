@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from datakit.paths import PROJECT_DIR
+from datakit.topology.patroni import PatroniSettings, patroni_problems
 from datakit.topology.problems import Problem, Spec, key_path
 from datakit.topology.units import Size, render_size
 
@@ -95,6 +96,8 @@ class PostgresSpec(Spec):
     app_user: PgIdentifier = "datakit_app"
     settings: PostgresSettings = PostgresSettings()
     pool: PoolSettings = PoolSettings()
+    # Patroni's timeouts and failover rules; synchronous_standbys is its quorum count.
+    patroni: PatroniSettings = PatroniSettings()
     archive: bool = False
     # The migration files `pulumi up` applies: a folder, relative to the project.
     migrations: str = "migrations"
@@ -109,6 +112,10 @@ class PostgresSpec(Spec):
 
     def port(self, name: str) -> int:
         return self.port_base + self.node_names.index(name)
+
+    def rest_port(self, name: str) -> int:
+        """The port of node `name`'s Patroni REST API."""
+        return self.patroni.rest_port_base + self.node_names.index(name)
 
     def synchronous_standby_names(self, primary: str = "pg-1") -> str:
         """The value for `primary`: `ANY k ("pg-2", "pg-3")`, or "" when asynchronous."""
@@ -167,6 +174,14 @@ class PostgresSpec(Spec):
                                "a folder of V<version>__<name>.sql files, relative to "
                                f"{PROJECT_DIR}"))
         modelled = set(PostgresSettings.model_fields) - {"extra"}
+        keyed: dict[str, tuple[str, object]] = {
+            name: (key_path("postgres", "settings", name), getattr(s, name)) for name in modelled}
+        keyed.update({name: (key_path("postgres", "settings", "extra", name), value)
+                      for name, value in s.extra.items() if name not in modelled})
+        named = {p.path for p in out}  # a stricter check above already names the key
+        out += [p for p in patroni_problems(self.patroni, settings=keyed,
+                                            synchronous_standbys=self.synchronous_standbys)
+                if p.path not in named]
         for name in s.extra:
             if name in modelled:
                 out.append(
