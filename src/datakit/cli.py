@@ -209,7 +209,8 @@ def load(stack: str = StackOpt,
         raise typer.Exit(1)
 
 
-DrillOutOpt = typer.Option(None, "--out", help="dir for the HTML and JSON report")
+DrillOutOpt = typer.Option(None, "--out", help="dir for the HTML and JSON report "
+                           "(default drill-reports/<stack>-<drill>-<stamp>)")
 DrillJsonOpt = typer.Option(None, "--json", help="write results as JSON to this file")
 
 
@@ -226,12 +227,13 @@ def drill(name: str = typer.Argument(..., help="postgres-failover, postgres-swit
     """Run a disaster-recovery drill under a writer; count every lost write, measure RTO."""
     from datakit.drills import report, runner
 
+    out_dir = runner.report_dir(out, stack, name)
     results = runner.run(name, stack, times=times, durable=not non_durable,
                          say=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
     console.print(report.table(results))
     summary = runner.summary(results)
     console.print(summary)
-    for path in runner.write_reports(results, out, json_file):
+    for path in runner.write_reports(results, out_dir, json_file):
         err.print(f"wrote {path}")
     if not summary["passed"]:
         raise typer.Exit(1)

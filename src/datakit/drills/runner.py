@@ -5,6 +5,7 @@ Redis Cluster drill on a Sentinel stack) reports why and counts as not run."""
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,17 +61,26 @@ def summary(results: list[DrillResult]) -> dict:
             "passed": all(r.passed for r in results)}
 
 
-def write_reports(results: list[DrillResult], out_dir: Path | None,
-                  json_file: Path | None) -> list[Path]:
+def report_dir(given: Path | str | None, stack: str, drill: str) -> Path:
+    """The run's report folder, absolute; by default `drill-reports/<stack>-<drill>-<stamp>`
+    under the working directory, as `datakit load` does with `load-reports/`."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(given or Path("drill-reports") / f"{stack}-{drill}-{stamp}").resolve()
+
+
+def write_reports(results: list[DrillResult], out_dir: Path, json_file: Path | None = None
+                  ) -> list[Path]:
+    """The HTML and JSON report in `out_dir` (made if missing), and the JSON also at
+    `json_file` when given."""
     from datakit.drills import report
 
-    written = []
+    name = results[0].drill if results else "drill"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / f"{name}.json", out_dir / f"{name}.html"]
+    report.write_json(results, written[0], summary(results))
+    report.write_html(results, written[1])
     if json_file:
+        json_file = Path(json_file).resolve()
         report.write_json(results, json_file, summary(results))
         written.append(json_file)
-    if out_dir:
-        name = results[0].drill if results else "drill"
-        report.write_json(results, out_dir / f"{name}.json", summary(results))
-        report.write_html(results, out_dir / f"{name}.html")
-        written += [out_dir / f"{name}.json", out_dir / f"{name}.html"]
     return written

@@ -5,7 +5,10 @@ dependencies, one self-contained file)."""
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
+
+from datakit.load.progress import saturation_text
 
 W, H, PAD = 560, 180, 40
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"]
@@ -104,6 +107,17 @@ def _soak(soak: dict[str, Any] | None) -> str:
             f"<th>growth</th></tr>{drift}</table><div class=row>{conns}{charts}</div>")
 
 
+def _saturation(outcome) -> str:
+    if not outcome.final.saturated:
+        return ""
+    return f"<p class=err style='font-size:14px'>{html.escape(saturation_text(outcome.final))}</p>"
+
+
+def _beside(outcome, path: str) -> str:
+    """A link that works wherever the report folder is opened or moved: relative to it."""
+    return html.escape(os.path.relpath(path, outcome.out_dir))
+
+
 def html_report(outcome, data: dict[str, Any]) -> str:
     verdict = "PASSED" if data["passed"] else "FAILED"
     stress = ""
@@ -126,10 +140,11 @@ color:#a00}}.row{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><body>
 {data['processes']} process(es), {data['duration_s']} s;
 {data['totals']['requests']} requests, {data['totals']['failures']} failures,
 {data['totals']['rps']} operations/s.</p>
-<h2>Baselines</h2>{_checks_table(data['checks'])}{stress}
+<h2>Baselines</h2>{_saturation(outcome)}{_checks_table(data['checks'])}{stress}
 <h2>Request types (µs-resolution histograms)</h2>{_types_table(data['types'])}
 <h2>Counters</h2><table>{counters}</table>
 {_soak(data.get('soak'))}
 <h2>Over time</h2>{_plots(outcome.final.timeline)}
-<p>Locust's own report: <a href="{html.escape(data['files']['locust_html'])}">locust.html</a></p>
+<p>Locust's own report:
+<a href="{_beside(outcome, data['files']['locust_html'])}">locust.html</a></p>
 </body></html>"""

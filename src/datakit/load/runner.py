@@ -83,6 +83,11 @@ class StepResult:
     def passed(self) -> bool:
         return all(c.status != "FAIL" for c in self.checks)
 
+    @property
+    def saturated(self) -> bool:
+        """The load generator, not only the stack, was at its limit: see client_health."""
+        return any(c.side == "client" and c.status == "FAIL" for c in self.checks)
+
 
 @dataclass
 class LoadOutcome:
@@ -123,6 +128,14 @@ def _parse_duration(value: str | float | None) -> float | None:
         raise LoadError(f"duration {value!r}: use seconds or 30s, 5m, 1h") from None
 
 
+def report_dir(given: Path | str | None, stack: str) -> Path:
+    """The run's report folder, absolute: Locust runs in `loadtests/`, so a relative path
+    handed to it would land there (the default is `load-reports/<stack>-<stamp>` under the
+    caller's working directory)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(given or Path("load-reports") / f"{stack}-{stamp}").resolve()
+
+
 def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcome:
     """Run the profile; raise NotCooperative (exit 3) or LoadError; else an outcome."""
     if options.profile not in PROFILES:
@@ -141,8 +154,7 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
     base.window_s = profile["window_s"]
     users = options.users or profile["users"]
     duration = _parse_duration(options.duration_s) or profile["duration_s"]
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(options.out_dir or Path("load-reports") / f"{options.stack}-{stamp}")
+    out = report_dir(options.out_dir, options.stack)
     out.mkdir(parents=True, exist_ok=True)
 
     outcome = LoadOutcome(options, [], out)
@@ -177,7 +189,7 @@ def _one_run(options: LoadOptions, base: settings.LoadSettings, baselines, users
              duration: float, out: Path, on_progress: Progress | None) -> StepResult:
     out.mkdir(parents=True, exist_ok=True)
     if options.locustfile is not None:
-        locustfile, classes = str(options.locustfile), options.user_classes
+        locustfile, classes = str(Path(options.locustfile).resolve()), options.user_classes
     else:
         locustfile, classes = WORKLOADS[options.workload]
     result_path, progress_path = out / "result.json", out / "progress.json"
@@ -237,6 +249,7 @@ def outcome_json(outcome: LoadOutcome, baselines) -> dict[str, Any]:
     return {
         "stack": o.stack, "profile": o.profile, "workload": o.workload,
         "processes": o.processes, "users": final.users, "passed": outcome.passed,
+        "saturated": final.saturated,
         "checks": [c.as_json() for c in final.checks],
         **final.summary,
         "baselines": baselines.model_dump(mode="json", exclude={"rto_s"}),

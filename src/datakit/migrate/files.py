@@ -148,7 +148,7 @@ def read_sql_file(path: Path) -> SqlFile:
 
 def discover(migrations_dir: Path | str | None = None) -> list[Migration]:
     """All migrations in `migrations_dir`, sorted by version, each with its undo if any."""
-    directory = Path(migrations_dir) if migrations_dir else BUNDLED_DIR
+    directory = Path(migrations_dir).resolve() if migrations_dir else BUNDLED_DIR
     if not directory.is_dir():
         raise MigrationFileError(
             f"{directory}: migrations directory not found; pass --migrations-dir DIR"
@@ -192,7 +192,7 @@ def slugify(name: str) -> str:
 def create(name: str, migrations_dir: Path | str | None = None, *,
            undo: bool = False) -> list[Path]:
     """Write the next `V<version>__<name>.sql` (and `U...` with `undo`); return the paths."""
-    directory = Path(migrations_dir) if migrations_dir else BUNDLED_DIR
+    directory = Path(migrations_dir).resolve() if migrations_dir else BUNDLED_DIR
     directory.mkdir(parents=True, exist_ok=True)
     existing = discover(directory)
     version = (existing[-1].version + 1) if existing else 1

@@ -87,13 +87,18 @@ def run(stack: str, *, outputs: dict | None = None, timeout: float = DEFAULT_TIM
     from datakit import topology
     from datakit.stack import outputs as stack_outputs
 
+    # The suite runs under its own rootdir: every path the caller gave is made absolute
+    # first, relative to the caller's working directory.
+    junit, json_path, migrations_dir, suite = (
+        None if p is None else Path(p).resolve()
+        for p in (junit, json_path, migrations_dir, suite))
     topo = topology.load(stack)
     if outputs is None:
         outputs = stack_outputs.read(stack)
     if not outputs.get("nodes"):
         raise VerifyError(f"stack {stack!r} has no nodes in its outputs: run "
                           f"`datakit up --stack {stack}` first")
-    suite_dir = Path(suite) if suite else SUITE_DIR
+    suite_dir = suite or SUITE_DIR
     if not (suite_dir / "conftest.py").is_file():
         raise VerifyError(f"{suite_dir}: the verify suite is missing (tests/infra/)")
     context = {"stack": stack, "outputs": outputs, "timeout": float(timeout),
