@@ -1,7 +1,9 @@
 """The baseline check: each baseline of the stack (or of the run) against what was measured.
 
 A baseline with no samples (e.g. Kafka latency on a PostgreSQL-only workload) is `n/a`,
-not a failure; error ratio and throughput are always measured.
+not a failure; error ratio and throughput are always measured. Two more checks judge the
+load generator rather than the stack (`side="client"`): when one fails the run is
+saturated, and its latency figures include time spent queueing in the client.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from datakit.errors import DatakitError
+from datakit.load import client_health
 from datakit.load.histogram import Histogram
 from datakit.load.summary import is_derived, matching
 from datakit.topology.baselines import Baselines
@@ -26,6 +29,7 @@ class Check:
     limit: float
     op: str  # "<=" or ">="
     unit: str
+    side: str = "server"  # "client": a limit of the load generator, not of the stack
 
     @property
     def status(self) -> str:
@@ -66,6 +70,14 @@ def apply_overrides(baselines: Baselines, overrides: dict[str, str]) -> Baseline
                           f"p95_ms and p99_ms") from None
 
 
+def client_checks(figures: dict[str, Any], baselines: Baselines) -> list[Check]:
+    """The load generator's own limits, from `summary.summarize(...)["client"]`."""
+    return [Check("client CPU p50", figures.get("cpu_percent_p50"),
+                  baselines.client_cpu_p50_max_percent, "<=", "%", side="client"),
+            Check("client loop lag p99", figures.get("loop_lag_p99_ms"),
+                  baselines.client_loop_lag_p99_max_ms, "<=", "ms", side="client")]
+
+
 def check(result: dict[str, Any], baselines: Baselines, seconds: float) -> list[Check]:
     hists = {k: Histogram.from_wire(w) for k, w in result["hists"].items()}
 
@@ -92,4 +104,5 @@ def check(result: dict[str, Any], baselines: Baselines, seconds: float) -> list[
     ops = sum(h.total for k, h in hists.items() if not is_derived(k))
     checks.append(Check("throughput", round(ops / seconds, 1) if seconds > 0 else 0.0,
                         baselines.min_rps, ">=", "req/s"))
-    return checks
+    return checks + client_checks(
+        client_health.summarize(result.get("client_health") or {}), baselines)

@@ -4,8 +4,12 @@
   forks): a non-cooperative driver ends the run with exit code 3 and a clear line;
 - every request into this process's microsecond histograms (`recorder`);
 - workers ship their histograms with each stats report, the master merges them;
+- every process that runs users samples its own CPU and gevent loop lag
+  (`client_health`), shipped to the master like the histograms;
 - the master (or the only process) writes a progress file every second and the result
-  file when it quits, both read by `datakit load`.
+  file when it quits, both read by `datakit load`;
+- pooled PostgreSQL connections close when the run quits, while gevent's hub still runs
+  (left to the interpreter's exit, the pool's `__del__` fails on a dead hub).
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from datakit.load import postgres_client
+from datakit.load.client_health import HEALTH
 from datakit.load.recorder import RECORDER, key_of
 from datakit.load.settings import current
 
 WIRE_KEY = "datakit_histograms"
+HEALTH_KEY = "datakit_client_health"
 _state: dict[str, float] = {}
 
 
@@ -57,11 +64,14 @@ def _on_request(request_type, name, response_time, exception=None, **_kw) -> Non
 
 def _on_report_to_master(client_id, data, **_kw) -> None:
     data[WIRE_KEY] = RECORDER.drain()
+    data[HEALTH_KEY] = HEALTH.drain()
 
 
 def _on_worker_report(client_id, data, **_kw) -> None:
     if WIRE_KEY in data:
         RECORDER.merge_wire(data[WIRE_KEY])
+    if HEALTH_KEY in data:
+        HEALTH.merge(client_id, data[HEALTH_KEY])
 
 
 def _progress(environment, path: str) -> None:
@@ -82,6 +92,10 @@ def _on_init(environment, **_kw) -> None:
     settings = current()
     RECORDER.window_s = max(1, int(settings.window_s))
     runner = environment.runner
+    events.quitting.add_listener(lambda **_kw: postgres_client.close_all())
+    if not isinstance(runner, MasterRunner):  # the master runs no users
+        events.test_start.add_listener(lambda **_kw: HEALTH.start())
+        events.test_stop.add_listener(lambda **_kw: HEALTH.stop())
     if isinstance(runner, WorkerRunner):
         events.report_to_master.add_listener(_on_report_to_master)
         return
@@ -99,7 +113,8 @@ def _on_init(environment, **_kw) -> None:
         total = environment.stats.total
         RECORDER.write(settings.result_path, started=_state.get("started", time.time()),
                        stopped=time.time(), locust_requests=total.num_requests,
-                       locust_failures=total.num_failures, refused=None)
+                       locust_failures=total.num_failures, refused=None,
+                       client_health=HEALTH.samples)
 
     events.test_start.add_listener(on_test_start)
     events.quitting.add_listener(on_quitting)

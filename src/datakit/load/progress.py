@@ -36,6 +36,22 @@ def checks_table(checks, title: str) -> Table:
     return table
 
 
+def saturation_text(step) -> str:
+    """Why a saturated run judges the client, not the stack, with the figures that show it:
+    a busy generator process (CPU) or a process that waited for a core (a busy machine)."""
+    c = step.summary["client"]
+    pool = next((k.measured for k in step.checks if k.name == "postgres pool wait p95"), None)
+    cpu_bound = next(k.status == "FAIL" for k in step.checks if k.name == "client CPU p50")
+    cause = ("its process was CPU-bound" if cpu_bound else
+             f"its process waited for a core: the machine's load average was "
+             f"{c['load_average_p50']} on {c['cores']} cores")
+    return (f"SATURATED: the load generator could not keep up ({cause}; CPU p50 "
+            f"{c['cpu_percent_p50']} % of a core, gevent loop lag p99 {c['loop_lag_p99_ms']} "
+            f"ms, PostgreSQL pool wait p95 {pool} ms). Latencies include time queued in the "
+            "client, so they do not judge the stack: use fewer --users, more --processes, "
+            "or a quieter machine.")
+
+
 def print_outcome(console: Console, outcome) -> None:
     o = outcome.options
     if o.profile == "stress":
@@ -59,5 +75,7 @@ def print_outcome(console: Console, outcome) -> None:
     if outcome.soak:
         for label, d in outcome.soak["drift"].items():
             console.print(f"drift {label}: {d['start']} -> {d['end']} ({d['growth_pct']} %)")
+    if final.saturated:
+        console.print(saturation_text(final), markup=False, highlight=False)
     console.print(f"{verdict}  report: {outcome.out_dir / 'report.html'}  "
                   f"summary: {outcome.summary_path}")

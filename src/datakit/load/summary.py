@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from datakit.load import client_health
 from datakit.load.histogram import Histogram
 
 PERCENTILES = {"p50_ms": 50, "p95_ms": 95, "p99_ms": 99, "p999_ms": 99.9}
@@ -65,6 +66,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "counters": dict(sorted(result["counters"].items())),
         "locust": {"requests": result.get("locust_requests"),
                    "failures": result.get("locust_failures")},
+        "client": client_health.summarize(result.get("client_health") or {}),
     }
 
 

@@ -50,6 +50,10 @@ class Baselines(Spec):
     kafka_e2e_p95_ms: Ms = 200.0
     error_ratio_max: float = Field(0.001, ge=0, le=1)
     min_rps: float = Field(100.0, ge=0)
+    # The load generator's own limits: past them a run is marked saturated (its latencies
+    # include time queued in the client). Locust itself warns above 90 % CPU.
+    client_cpu_p50_max_percent: float = Field(90.0, gt=0)
+    client_loop_lag_p99_max_ms: Ms = 10.0
     replica_lag_max_bytes: Annotated[Size, Field(gt=0)] = 16 * 1024**2
     replica_lag_max_s: float = Field(1.0, gt=0)
     rto_s: dict[DrillName, Annotated[float, Field(gt=0)]] = {

@@ -32,7 +32,8 @@ RELAXED = {"pool_wait_p95_ms": "2000", "queries.read.p95_ms": "3000",
            "queries.read.p99_ms": "5000", "queries.write.p95_ms": "3000",
            "queries.write.p99_ms": "5000", "redis_p99_ms": "5000",
            "kafka_produce_p95_ms": "10000", "kafka_e2e_p95_ms": "10000",
-           "error_ratio_max": "0.01", "min_rps": "5"}
+           "error_ratio_max": "0.01", "min_rps": "5",
+           "client_cpu_p50_max_percent": "100", "client_loop_lag_p99_max_ms": "5000"}
 
 
 _outputs: dict[str, dict] = {}
@@ -74,6 +75,24 @@ def test_short_mixed_baseline_run_passes_and_writes_every_report(e2e_stack, tmp_
     report = (run_dir / "report.html").read_text()
     assert report.count("<svg") >= 2 * len(summary["types"])
     assert "PASSED" in report
+
+
+def test_a_generator_at_its_limit_is_marked_saturated_not_passed(e2e_stack, tmp_path):
+    # No think time: each user sends its next command the moment the last one answers, so
+    # the one Locust process spends its core on the client library, not on waiting.
+    server_relaxed = {k: v for k, v in RELAXED.items() if not k.startswith("client_")}
+    outcome = runner.run(_options(e2e_stack, tmp_path, workload="redis-get", users=40,
+                                  think_ms=(0.0, 0.0), baseline_overrides=server_relaxed))
+
+    final = outcome.final
+    client = {c.name: c for c in final.checks if c.side == "client"}
+    assert set(client) == {"client CPU p50", "client loop lag p99"}
+    assert final.saturated and not outcome.passed, [c.as_json() for c in final.checks]
+    summary = json.loads(outcome.summary_path.read_text())
+    assert summary["saturated"] is True
+    assert summary["client"]["processes"] == 1
+    assert summary["client"]["cpu_percent_p50"] > 0
+    assert "SATURATED" in (final.out_dir / "report.html").read_text()
 
 
 def test_impossible_baseline_fails_with_a_table_and_exit_1(e2e_stack, tmp_path):
