@@ -1,0 +1,134 @@
+"""The stack outputs as typed models: the one schema whatever the substrate.
+
+`infra` writes it (infra/outputs.py exports `StackOutputs`' fields); migrate, verify, load,
+drills and status read it through `stack.outputs.read()`, never as a raw dict. A stack
+that datakit did not make can be described by a JSON file of the same shape
+(`$DATAKIT_OUTPUTS_FILE`): `StackOutputs.model_json_schema()` is its contract.
+
+    endpoints.postgres  write_dsn, read_dsn (libpq multi-host), database, users
+    endpoints.redis     mode, master_name, sentinels ["host:port"], seeds ["host:port"]
+    endpoints.kafka     bootstrap_servers, security_protocol, sasl_mechanism, usernames
+    nodes               [{service, role, name, host, port, ports, handle, testinfra}]
+    secrets             {postgres: {superuser, replication, app}, redis: {...}, kafka: {...}}
+    stack, substrate, disposable
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from datakit.errors import DatakitError
+
+
+class Model(BaseModel):
+    # Outputs written by a newer datakit may carry more: readers take what they know.
+    model_config = ConfigDict(extra="allow")
+
+
+class PostgresEndpoints(Model):
+    write_dsn: str  # target_session_attrs=read-write; read() adds the app password
+    read_dsn: str  # target_session_attrs=prefer-standby
+    database: str
+    app_user: str
+    superuser: str = "postgres"
+    replication_user: str = "replicator"
+
+
+class RedisEndpoints(Model):
+    mode: Literal["sentinel", "cluster"] = "sentinel"
+    master_name: str = ""
+    sentinels: list[str] = []  # host:port
+    seeds: list[str] = []  # host:port of the data nodes
+
+
+class KafkaEndpoints(Model):
+    bootstrap_servers: str
+    security_protocol: str
+    sasl_mechanism: str
+    username: str
+    admin_username: str = "admin"
+
+
+class Endpoints(Model):
+    postgres: PostgresEndpoints
+    redis: RedisEndpoints
+    kafka: KafkaEndpoints
+
+
+class Handle(Model):
+    """How node control finds a node: a local process or a docker container."""
+
+    kind: Literal["local", "docker"]
+    pid: int | None = None  # local: the process when `up` last saw it
+    start_time: int | None = None  # local: its start time, so a reused pid is not it
+    data_dir: str | None = None  # local: the node's folder
+    log: str | None = None  # local: the node's log file
+    container: str | None = None  # docker
+    docker_host: str | None = None  # docker: the engine's URL, None for the local one
+
+
+class Node(Model):
+    service: str  # postgres, redis, sentinel, kafka
+    role: str  # the role it was made with; ask the node for its role now
+    name: str
+    host: str
+    port: int
+    ports: dict[str, int] = {}
+    handle: Handle
+    testinfra: str  # a testinfra host URL: local://, docker://NAME
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class PostgresSecrets(Model):
+    superuser: str
+    replication: str
+    app: str
+
+
+class RedisSecrets(Model):
+    default: str
+    sentinel: str | None = None
+
+
+class KafkaSecrets(Model):
+    admin: str
+    app: str
+
+
+class Secrets(Model):
+    postgres: PostgresSecrets
+    redis: RedisSecrets
+    kafka: KafkaSecrets
+
+
+class StackOutputs(Model):
+    stack: str
+    substrate: str = "local"
+    disposable: bool = False
+    endpoints: Endpoints
+    nodes: list[Node]
+    secrets: Secrets | None = None  # None when read without them (redacted)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise DatakitError(f"stack {self.stack!r} has no node {name!r}")
+
+    def of(self, service: str) -> list[Node]:
+        """The nodes of one service, in the order the stack made them."""
+        return [n for n in self.nodes if n.service == service]
+
+    def data_dirs(self) -> list[Path]:
+        return [Path(n.handle.data_dir) for n in self.nodes if n.handle.data_dir]
+
+    def need_secrets(self) -> Secrets:
+        if self.secrets is None:
+            raise DatakitError(f"stack {self.stack!r}: its outputs were read without secrets")
+        return self.secrets
