@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from datakit.toolchain import engine
+
+SALT_LINE = re.compile(r"^encryptionsalt:.*\n?", re.M)
 
 
 def _options(work_dir: Path | None, project: str | None):
@@ -27,11 +30,23 @@ def _options(work_dir: Path | None, project: str | None):
 
 
 def project_stack(stack: str, work_dir: Path):
-    """A stack of the project in `work_dir` (its Pulumi.yaml and __main__.py)."""
+    """A stack of the project in `work_dir` (its Pulumi.yaml and __main__.py).
+
+    The engine keeps its passphrase's salt in the stack's file, which outlives the
+    passphrase and the state in `.datakit/` (a `git clean -fdx`, a copied checkout). When
+    the stack is not in the state, creating it fails on that stale salt: the salt belongs
+    to no stack any more, so it is dropped and the stack made anew."""
     from pulumi import automation as auto
 
-    return auto.create_or_select_stack(stack, work_dir=str(work_dir),
-                                       opts=_options(work_dir, None))
+    opts = _options(work_dir, None)
+    try:
+        return auto.create_or_select_stack(stack, work_dir=str(work_dir), opts=opts)
+    except auto.errors.CommandError as exc:  # select failed, so this was the create
+        config = work_dir / "stacks" / f"Pulumi.{stack}.yaml"
+        if "incorrect passphrase" not in str(exc) or not config.is_file():
+            raise
+        config.write_text(SALT_LINE.sub("", config.read_text()))
+        return auto.create_or_select_stack(stack, work_dir=str(work_dir), opts=opts)
 
 
 def inline_stack(stack: str, project: str, program: Callable[[], None], work_dir: Path):

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from datakit.paths import PROJECT_DIR
+from datakit.toolchain import automation
 
 
 def test_broken_stack_config_is_refused_before_anything_starts():
@@ -30,3 +31,21 @@ def test_broken_stack_config_is_refused_before_anything_starts():
     assert f"stack {name}: datakit:redis.sentinel.quorum" in proc.stderr
     state = PROJECT_DIR / ".datakit" / "state" / ".pulumi" / "stacks" / "datakit"
     assert not list(state.glob(f"{name}.json*")), "a stack was created for a broken config"
+
+
+def test_a_stale_salt_left_in_a_stack_file_does_not_block_a_new_stack():
+    # A salt made with another checkout's passphrase, for a stack this state never had.
+    name = f"broken-salt-{os.getpid()}"
+    path = PROJECT_DIR / "stacks" / f"Pulumi.{name}.yaml"
+    text = automation.SALT_LINE.sub("", (PROJECT_DIR / "stacks" / "Pulumi.local.yaml").read_text())
+    path.write_text(text + "encryptionsalt: v1:zXzPjnFDhe8=:v1:2HW5G+83RlzXV4Xm:"
+                    "uVRgHllyIM3e6oClO39pXiOhKRyDhg==\n")
+    try:
+        stack = automation.project_stack(name, PROJECT_DIR)
+        try:
+            assert stack.name == name
+            assert "zXzPjnFDhe8" not in path.read_text()
+        finally:
+            stack.workspace.remove_stack(name)
+    finally:
+        path.unlink(missing_ok=True)
