@@ -17,6 +17,7 @@ outs keys: name, host, port, peer_port, url, pid, start_time, data_dir, config, 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -310,3 +311,21 @@ def require_reachable(nodes: list[dict], *, needed_by: str, timeout: float = 2.0
         tried.append(h["error"] or f"{label_of(node)}: {h['reason'] or 'not healthy'}")
     raise Unreachable(f"{needed_by}: no healthy etcd member ({'; '.join(tried)}); start the "
                       "etcd cluster first (`datakit up`) or fix etcd's hosts in the stack")
+
+
+def delete_prefix(nodes: list[dict], prefix: str, *, timeout: float = 5.0) -> int:
+    """Delete every key under `prefix` (e.g. a Patroni cluster's /datakit/<scope>/) through
+    the first healthy member; the number of keys deleted."""
+    member = {"name": "", "port": 0}
+    for node in nodes:
+        if member_health(node, timeout=timeout)["healthy"]:
+            member = node
+            break
+    else:
+        require_reachable(nodes, needed_by=f"deleting {prefix} from etcd", timeout=timeout)
+    key = prefix.encode()
+    end = key[:-1] + bytes([key[-1] + 1])  # the first key after every key with the prefix
+    answer = call(member, "/v3/kv/deleterange",
+                  {"key": base64.b64encode(key).decode(),
+                   "range_end": base64.b64encode(end).decode()}, timeout=timeout)
+    return int(answer.get("deleted", 0))

@@ -1,0 +1,201 @@
+"""patroni.yml for one PostgreSQL member, and the check that Patroni would take it as written.
+
+The server settings from the stack config go into `bootstrap.dcs` (Patroni's cluster-wide
+configuration in etcd): those Patroni passes on the postmaster's command line
+(max_connections, wal_level, ...) are ignored anywhere else, and the stack means them for
+every node alike. Only node-local values (socket dir, WAL archive) are local. Patroni reads
+`bootstrap.dcs` once, when it initialises the cluster; a later change goes through its REST
+API (`PATCH /config`).
+
+Secrets: the file holds the superuser, replication and REST passwords, so it is written
+0600 for the node's account; the application role's password goes to `bootstrap.json`
+(0600), read by `patroni_bootstrap` when Patroni runs it after initdb. Nothing secret is on
+a command line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from patroni.file_perm import pg_perm
+from patroni.postgresql.config import ConfigHandler
+from patroni.validator import populate_validate_params, schema
+
+from datakit.errors import DatakitError
+from datakit.nodes.archive import archive_command
+from datakit.nodes.postgres_conf import RESERVED, bin_dir
+from datakit.topology.patroni import TIMEOUT_FLOORS
+
+# Importing Patroni sets this process's umask to 077 (patroni/file_perm.py, for the files
+# it makes under PGDATA): datakit's own directories would then be closed to the service
+# users that must enter them. Put it back.
+os.umask(pg_perm.orig_umask)
+
+HOST = "127.0.0.1"
+NAMESPACE = "/datakit/"
+# Patroni sets these itself (the sync quorum, replication, the member's own addresses).
+PATRONI_MANAGED = RESERVED | {"synchronous_standby_names", "hot_standby", "restore_command",
+                              "recovery_target_timeline"}
+# A patroni.yml path -> the stack config key it comes from, for error lines.
+STACK_KEYS = {
+    "bootstrap.dcs.synchronous_node_count": "postgres.synchronous_standbys",
+    "bootstrap.dcs.postgresql.parameters": "postgres.settings",
+    "bootstrap.dcs": "postgres.patroni",
+    "restapi.listen": "postgres.patroni.rest_port_base",
+    "postgresql.listen": "postgres.port_base",
+    "postgresql.bin_dir": "postgres.version",
+}
+# What Patroni's validator says of a setup that Patroni itself runs with, or that datakit
+# checks itself with a clearer line: connect_address on loopback (refused by --validate-config
+# although Patroni works with it), etcd reachability (etcd.require_reachable).
+_NOT_PROBLEMS = re.compile(r"^(restapi|postgresql)\.connect_address |^etcd3\.hosts")
+_REFUSAL = re.compile(r"^(\S+) (.*) didn't pass validation: (.*)$")
+
+
+def paths(props: dict) -> dict[str, Path]:
+    root = Path(props["data_dir"])
+    return {"root": root, "config": root / "patroni.yml", "pgdata": root / "pgdata",
+            "log": root / "patroni.log", "pgpass": root / "pgpass",
+            "bootstrap": root / "bootstrap.json"}
+
+
+def superuser(props: dict) -> dict:
+    return {"username": props.get("superuser") or "postgres",
+            "password": props["superuser_password"]}
+
+
+def replication_user(props: dict) -> dict:
+    return {"username": props.get("replication_user") or "replicator",
+            "password": props["replication_password"]}
+
+
+def _etcd_hosts(props: dict) -> list[str]:
+    return [f"{n.get('host') or HOST}:{int(n['port'])}" for n in props["etcd"]]
+
+
+def _dcs(props: dict) -> dict:
+    """bootstrap.dcs: Patroni's timeouts, the quorum, and every server setting."""
+    p = props.get("patroni") or {}
+    sync = int(props.get("synchronous_standbys") or 0)
+    settings = props.get("settings") or {}
+    for name in settings:
+        if name in PATRONI_MANAGED:
+            raise DatakitError(f"patroni node {props['name']}: setting {name!r} is set by "
+                               "Patroni or datakit; remove it from postgres.settings")
+    # Pulumi's wire may turn integers into floats: Patroni wants integers.
+    dcs: dict = {key: int(p[key]) for key in ("ttl", "loop_wait", "retry_timeout",
+                                              "maximum_lag_on_failover",
+                                              "primary_start_timeout") if key in p}
+    if "failsafe_mode" in p:
+        dcs["failsafe_mode"] = bool(p["failsafe_mode"])
+    if sync > 0:
+        dcs.update(synchronous_mode="quorum", synchronous_node_count=sync,
+                   synchronous_mode_strict=bool(p.get("synchronous_mode_strict", False)))
+    else:
+        dcs["synchronous_mode"] = False
+    dcs["postgresql"] = {"use_pg_rewind": True, "use_slots": True,
+                         "parameters": {"password_encryption": "scram-sha-256", **settings}}
+    return dcs
+
+
+def _pg_hba(props: dict) -> list[str]:
+    """Peer for the superuser on the socket, SCRAM everywhere else, no trust at all."""
+    su, repl = superuser(props)["username"], replication_user(props)["username"]
+    return [f"local all {su} peer", "local all all scram-sha-256",
+            f"host all all {HOST}/32 scram-sha-256",
+            f"host replication {repl} {HOST}/32 scram-sha-256"]
+
+
+def _local_parameters(props: dict) -> dict:
+    params: dict = {"unix_socket_directories": str(paths(props)["root"])}
+    if props.get("archive_dir"):
+        params.update(archive_mode="on", archive_command=archive_command(props["archive_dir"]))
+    return params
+
+
+def render(props: dict) -> dict:
+    """patroni.yml of one member, as a dict."""
+    node = paths(props)
+    rest = f"{HOST}:{int(props['rest_port'])}"
+    pg = f"{HOST}:{int(props['port'])}"
+    no_sync = [] if props.get("sync_bootstrap") else ["no-sync"]
+    config: dict = {
+        "scope": props["scope"],
+        "namespace": props.get("namespace") or NAMESPACE,
+        "name": props["name"],
+        "log": {"level": "INFO", "deduplicate_heartbeat_logs": True},
+        "restapi": {"listen": rest, "connect_address": rest},
+        "etcd3": {"hosts": _etcd_hosts(props), "protocol": "http"},
+        "bootstrap": {
+            "dcs": _dcs(props),
+            # No trust, not even before Patroni writes pg_hba (it sets the superuser's
+            # password through initdb's --pwfile).
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, {"auth-local": "peer"},
+                       {"auth-host": "scram-sha-256"}, *no_sync],
+        },
+        "postgresql": {
+            "listen": pg, "connect_address": pg,
+            "data_dir": str(node["pgdata"]), "bin_dir": str(bin_dir(props.get("version"))),
+            "pgpass": str(node["pgpass"]),
+            "authentication": {"superuser": superuser(props),
+                               "replication": replication_user(props)},
+            "parameters": _local_parameters(props),
+            "pg_hba": _pg_hba(props),
+            "create_replica_methods": ["basebackup"],
+            # A replica's clone: an immediate checkpoint on the leader, no final fsync
+            # (a killed process cannot lose the files, only an OS crash in the first seconds).
+            "basebackup": [{"checkpoint": "fast"}, *no_sync],
+            "pg_ctl_timeout": 60,
+        },
+        "watchdog": {"mode": "off"},
+        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False,
+                 "nosync": False},
+    }
+    if props.get("app_user"):
+        python = Path(sys.executable).parent / "python"
+        config["bootstrap"]["post_bootstrap"] = (
+            f"{python} -m datakit.nodes.patroni_bootstrap {node['bootstrap']}")
+    if props.get("rest_password"):
+        config["restapi"]["authentication"] = rest_auth(props)
+    return config
+
+
+def rest_auth(props: dict) -> dict:
+    return {"username": props.get("rest_user") or "patroni", "password": props["rest_password"]}
+
+
+def problems(props: dict, config: dict) -> list[str]:
+    """What Patroni 4.1 would refuse in `config`, or quietly replace by its default: its own
+    schema (validator.py) and the minimums of the settings it passes on the command line
+    (postgresql/config.py, CMDLINE_OPTIONS). One line each, naming the stack config key."""
+    populate_validate_params(ignore_listen_port=True)  # ports are checked when starting
+    out = []
+    for error in schema(config):
+        if _NOT_PROBLEMS.search(error):
+            continue
+        match = _REFUSAL.match(error)
+        if not match:
+            out.append(f"Patroni refuses {error}")
+            continue
+        where, value, why = match.groups()
+        floor = TIMEOUT_FLOORS.get(where.removeprefix("bootstrap.dcs."))
+        allowed = f"; allowed: >= {floor}" if floor is not None and where.startswith(
+            "bootstrap.dcs.") else ""
+        out.append(f"Patroni refuses {_stack_key(where)} = {value} (patroni.yml {where}: "
+                   f"{why}){allowed}")
+    parameters = config["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    for name, (default, check, _since) in ConfigHandler.CMDLINE_OPTIONS.items():
+        if name in parameters and not check(parameters[name]):
+            out.append(f"Patroni refuses postgres.settings {name} = {parameters[name]!r} "
+                       f"and would run with {default!r} instead")
+    return out
+
+
+def _stack_key(patroni_path: str) -> str:
+    for prefix, key in STACK_KEYS.items():  # most specific first
+        if patroni_path == prefix or patroni_path.startswith(prefix + "."):
+            return key + patroni_path[len(prefix):]
+    return f"patroni.yml {patroni_path}"
