@@ -23,7 +23,11 @@ def query(dsn: str, sql: str, params=None) -> list[tuple]:
         return cur.fetchall() if cur.description else []
 
 
+# The console script, as users run it (the venv's bin, beside its python).
+DATAKIT = str(Path(sys.executable).parent / "datakit")
+
+
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run `python -m datakit.migrate ARGS` in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "datakit.migrate", *args], cwd=PROJECT,
-                          capture_output=True, text=True, timeout=timeout)
+    """Run `datakit migrate ARGS` in a subprocess."""
+    return subprocess.run([DATAKIT, "migrate", *args], cwd=PROJECT, capture_output=True,
+                          text=True, timeout=timeout)

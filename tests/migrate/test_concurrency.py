@@ -6,20 +6,19 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import psycopg
 import pytest
-from migrate_helpers import PROJECT, cli, query, write
+from migrate_helpers import DATAKIT, PROJECT, cli, query, write
 
 from datakit.migrate import DriftError, apply, status
 from datakit.migrate.lock import LOCK_KEY, LockTimeout
 
 
 def cli_popen(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "datakit.migrate", *args], cwd=PROJECT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([DATAKIT, "migrate", *args], cwd=PROJECT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def slow_migrations(mdir, count: int, sleep: float) -> None:

@@ -1,0 +1,230 @@
+"""Is there nothing for `apply` to do? Answered from the files and one libpq query, cheaply.
+
+CI runs `datakit migrate apply` on every deploy, and mostly nothing is pending. Loading
+psycopg, the dataclasses of `files`, `re`, `json` or `pathlib` costs several times such a
+run, so this module uses none of them: it reads the files with `os`, hashes them with the
+interpreter's own SHA-256, and asks the history through the libpq that psycopg ships
+(or the system's), called with ctypes.
+
+It only ever answers "certainly nothing to do" (the database's version) or "don't know"
+(None): a file `files.discover` might refuse, any history it cannot read, drift, a pending
+version or a partial no-transaction run all answer None, and the caller runs the full
+runner, which does the work and words the errors. So every check of the full runner still
+happens; this module only decides when they all pass.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+from datakit.migrate.connection import APP_NAME
+
+try:  # the interpreter's own SHA-256: hashlib would load OpenSSL for a few small files
+    from _sha256 import sha256  # Python 3.11
+except ImportError:  # pragma: no cover - other versions
+    try:
+        from _sha2 import sha256  # Python 3.12 and later
+    except ImportError:
+        from hashlib import sha256
+
+# The bundled migrations/ beside src/ (datakit.paths.PROJECT_DIR, without pathlib).
+BUNDLED_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(
+        __file__))))), "migrations")
+
+_DIGITS = frozenset("0123456789")
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_DIRECTIVE_NAME = frozenset("abcdefghijklmnopqrstuvwxyz-")
+_UNITS = ("us", "ms", "min", "s", "h", "d")
+
+_QUERY = b"""
+SELECT version::text, checksum::text FROM ms_migrations.schema_versions
+UNION ALL
+SELECT 'partial', count(*)::text FROM ms_migrations.migration_log l
+ WHERE l.operation = 'MIGRATE' AND l.status IN ('RUNNING', 'FAILED')
+   AND (l.context->>'no_transaction')::boolean AND NOT (l.context ? 'resolved')
+   AND NOT EXISTS (SELECT 1 FROM ms_migrations.schema_versions v WHERE v.version = l.version)
+"""
+
+
+# --- the files: what files.discover accepts, or doubt ---------------------------------------
+
+
+def _name(name: str) -> tuple[str, int] | None:
+    """(kind, version) of a name `files.NAME_RE` matches, None when unsure.
+
+    Only ASCII digits count (the pattern's \\d takes other scripts' digits too: those names
+    go to the full runner).
+    """
+    kind, rest = name[:1], name[1:-4]
+    if kind not in ("V", "U") or not name.endswith(".sql"):
+        return None
+    digits = 0
+    while digits < len(rest) and rest[digits] in _DIGITS:
+        digits += 1
+    words = rest[digits + 2:].split("_")
+    if not digits or rest[digits:digits + 2] != "__" or not all(
+            w and _ALNUM.issuperset(w) for w in words):
+        return None
+    return kind, int(rest[:digits])
+
+
+def _duration(value: str) -> bool:
+    """`files.DURATION_RE` (ASCII digits only): 5, 500ms, 10min..."""
+    for unit in _UNITS:
+        if value.endswith(unit):
+            value = value[:-len(unit)]
+            break
+    return bool(value) and _DIGITS.issuperset(value)
+
+
+def _directives_ok(sql: str) -> bool:
+    """True when `files.parse_directives` accepts the leading comment of `sql`."""
+    seen: set[str] = set()
+    for raw in sql.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith("--"):
+            break
+        body = line[2:].strip()
+        if not body.startswith("datakit:"):
+            continue
+        name, eq, value = body[len("datakit:"):].partition("=")
+        if not name or not _DIRECTIVE_NAME.issuperset(name) or name in seen:
+            return False
+        if any(c.isspace() for c in value):
+            return False
+        if name == "no-transaction":
+            ok = not eq
+        elif name in ("lock-timeout", "statement-timeout"):
+            ok = _duration(value)
+        else:
+            ok = name == "lint-ignore" and bool(value)
+        if not ok:
+            return False
+        seen.add(name)
+    return True
+
+
+def checksums(migrations_dir: str | os.PathLike | None = None) -> dict[int, str] | None:
+    """{version: checksum of its V file} when `files.discover` accepts every file of the
+    directory (names, UTF-8, directives, duplicates, undo files with their migration);
+    None when it might not."""
+    directory = os.path.realpath(migrations_dir) if migrations_dir else BUNDLED_DIR
+    ups: dict[int, str] = {}
+    undos: set[int] = set()
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or not entry.is_file():
+                continue
+            if not name.endswith(".sql"):
+                if name[:1] in ("V", "U") and name[1:2].isdigit():
+                    return None  # discover refuses it
+                continue
+            parsed = _name(name)
+            if parsed is None:
+                return None
+            with open(entry.path, "rb") as src:
+                data = src.read()
+            if not _directives_ok(data.decode("utf-8")):
+                return None
+            kind, version = parsed
+            if version in (ups if kind == "V" else undos):
+                return None  # a duplicate version
+            if kind == "V":
+                ups[version] = sha256(data).hexdigest()
+            else:
+                undos.add(version)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not undos <= ups.keys():
+        return None
+    return ups
+
+
+# --- the history, through libpq ------------------------------------------------------------
+
+
+def _load_libpq():
+    """psycopg's own libpq (the one the full runner uses), else the system's."""
+    for entry in sys.path:
+        libs = os.path.join(entry or ".", "psycopg_binary.libs")
+        try:
+            names = sorted(n for n in os.listdir(libs) if n.startswith("libpq"))
+        except OSError:
+            continue
+        for name in names:
+            try:
+                return ctypes.CDLL(os.path.join(libs, name))
+            except OSError:
+                continue
+    try:
+        return ctypes.CDLL("libpq.so.5")
+    except OSError:
+        return None
+
+
+def _bind(lib) -> None:
+    vp, cp, i = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
+    lib.PQconnectdbParams.argtypes = [ctypes.POINTER(cp), ctypes.POINTER(cp), i]
+    lib.PQconnectdbParams.restype = vp
+    lib.PQstatus.argtypes, lib.PQstatus.restype = [vp], i
+    lib.PQexec.argtypes, lib.PQexec.restype = [vp, cp], vp
+    lib.PQresultStatus.argtypes, lib.PQresultStatus.restype = [vp], i
+    lib.PQntuples.argtypes, lib.PQntuples.restype = [vp], i
+    lib.PQgetvalue.argtypes, lib.PQgetvalue.restype = [vp, i, i], cp
+    lib.PQclear.argtypes, lib.PQclear.restype = [vp], None
+    lib.PQfinish.argtypes, lib.PQfinish.restype = [vp], None
+
+
+def history(dsn: str, app_name: str) -> list[tuple[str, str]] | None:
+    """(version, checksum) rows of the history and ('partial', count), None on any doubt."""
+    lib = _load_libpq()
+    if lib is None:
+        return None
+    _bind(lib)
+    keys = (ctypes.c_char_p * 4)(b"dbname", b"application_name", b"connect_timeout", None)
+    values = (ctypes.c_char_p * 4)(dsn.encode(), app_name.encode(), b"10", None)
+    conn = lib.PQconnectdbParams(keys, values, 1)
+    try:
+        if not conn or lib.PQstatus(conn) != 0:  # CONNECTION_OK
+            return None
+        res = lib.PQexec(conn, _QUERY)
+        try:
+            if lib.PQresultStatus(res) != 2:  # PGRES_TUPLES_OK; no history table is an error
+                return None
+            return [(lib.PQgetvalue(res, r, 0).decode(), lib.PQgetvalue(res, r, 1).decode())
+                    for r in range(lib.PQntuples(res))]
+        finally:
+            lib.PQclear(res)
+    finally:
+        if conn:
+            lib.PQfinish(conn)
+
+
+def nothing_to_apply(dsn: str, migrations_dir: str | os.PathLike | None = None, *,
+                     target: int | None = None) -> int | None:
+    """The current version when apply has certainly nothing to do, else None."""
+    files = checksums(migrations_dir)
+    if files is None:
+        return None
+    rows = history(dsn, APP_NAME)
+    if not rows:
+        return None
+    applied = {}
+    for version, checksum in rows:
+        if version == "partial":
+            if checksum != "0":
+                return None
+        else:
+            applied[int(version)] = checksum.strip()
+    if any(files.get(v) != c for v, c in applied.items()):
+        return None  # drift or a missing file: let the full runner say so
+    if any(v not in applied for v in files if target is None or v <= target):
+        return None
+    return max(applied) if applied else None
