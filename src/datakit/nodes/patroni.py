@@ -246,14 +246,20 @@ def alive(props: dict, outs: dict | None = None) -> bool:
     return patroni_process(props, outs) is not None
 
 
-def delete(props: dict, outs: dict | None = None) -> None:
+def delete(props: dict, outs: dict | None = None, *, graceful: bool = True) -> None:
     """Stop the node and remove its directory, if it holds only what datakit put there.
+    `graceful=False` kills it instead: right when the whole cluster goes, where a clean
+    stop only hands the leader key to members that are leaving too (about 4 s each).
     The cluster's keys in etcd stay: `etcd.delete_prefix` removes a whole cluster's."""
-    stop(props, outs)
+    if graceful:
+        stop(props, outs)
+    else:
+        kill(props, outs)
     root = paths(props)["root"]
     if not root.exists():
         return
-    strangers = {p.name for p in root.iterdir()} - _OURS
+    # A killed postmaster leaves its socket and lock file in the socket dir (the node's).
+    strangers = {p.name for p in root.iterdir() if not p.name.startswith(".s.PGSQL.")} - _OURS
     if strangers:
         raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, which "
                            "datakit did not create; remove it by hand")
