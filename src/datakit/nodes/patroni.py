@@ -332,7 +332,11 @@ def leader_of(view: dict) -> str | None:
 def wait_cluster(members: list[dict], *, synchronous_standbys: int,
                  timeout: float = START_TIMEOUT) -> dict:
     """Wait until the cluster is ready: one leader, every member streaming, the quorum
-    standbys listed. Returns {leader, quorum_standbys, members, waited_s}."""
+    standbys listed. Returns {leader, quorum_standbys, members, waited_s}.
+
+    The view is Patroni's, from etcd: right after a fault it still shows the members as
+    they were (a killed leader stays `running` until its key expires), so after a fault
+    wait for what the fault should change (a write, a new leader) before calling this."""
     began = time.monotonic()
     names = [m["name"] for m in members]
 
