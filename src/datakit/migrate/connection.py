@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from datakit.errors import DatakitError
+from datakit.migrate import libpq
 
 APP_NAME = f"datakit-migrate {os.uname().nodename} pid {os.getpid()}"
 
@@ -40,10 +41,8 @@ def stack_outputs(stack: str) -> dict:
 def describe(dsn: str) -> str:
     """The DSN without its password, for messages."""
     try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        parts = conninfo_to_dict(dsn)
-    except Exception:  # noqa: BLE001 - an unparsable DSN is reported by connect()
+        parts = libpq.conninfo(dsn)
+    except libpq.Error:  # an unparsable DSN is reported by connect()
         return "the given DSN"
     user = parts.get("user") or os.environ.get("PGUSER") or "?"
     host = parts.get("host") or "localhost"
@@ -52,19 +51,15 @@ def describe(dsn: str) -> str:
     return f"{user}@{host}:{port}/{db}"
 
 
-def connect(dsn: str, *, autocommit: bool = True, timeout: int = 10):
-    """Open a psycopg connection, turning failures into one clear DatakitError."""
-    import psycopg
-
+def connect(dsn: str, *, timeout: int = 10) -> libpq.Connection:
+    """Open a connection (in autocommit), turning failures into one clear DatakitError."""
     where = describe(dsn)
     try:
-        return psycopg.connect(
-            dsn, autocommit=autocommit, connect_timeout=timeout, application_name=APP_NAME,
-            options="-c client_connection_check_interval=500",
-        )
-    except psycopg.ProgrammingError as exc:
+        return libpq.connect(dsn, connect_timeout=timeout, application_name=APP_NAME,
+                             options="-c client_connection_check_interval=500")
+    except libpq.ProgrammingError as exc:
         raise DatakitError(f"invalid DSN ({exc}); check --dsn or the stack outputs") from None
-    except psycopg.OperationalError as exc:
+    except libpq.OperationalError as exc:
         text = " ".join(str(exc).split())
         if "password authentication failed" in text or "no password supplied" in text:
             fix = "check the password in --dsn or the stack's secrets"
