@@ -10,7 +10,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import NoReturn
 
 from datakit.migrate import libpq, statements
 from datakit.migrate.connection import APP_NAME
@@ -19,6 +18,10 @@ from datakit.migrate.files import Migration
 from datakit.migrate.history import SCHEMA, applied_values, log
 from datakit.migrate.replicas import lsn_to_int
 from datakit.migrate.results import MigrationFailed, Step
+
+TYPE_CHECKING = False  # typing costs a start-up more than this module's work
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 BATCH_MAX = 50  # migrations per round trip: bounds the text sent and how long progress waits
 

@@ -2,8 +2,8 @@
 
 CI runs `datakit migrate apply` on every deploy, and mostly nothing is pending. Loading
 psycopg, the dataclasses of `files`, `re`, `json` or `pathlib` costs several times such a
-run, so this module uses none of them: it reads the files with `os`, hashes them with the
-interpreter's own SHA-256, and asks the history in one query on the runner's connection
+run, so this module uses none of them: it reads the files with `os`, hashes them as
+`files` does (`checksum`), and asks the history in one query on the runner's connection
 (`libpq`), which the runner goes on with when there is work.
 
 It only ever answers "certainly nothing to do" (the database's version) or "don't know"
@@ -18,14 +18,7 @@ from __future__ import annotations
 import os
 
 from datakit.migrate import libpq
-
-try:  # the interpreter's own SHA-256: hashlib would load OpenSSL for a few small files
-    from _sha256 import sha256  # Python 3.11
-except ImportError:  # pragma: no cover - other versions
-    try:
-        from _sha2 import sha256  # Python 3.12 and later
-    except ImportError:
-        from hashlib import sha256
+from datakit.migrate.checksum import sha256
 
 # The bundled migrations/ beside src/ (datakit.paths.PROJECT_DIR, without pathlib).
 BUNDLED_DIR = os.path.join(
@@ -135,7 +128,7 @@ def checksums(migrations_dir: str | os.PathLike | None = None) -> dict[int, str]
             if version in (ups if kind == "V" else undos):
                 return None  # a duplicate version
             if kind == "V":
-                ups[version] = sha256(data).hexdigest()
+                ups[version] = sha256(data)
             else:
                 undos.add(version)
     except (OSError, UnicodeDecodeError):
