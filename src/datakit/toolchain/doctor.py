@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from datakit.paths import cache_dir
-from datakit.toolchain import engine
+from datakit.toolchain import engine, kafka_cds
 from datakit.toolchain.versions import (
     etcd_version,
     kafka_version,
@@ -84,6 +84,7 @@ def checks() -> list[Check]:
     found.append(_binary("java", ["-version"], "install OpenJDK 17+"))
     found.append(_binary("ss", ["-V"], "apt-get install iproute2: " + BOOTSTRAP))
     found.append(_kafka())
+    found.append(_kafka_cds())
     found += _etcd(venv)
     found += _patroni(venv)
     for user in ("postgres", "redis", "kafka", "etcd"):
@@ -98,6 +99,19 @@ def _kafka() -> Check:
         return Check("kafka (KRaft jars)", False, "missing", str(libs), BOOTSTRAP)
     version = re.sub(r"^kafka_[\d.]+-|\.jar$", "", jars[0].name)
     return Check("kafka (KRaft jars)", True, version, f"{libs} (Maven Central)")
+
+
+def _kafka_cds() -> Check:
+    """The class-data archives Kafka's JVMs map (tools/kafka/cds.py), for this JVM."""
+    name, home = "kafka CDS archives", cache_dir() / f"kafka-{kafka_version()}"
+    java = kafka_cds.java_binary()
+    if not java:
+        return Check(name, False, "missing", "-", "install OpenJDK 17+")
+    version = f"JVM {kafka_cds.runtime_version(java)}"
+    if not all(kafka_cds.archive(home, role, java) for role in kafka_cds.ROLES):
+        return Check(name, False, f"missing for {version}", "-",
+                     f"{BOOTSTRAP} (nodes start without them, only slower)")
+    return Check(name, True, version, str(kafka_cds.archive_path(home, "broker", java).parent))
 
 
 def _etcd(venv: str) -> list[Check]:
