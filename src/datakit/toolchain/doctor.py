@@ -15,6 +15,7 @@ from datakit.paths import cache_dir
 from datakit.toolchain import engine, kafka_cds
 from datakit.toolchain.versions import (
     etcd_version,
+    jmx_exporter_version,
     kafka_version,
     patroni_version,
     pulumi_version,
@@ -87,6 +88,7 @@ def checks() -> list[Check]:
     found.append(_kafka_cds())
     found += _etcd(venv)
     found += _patroni(venv)
+    found += _metrics()
     for user in ("postgres", "redis", "kafka", "etcd"):
         found.append(_user(user))
     return found
@@ -139,6 +141,25 @@ def _patroni(venv: str) -> list[Check]:
     ok = have == want and script.ok and script.version == want
     fix = "" if ok else f"pip install 'patroni[etcd3,psycopg3]=={want}': {BOOTSTRAP}"
     return [Check("patroni", ok, have, f"{script.source} (PyPI)" if script.ok else "-", fix)]
+
+
+def _metrics() -> list[Check]:
+    """Prometheus, promtool and the exporters (Debian's packages), and the JMX exporter
+    javaagent that tools/build-jmx-exporter fetched at the pinned version."""
+    fix = "apt-get install {}: " + BOOTSTRAP
+    found = [_binary(tool, [flag], fix.format(package)) for tool, flag, package in (
+        ("prometheus", "--version", "prometheus"), ("promtool", "--version", "prometheus"),
+        ("prometheus-postgres-exporter", "--version", "prometheus-postgres-exporter"),
+        ("prometheus-redis-exporter", "-version", "prometheus-redis-exporter"))]
+    want = jmx_exporter_version()
+    home = cache_dir() / f"jmx-exporter-{want}"
+    jar, stamp = home / "jmx_prometheus_javaagent.jar", home / ".datakit-build"
+    have = stamp.read_text().split()[0] if stamp.is_file() and jar.is_file() else None
+    found.append(Check("jmx_prometheus_javaagent", have == want, have or "missing",
+                       f"{jar} (Maven Central)" if have else "-",
+                       "" if have == want else BOOTSTRAP))
+    found.append(_user("prometheus"))  # Debian's package makes it; the server runs as it
+    return found
 
 
 def _user(name: str) -> Check:
