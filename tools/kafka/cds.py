@@ -3,10 +3,11 @@ and JVM: tools/bootstrap runs it after tools/build-kafka.
 
     .venv/bin/python tools/kafka/cds.py PREFIX [--force] [--base-port 62950]
 
-A throwaway one-node KRaft cluster in a temporary directory is formatted with
-`-XX:ArchiveClassesAtExit` (the format archive), started the same way (the broker
-archive), made to do a broker's first work (quorum, SCRAM logins, a topic, produce,
-consume in a group) and stopped gracefully, which is when the JVM writes its archive.
+A format run with `-XX:ArchiveClassesAtExit` makes the format archive. A throwaway
+one-node KRaft cluster in a temporary directory, created the way nodes are (its JVM
+formats, then serves) with the same flag, is made to do a broker's first work (quorum,
+SCRAM logins, a topic, produce, consume in a group) and stopped gracefully, which is
+when the JVM writes the broker archive.
 Each archive must then map with `-Xshare:on` before it is put in place, whole, by rename:
 <PREFIX>/cds/<build stamp>-<JVM version>/{broker,format}.jsa (see datakit.nodes.kafka_runtime).
 
@@ -97,6 +98,9 @@ def train(prefix: Path, work: Path, base_port: int) -> dict[str, Path]:
             "format_jvm_options": [f"-XX:ArchiveClassesAtExit={dumps / 'format.jsa'}"]}
     cluster = {"brokers": [{"id": 1, "host": "127.0.0.1", "port": port}],
                "controllers": voters, **creds}
+    # The format archive from a format run of its own (format_node, a fallback and a
+    # tool); the node below formats in its own JVM (FormatThenServe), into the broker's.
+    kafka.format_node({**node, "data_dir": str(work / "format-only")})
     outs = kafka.create_node(node)
     try:
         kafka.wait_cluster_ready({**cluster, "nodes": [outs]})

@@ -1,14 +1,16 @@
-"""One Kafka node's start, variant against variant in back-to-back pairs: its format run
-and its JVM from spawn to listening (controller listener, then client listener), in wall
-seconds and in CPU seconds of that JVM (less swayed by a busy machine than wall time).
-A benchmark prints figures; it asserts nothing.
+"""One Kafka node's start, variant against variant in back-to-back runs: its format run
+(if a JVM of its own) and its node JVM from spawn to listening (controller listener, then
+client listener), in wall seconds from the start of it all and in CPU seconds of those
+JVMs (less swayed by a busy machine than wall time). A benchmark prints figures; it
+asserts nothing.
 
-    .venv/bin/python tools/kafka/start_bench.py [--reps 3] [--base-port 62270]
-        [--variant NAME=ENV=VALUE[,ENV=VALUE]|NAME=jvm:FLAG[ FLAG]] ...
+    .venv/bin/python tools/kafka/start_bench.py [--reps 3] [--base-port 62270] [--home P]
+        [--variant nocds|cds|one|NAME=path:one;jvm:FLAG FLAG;env:VAR=VALUE] ...
 
 Default variants: `nocds` (DATAKIT_KAFKA_CDS=off) and `cds` (the archives of
-tools/kafka/cds.py). Each rep runs every variant once, in turn, with the load average
-beside it. Uses two ports from --base-port and /tmp; cleans up after itself.
+tools/kafka/cds.py), both formatting in a JVM of their own; `one` formats in the node's
+JVM (create_node with the launcher). Each rep runs every variant once, in turn, with the
+load average beside it. Uses two ports from --base-port and /tmp; cleans up after itself.
 """
 
 from __future__ import annotations
@@ -39,27 +41,33 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def node_props(base: Path, port: int, jvm: list[str]) -> dict:
+def node_props(base: Path, port: int, jvm: list[str], home: str | None) -> dict:
     creds = {"admin_user": "admin", "admin_password": secrets.token_hex(12),
              "app_user": "app", "app_password": secrets.token_hex(12)}
     voters = [{"id": 1, "host": "127.0.0.1", "port": port + 1}]
-    return {"node_id": 1, "host": "127.0.0.1", "port": port, "controller_port": port + 1,
-            "voters": voters, "cluster_id": kafka.new_cluster_id(), "heap_mb": 512,
-            "data_dir": str(base / "kafka-1"), "jvm_options": jvm, **creds}
+    props = {"node_id": 1, "host": "127.0.0.1", "port": port, "controller_port": port + 1,
+             "voters": voters, "cluster_id": kafka.new_cluster_id(), "heap_mb": 512,
+             "data_dir": str(base / "kafka-1"), "jvm_options": jvm, **creds}
+    return {**props, "home": home} if home else props
 
 
-def one(port: int, env: dict[str, str], jvm: list[str]) -> dict:
+def one(port: int, variant: dict, home: str | None) -> dict:
+    env = variant.get("env", {})
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     base = Path(tempfile.mkdtemp(prefix="datakit-kafka-start-", dir="/tmp"))
     base.chmod(0o755)
     outs: dict = {}
     try:
-        props = node_props(base, port, jvm)
+        props = node_props(base, port, variant.get("jvm", []), home)
         cpu0, t0 = children_cpu_s(), time.monotonic()
-        kafka.format_node(props)
-        fmt_wall, fmt_cpu = time.monotonic() - t0, children_cpu_s() - cpu0
-        outs = kafka.start_node(props)
+        if variant.get("path") == "one":  # create_node: the node's JVM formats, then serves
+            outs = kafka.create_node(props)
+            fmt_wall = fmt_cpu = 0.0
+        else:  # a format JVM, then the node's
+            kafka.format_node(props)
+            fmt_wall, fmt_cpu = time.monotonic() - t0, children_cpu_s() - cpu0
+            outs = kafka.start_node(props)
         ctl_cpu = cpu_s(outs["pid"])
         t1 = time.monotonic()
         while True:
@@ -69,9 +77,11 @@ def one(port: int, env: dict[str, str], jvm: list[str]) -> dict:
             except OSError:
                 time.sleep(0.02)
         client_cpu = cpu_s(outs["pid"])
-        return {"format_s": fmt_wall, "format_cpu_s": fmt_cpu, "listen_s": outs["start_s"],
-                "listen_cpu_s": ctl_cpu, "client_s": outs["start_s"] + time.monotonic() - t1,
-                "client_cpu_s": client_cpu, "cds": bool(outs.get("cds"))}
+        return {"format_s": fmt_wall, "format_cpu_s": fmt_cpu,
+                "listen_s": t1 - t0,
+                "listen_cpu_s": fmt_cpu + ctl_cpu,
+                "client_s": time.monotonic() - t0, "client_cpu_s": fmt_cpu + client_cpu,
+                "cds": bool(outs.get("cds"))}
     finally:
         if outs:
             kafka.kill_node(outs)
@@ -83,30 +93,48 @@ def one(port: int, env: dict[str, str], jvm: list[str]) -> dict:
                 os.environ[k] = v
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, str], list[str]]:
+PRESETS = {
+    "nocds": {"env": {"DATAKIT_KAFKA_CDS": "off"}},  # two JVMs, the JDK's archive only
+    "cds": {},  # two JVMs (format, then node), with the CDS archives
+    "one": {"path": "one"},  # create_node: one JVM formats and serves
+}
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """NAME (a preset) or NAME=key:value;... with keys path (one|two), jvm (flags,
+    space-separated), env (VAR=VALUE,...)."""
     name, _, spec = text.partition("=")
-    if spec.startswith("jvm:"):
-        return name, {}, spec[4:].split()
-    env = dict(item.split("=", 1) for item in spec.split(",") if item)
-    return name, env, []
+    if not spec:
+        return name, PRESETS[name]
+    variant: dict = {}
+    for part in filter(None, spec.split(";")):
+        key, _, value = part.partition(":")
+        if key == "jvm":
+            variant["jvm"] = value.split()
+        elif key == "env":
+            variant["env"] = dict(item.split("=", 1) for item in value.split(",") if item)
+        else:
+            variant[key] = value
+    return name, variant
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--base-port", type=int, default=62270)
-    ap.add_argument("--variant", action="append", default=[])
+    ap.add_argument("--variant", action="append", default=[],
+                    help=f"a preset ({', '.join(PRESETS)}) or NAME=path:one;jvm:FLAGS;env:V=X")
+    ap.add_argument("--home", help="the Kafka prefix (default: the bootstrap's)")
     args = ap.parse_args()
-    variants = [parse_variant(v) for v in args.variant] or [
-        ("nocds", {"DATAKIT_KAFKA_CDS": "off"}, []), ("cds", {"DATAKIT_KAFKA_CDS": "on"}, [])]
+    variants = [parse_variant(v) for v in args.variant or ["nocds", "cds"]]
     for port in (args.base_port, args.base_port + 1):
         process.require_free(port, "start_bench")
-    results: dict[str, list[dict]] = {name: [] for name, _, _ in variants}
+    results: dict[str, list[dict]] = {name: [] for name, _ in variants}
     keys = ("format_s", "format_cpu_s", "listen_s", "listen_cpu_s", "client_s", "client_cpu_s")
     for rep in range(1, args.reps + 1):
-        for name, env, jvm in variants:
+        for name, variant in variants:
             load = os.getloadavg()[0]
-            r = one(args.base_port, env, jvm)
+            r = one(args.base_port, variant, args.home)
             results[name].append(r)
             print(f"rep {rep} {name:>8}: load {load:4.1f} "
                   + " ".join(f"{k}={r[k]:.2f}" for k in keys) + f" cds={r['cds']}", flush=True)

@@ -42,7 +42,6 @@ from datakit.errors import DatakitError
 from datakit.nodes import kafka_runtime, process
 from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     SCRAM,
-    _value,
     bootstrap,
     client_config,
     cluster_health,
@@ -52,13 +51,12 @@ from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     node_running,
     wait_cluster_ready,
 )
+from datakit.nodes.kafka_conf import roles as _roles
+from datakit.nodes.kafka_conf import server_properties
 from datakit.nodes.kafka_runtime import default_home, home_for
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
 
-CLIENT_LISTENER = "SASL_PLAINTEXT"
-CONTROLLER_LISTENER = "CONTROLLER"
-COMBINED = "broker,controller"
 # StorageTool's --add-scram syntax has no escaping we rely on: keep credentials plain.
 _PLAIN = re.compile(r"^[A-Za-z0-9._~-]+$")
 
@@ -78,15 +76,7 @@ def _layout(props: dict) -> dict[str, Path]:
     return {"root": root, "config": root / "server.properties", "data": root / "data",
             "logs": root / "logs", "log": root / "logs" / "process.log",
             "server_log": root / "logs" / "server.log",
-            "meta": root / "data" / "meta.properties"}
-
-
-def _roles(props: dict) -> set[str]:
-    return set((props.get("roles") or COMBINED).replace(" ", "").split(","))
-
-
-def _voters(props: dict) -> str:
-    return ",".join(f"{int(v['id'])}@{v['host']}:{int(v['port'])}" for v in props["voters"])
+            "meta": root / "data" / "meta.properties", "format_args": root / "format.args"}
 
 
 def _check_credentials(props: dict) -> None:
@@ -97,67 +87,33 @@ def _check_credentials(props: dict) -> None:
                                "and use only letters, digits and ._~-")
 
 
-def server_properties(props: dict) -> str:
-    """The node's server.properties: SASL/SCRAM for clients and brokers, static quorum."""
-    node_id, host = int(props["node_id"]), props.get("host", "127.0.0.1")
-    roles = _roles(props)
-    brokers = int(props.get("broker_count") or len(props["voters"]))
-    rf, isr = min(3, brokers), min(2, brokers)
-    lines = {
-        "process.roles": ",".join(r for r in ("broker", "controller") if r in roles),
-        "node.id": node_id,
-        "controller.quorum.voters": _voters(props),
-        "controller.listener.names": CONTROLLER_LISTENER,
-        "listener.security.protocol.map":
-            f"{CLIENT_LISTENER}:SASL_PLAINTEXT,{CONTROLLER_LISTENER}:PLAINTEXT",
-        "log.dirs": _layout(props)["data"],
-        "sasl.enabled.mechanisms": SCRAM,
-        "sasl.mechanism.inter.broker.protocol": SCRAM,
-        "inter.broker.listener.name": CLIENT_LISTENER,
-        f"listener.name.{CLIENT_LISTENER.lower()}.{SCRAM.lower()}.sasl.jaas.config":
-            "org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{props["admin_user"]}" password="{props["admin_password"]}";',
-        "num.partitions": 3,
-        "default.replication.factor": rf,
-        "min.insync.replicas": isr,
-        "offsets.topic.replication.factor": rf,
-        "transaction.state.log.replication.factor": rf,
-        "transaction.state.log.min.isr": isr,
-        "share.coordinator.state.topic.replication.factor": rf,
-        "share.coordinator.state.topic.min.isr": isr,
-        "unclean.leader.election.enable": "false",
-        "auto.create.topics.enable": "false",
-        "group.initial.rebalance.delay.ms": 0,
-        "num.network.threads": 2,
-        "num.io.threads": 4,
-        "num.recovery.threads.per.data.dir": 1,
-        "background.threads": 4,
-        # Upstream's 60 s makes a broker exit when the other voters start later than
-        # that; the dynamic provider runs 4 creates at a time, so allow for a queue.
-        "initial.broker.registration.timeout.ms": 300000,
-    }
-    listeners = []
-    if "broker" in roles:
-        listeners.append(f"{CLIENT_LISTENER}://{host}:{int(props['port'])}")
-        lines["advertised.listeners"] = f"{CLIENT_LISTENER}://{host}:{int(props['port'])}"
-    if "controller" in roles:
-        listeners.append(f"{CONTROLLER_LISTENER}://{host}:{int(props['controller_port'])}")
-    lines["listeners"] = ",".join(listeners)
-    lines.update({k: _value(v) for k, v in (props.get("settings") or {}).items()})
-    header = f"# written by datakit for Kafka node {node_id}; changes are overwritten\n"
-    return header + "".join(f"{k}={v}\n" for k, v in lines.items())
-
-
 # ---------------------------------------------------------------- node lifecycle
 
 def format_node(props: dict) -> dict:
-    """Write the config and format the node's storage with the cluster id and SCRAM users.
+    """Write the config and format the node's storage with the cluster id and SCRAM users,
+    in a JVM of its own (create_node formats in the node's own JVM instead).
 
     A node already formatted for this cluster is left alone (formatted=False); one
     formatted for another cluster or node id is an error that names its directory.
     """
-    _check_credentials(props)
+    outs, format_args = _prepare_storage(props)
+    if not format_args:
+        return outs
     home, paths = home_for(props), _layout(props)
+    argv = kafka_runtime.command(home, "kafka.tools.StorageTool", format_args, role="format",
+                                 logs=paths["logs"], memory=["-Xmx256m"],
+                                 extra=props.get("format_jvm_options"))
+    began = time.monotonic()
+    RunAs.service(props.get("run_as") or "kafka").run(
+        argv, what=f"formatting Kafka node {outs['node_id']} in {paths['root']}")
+    return {**outs, "format_s": round(time.monotonic() - began, 3)}
+
+
+def _prepare_storage(props: dict) -> tuple[dict, list[str]]:
+    """Check the node's storage and write its config: (outs, kafka-storage format's
+    arguments, or [] when it is formatted for this cluster already)."""
+    _check_credentials(props)
+    paths = _layout(props)
     account = RunAs.service(props.get("run_as") or "kafka")
     node_id, cluster_id = int(props["node_id"]), str(props["cluster_id"])
     outs = {"node_id": node_id, "cluster_id": cluster_id, "data_dir": str(paths["root"]),
@@ -170,20 +126,14 @@ def format_node(props: dict) -> dict:
                 f"cluster {meta.get('cluster.id')}, not node {node_id} of {cluster_id}: "
                 "delete that directory or point data_dir elsewhere")
         _write_config(props, account)
-        return {**outs, "formatted": False}
+        return {**outs, "formatted": False}, []
     _write_config(props, account)
     scram = [arg for user in ("admin", "app") for arg in (
         "--add-scram",
         f"{SCRAM}=[name={props[user + '_user']},password={props[user + '_password']}]")]
-    argv = kafka_runtime.command(
-        home, "kafka.tools.StorageTool",
-        # `=`: an id may start with "-", which a separate argument would not survive
-        ["format", f"--cluster-id={cluster_id}", f"--config={paths['config']}", *scram],
-        role="format", logs=paths["logs"], memory=["-Xmx256m"],
-        extra=props.get("format_jvm_options"))
-    began = time.monotonic()
-    account.run(argv, what=f"formatting Kafka node {node_id} in {paths['root']}")
-    return {**outs, "formatted": True, "format_s": round(time.monotonic() - began, 3)}
+    # `=`: an id may start with "-", which a separate argument would not survive
+    return {**outs, "formatted": True}, ["format", f"--cluster-id={cluster_id}",
+                                         f"--config={paths['config']}", *scram]
 
 
 def _write_config(props: dict, account: RunAs) -> None:
@@ -198,13 +148,17 @@ def _write_config(props: dict, account: RunAs) -> None:
     tmp.replace(paths["config"])
 
 
-def jvm_args(props: dict) -> list[str]:
-    """The broker's java command line; `jvm_options` in props adds flags (benchmarks, and
-    the run that makes the CDS archive)."""
+def jvm_args(props: dict, *, format_file: Path | None = None) -> list[str]:
+    """The node's java command line; `jvm_options` in props adds flags (benchmarks, and
+    the run that makes the CDS archive). With `format_file` (kafka-storage format's
+    arguments) the JVM formats the storage first, then serves (FormatThenServe)."""
     home, paths = home_for(props), _layout(props)
     heap = int(props.get("heap_mb") or 1024)
-    return kafka_runtime.command(home, "kafka.Kafka", [str(paths["config"])], role="broker",
-                                 logs=paths["logs"], extra=props.get("jvm_options"),
+    main, args = "kafka.Kafka", [str(paths["config"])]
+    if format_file is not None:
+        main, args = kafka_runtime.LAUNCHER, ["--format", str(format_file), *args]
+    return kafka_runtime.command(home, main, args, role="broker", logs=paths["logs"],
+                                 extra=props.get("jvm_options"),
                                  memory=[f"-Xms{max(heap // 2, 64)}m", f"-Xmx{heap}m"])
 
 
@@ -229,15 +183,21 @@ def start_node(props: dict, *, timeout: float = 90.0) -> dict:
     It does not wait for the quorum or for other nodes (see wait_cluster_ready).
     """
     paths, node_id = _layout(props), int(props["node_id"])
-    host = props.get("host", "127.0.0.1")
     if not paths["meta"].exists():
         raise DatakitError(f"Kafka node {node_id}: {paths['root']} is not formatted; "
                            "format_node first")
+    account = RunAs.service(props.get("run_as") or "kafka")
+    _write_config(props, account)  # settings are read at start: a restart applies changes
+    return _start(props, jvm_args(props), timeout=timeout)
+
+
+def _start(props: dict, argv: list[str], *, timeout: float) -> dict:
+    """Spawn the node's JVM and wait until it listens (see _ready_ports)."""
+    paths, node_id = _layout(props), int(props["node_id"])
+    host = props.get("host", "127.0.0.1")
     for what, port in _ports(props):
         process.require_free(port, f"Kafka node {node_id} {what}", host)
     account = RunAs.service(props.get("run_as") or "kafka")
-    _write_config(props, account)  # settings are read at start: a restart applies changes
-    argv = jvm_args(props)
     began = time.monotonic()
     pid = account.spawn(argv, log=paths["log"], cwd=str(paths["root"]))
     started = process.start_time(pid)
@@ -271,10 +231,26 @@ def _shared_archive(argv: list[str]) -> str | None:
     return next((a[len(flag):] for a in argv if a.startswith(flag)), None)
 
 
-def create_node(props: dict) -> dict:
-    """format_node + start_node: what a node resource's `create` does."""
-    formatted = format_node(props)
-    return {**formatted, **start_node(props)}
+def create_node(props: dict, *, timeout: float = 90.0) -> dict:
+    """Format the node's storage if it is new, start it, wait until it listens: what a
+    node resource's `create` does. With datakit's launcher in the Kafka build the node's
+    own JVM formats, so no JVM is started for formatting alone (kafka-node.jar); without
+    it, format_node and start_node."""
+    if kafka_runtime.launcher(home_for(props)) is None:
+        return {**format_node(props), **start_node(props, timeout=timeout)}
+    outs, format_args = _prepare_storage(props)
+    if not format_args:
+        return {**outs, **_start(props, jvm_args(props), timeout=timeout)}
+    account = RunAs.service(props.get("run_as") or "kafka")
+    # The SCRAM passwords go in a file only the node's account reads, which the JVM
+    # deletes once read, not on a command line that any user's `ps` shows.
+    args_file = _layout(props)["format_args"]
+    process.write_private(args_file, "".join(f"{arg}\n" for arg in format_args), account)
+    try:
+        return {**outs, **_start(props, jvm_args(props, format_file=args_file),
+                                 timeout=timeout)}
+    finally:
+        args_file.unlink(missing_ok=True)
 
 
 def restart_node(props: dict, outs: dict) -> dict:
@@ -337,7 +313,7 @@ def delete_node(outs: dict, *, timeout: float = 30.0, graceful: bool = True) -> 
     root = Path(outs["data_dir"]) if outs.get("data_dir") else None
     if root is None or not root.exists():
         return
-    known = {"server.properties", "data", "logs"}
+    known = {"server.properties", "data", "logs", "format.args"}
     strangers = {p.name for p in root.iterdir()} - known
     if strangers:
         raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, "

@@ -7,7 +7,8 @@ can read), the java binary, the classpath, the JVM flags, and the class-data-sha
 kafka-storage format.
 
 A JVM maps an archive with `-Xshare:auto`: one that is missing, of another JVM build or
-for other jars is ignored and the node starts as before, only slower. A truncated archive
+for other jars (an archive names its jars by path: it serves the prefix, or the node copy,
+it was made from) is ignored and the node starts as before, only slower. A truncated archive
 is the one thing that crashes a JVM (SIGBUS, even with auto), so archives are only ever
 put in place whole, by rename, and never rewritten where they lie.
 
@@ -35,6 +36,7 @@ BROKER_FLAGS = [
     "-XX:+ExitOnOutOfMemoryError", "-XX:+PerfDisableSharedMem", "-Djava.awt.headless=true",
 ]
 FORMAT_FLAGS = ["-XX:+PerfDisableSharedMem"]
+LAUNCHER = "datakit.kafka.FormatThenServe"
 
 
 # ---------------------------------------------------------------- the prefix
@@ -155,10 +157,19 @@ def java() -> str:
     return found
 
 
+def launcher(home: Path) -> Path | None:
+    """datakit's node launcher in the Kafka build (tools/kafka/FormatThenServe.java), or
+    None in a build made before it."""
+    jar = home / "datakit" / "kafka-node.jar"
+    return jar if jar.exists() else None
+
+
 def classpath(home: Path) -> str:
-    """Every jar of the prefix, sorted: one order wherever the prefix lies, which an
-    archive needs (`libs/*` follows the directory's order, which a copy may change)."""
-    return ":".join(str(p) for p in sorted((home / "libs").glob("*.jar")))
+    """Every jar of the prefix, sorted, then the launcher: the same list at every start,
+    which an archive needs (it names its jars by path, in order; `libs/*` would follow
+    the directory's order)."""
+    jars = sorted((home / "libs").glob("*.jar"))
+    return ":".join(str(p) for p in [*jars, *filter(None, [launcher(home)])])
 
 
 def build_stamp(home: Path) -> str:

@@ -1,5 +1,7 @@
-"""Kafka's JVMs and the class-data archives of tools/kafka/cds.py: a started node maps the
-broker archive, and an archive that does not fit (garbage, other jars) never stops a JVM."""
+"""A Kafka node's JVM: it formats its own storage (datakit's launcher), with no password on
+a command line, and a replay of its command line (a drill's restart) serves without
+formatting again; it maps the broker archive of tools/kafka/cds.py, and an archive that
+does not fit (garbage, other jars) never stops a JVM."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from datakit.nodes import kafka_runtime
+from datakit.nodes import kafka, kafka_runtime, process
+from datakit.nodes.readiness import wait_until
 from datakit.toolchain import kafka_cds
 
 
@@ -17,6 +20,33 @@ def single(new_cluster):
     cluster = new_cluster(1, heap_mb=256)
     cluster.start()
     return cluster
+
+
+def test_node_formats_in_its_own_jvm_with_no_password_on_a_command_line(single):
+    props, outs = single.nodes[0], single.outs[1]
+    assert outs["formatted"] is True
+    cmdline = Path(f"/proc/{outs['pid']}/cmdline").read_bytes()
+    assert kafka_runtime.LAUNCHER.encode() in cmdline
+    assert props["admin_password"].encode() not in cmdline
+    assert props["app_password"].encode() not in cmdline
+    assert not (Path(props["data_dir"]) / "format.args").exists()
+    assert kafka.wait_cluster_ready(single.props)["brokers"] == [1]  # SCRAM users work
+
+
+def test_replayed_command_line_serves_without_formatting_again(single):
+    props, outs = single.nodes[0], single.outs[1]
+    argv = Path(f"/proc/{outs['pid']}/cmdline").read_bytes().decode().split("\0")[:-1]
+    meta = Path(props["data_dir"]) / "data" / "meta.properties"
+    before = meta.read_text()
+    kafka.kill_node(outs)
+    # As LocalControl restarts a node a drill stopped: its own command line, run again.
+    pid = process.RunAs.service("kafka").spawn(argv, log=Path(outs["log"]),
+                                               cwd=props["data_dir"])
+    single.outs[1] = {**outs, "pid": pid, "started": process.start_time(pid)}
+    wait_until(lambda: not process.port_free(props["port"]), what="replayed node listening",
+               timeout=90, alive=lambda: process.exit_reason(pid, None, Path(outs["log"])))
+    assert kafka.wait_cluster_ready(single.props)["brokers"] == [1]
+    assert meta.read_text() == before
 
 
 def test_started_node_maps_the_broker_archive(kafka_home, single):
