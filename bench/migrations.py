@@ -10,7 +10,9 @@ medians print as
 
     NAME apply_s=X noop_s=Y
 
-and, on stderr, each tool's median ratio to the floor measured in the same repetition.
+and, on stderr, each tool's median ratio to the floor measured in the same repetition, and
+the CPU time its client process used (user + system), which a busy machine disturbs less
+than the wall time.
 
 The floor is `psql -1 -f` of all files concatenated (one transaction, no bookkeeping); its
 no-op is `psql -c 'SELECT 1'`, the cost of starting a client and connecting.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -108,13 +111,19 @@ def write_alembic(root: Path, n: int, url: str) -> Path:
     return d
 
 
-def run(argv: list[str], env: dict | None = None) -> float:
-    t0 = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(argv: list[str], env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, client CPU seconds) of one run of `argv`."""
+    cpu, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed: {proc.stderr.strip()[-800:]}")
-    return elapsed
+    return elapsed, _children_cpu() - cpu
 
 
 def print_ratios(results: dict[str, tuple[list[float], list[float]]]) -> None:
@@ -168,6 +177,7 @@ def main() -> None:
                 }
 
             results: dict[str, tuple[list[float], list[float]]] = {}
+            cpu: dict[str, tuple[list[float], list[float]]] = {}
             tools = args.tools.split(",")
             for rep in range(args.repeat):
                 # Each rep starts with the next tool, so no tool always runs first or last.
@@ -175,13 +185,16 @@ def main() -> None:
                     db = f"bench_{tool}_{rep}"
                     pg.create_database(db)
                     argv = commands(db)[tool]
-                    apply_s = run(argv, pgenv)
+                    apply_s, apply_cpu = run(argv, pgenv)
                     if tool == "floor":
                         argv = [*argv[:-2], "-c", "SELECT 1"]
-                    noop_s = run(argv, pgenv)
+                    noop_s, noop_cpu = run(argv, pgenv)
                     results.setdefault(tool, ([], []))
                     results[tool][0].append(apply_s)
                     results[tool][1].append(noop_s)
+                    cpu.setdefault(tool, ([], []))
+                    cpu[tool][0].append(apply_cpu)
+                    cpu[tool][1].append(noop_cpu)
                     print(f"# rep {rep + 1} {tool}: apply {apply_s:.3f}s noop {noop_s:.3f}s",
                           file=sys.stderr, flush=True)
             print(f"# load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
@@ -191,6 +204,9 @@ def main() -> None:
                 print(f"{tool} apply_s={statistics.median(applies):.3f} "
                       f"noop_s={statistics.median(noops):.3f}")
             print_ratios(results)
+            for tool in tools:
+                print(f"# {tool} client CPU: apply {statistics.median(cpu[tool][0]):.3f}s, "
+                      f"no-op {statistics.median(cpu[tool][1]):.3f}s (medians)", file=sys.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
