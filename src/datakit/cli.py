@@ -12,7 +12,7 @@ from rich.table import Table
 
 from datakit.errors import DatakitError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
                   help="Deploy and test a PostgreSQL, Redis and Kafka data layer as code.")
 console = Console()
 err = Console(stderr=True)
@@ -292,8 +292,17 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        print(f"datakit {version('datakit')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _group() -> None:
+def _group(_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="print datakit's version and exit")) -> None:
     """Deploy and test a PostgreSQL, Redis and Kafka data layer as code."""
 
 
