@@ -8,14 +8,17 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from datakit.errors import DatakitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
                   help="Deploy and test a PostgreSQL, Redis and Kafka data layer as code.")
-console = Console()
-err = Console(stderr=True)
+# Text from stack files and servers is printed as it is: no emoji codes (":key:" in a
+# config line became a key glyph) and no markup in it (see main()).
+console = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 @app.command()
@@ -248,7 +251,7 @@ def drill(name: str = typer.Argument(..., metavar="DRILL", parser=_drill_name,
 
     out_dir = runner.report_dir(out, stack, name)
     results = runner.run(name, stack, times=times, durable=not non_durable,
-                         say=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
+                         say=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False))
     console.print(report.table(results))
     summary = runner.summary(results)
     console.print(summary)
@@ -311,7 +314,7 @@ def main() -> None:
     try:
         app()
     except DatakitError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
 
 

@@ -49,3 +49,19 @@ def test_a_stale_salt_left_in_a_stack_file_does_not_block_a_new_stack():
             stack.workspace.remove_stack(name)
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_a_parse_error_prints_the_config_text_as_written():
+    # Rich would turn ":KEY:" into an emoji and "[...]" into markup.
+    name = f"broken-tab-{os.getpid()}"
+    path = PROJECT_DIR / "stacks" / f"Pulumi.{name}.yaml"
+    text = (PROJECT_DIR / "stacks" / "Pulumi.local.yaml").read_text()
+    path.write_text(text.replace("  datakit:baselines:", "\tdatakit:baselines:"))
+    try:
+        proc = subprocess.run([str(Path(sys.executable).parent / "datakit"), "up", "--stack",
+                               name], capture_output=True, text=True, timeout=60)
+    finally:
+        path.unlink()
+    assert proc.returncode != 0
+    assert "not valid YAML" in proc.stderr
+    assert "datakit:KEY: VALUE" in proc.stderr and "\N{KEY}" not in proc.stderr
