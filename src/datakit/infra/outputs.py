@@ -1,9 +1,12 @@
 """The stack outputs: one schema whatever the substrate (DESIGN.md, "Stack outputs").
 
-    endpoints.postgres  write_dsn, read_dsn (libpq multi-host, no password), database, users
+    endpoints.postgres  write_dsn, read_dsn (libpq multi-host, no password), database, users,
+                        cluster (Patroni's scope), namespace, dcs (etcd "host:port"), rest_user
     endpoints.redis     mode, master_name, sentinels ["host:port"], seeds ["host:port"]
     endpoints.kafka     bootstrap_servers, security_protocol, sasl_mechanism, username
-    nodes               [{service, role, name, host, port, ports, handle, testinfra}]
+    nodes               [{service, role, name, host, port, ports, handle, testinfra, rest_url}]
+                        (rest_url: a PostgreSQL node's Patroni REST API; etcd members are
+                        nodes too)
     secrets             {postgres: {superuser, replication, app}, redis: {...}, kafka: {...}}
     stack, substrate, disposable
 """
@@ -15,9 +18,11 @@ import pulumi
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
 from datakit.topology import Topology
+from datakit.topology.patroni import NAMESPACE
 
 POSTGRES_SUPERUSER = "postgres"
 POSTGRES_REPLICATION_USER = "replicator"
+PATRONI_REST_USER = "patroni"
 KAFKA_ADMIN_USER = "admin"
 KAFKA_APP_USER = "app"
 
@@ -44,6 +49,10 @@ def endpoints(topo: Topology, nodes: list[Provisioned]) -> dict:
             "app_user": pg_spec.app_user,
             "superuser": POSTGRES_SUPERUSER,
             "replication_user": POSTGRES_REPLICATION_USER,
+            "cluster": topo.patroni_scope,
+            "namespace": NAMESPACE,
+            "dcs": hostports("etcd"),
+            "rest_user": PATRONI_REST_USER,
         },
         "redis": {
             "mode": topo.redis.mode,
@@ -61,11 +70,18 @@ def endpoints(topo: Topology, nodes: list[Provisioned]) -> dict:
     }
 
 
-def node_rows(nodes: list[Provisioned]) -> list[dict]:
+def rest_url(topo: Topology, p: Provisioned) -> str | None:
+    """A PostgreSQL node's Patroni REST API, on the address clients reach the node at."""
+    if p.node.service != "postgres":
+        return None
+    return f"http://{p.host}:{topo.postgres.rest_port(p.node.name)}"
+
+
+def node_rows(topo: Topology, nodes: list[Provisioned]) -> list[dict]:
     return [{
         "service": p.node.service, "role": p.node.initial_role, "name": p.node.name,
         "host": p.host, "port": p.node.port, "ports": p.node.ports(),
-        "handle": p.handle, "testinfra": p.testinfra,
+        "handle": p.handle, "testinfra": p.testinfra, "rest_url": rest_url(topo, p),
     } for p in nodes]
 
 
@@ -74,5 +90,5 @@ def export(topo: Topology, nodes: list[Provisioned], secrets: Secrets) -> None:
     pulumi.export("substrate", topo.substrate)
     pulumi.export("disposable", topo.disposable)
     pulumi.export("endpoints", endpoints(topo, nodes))
-    pulumi.export("nodes", node_rows(nodes))
+    pulumi.export("nodes", node_rows(topo, nodes))
     pulumi.export("secrets", pulumi.Output.secret(secrets.as_output()))

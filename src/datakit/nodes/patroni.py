@@ -15,7 +15,9 @@ replication_password, app_user, app_password, app_database (all three or none), 
 patroni ({ttl, loop_wait, retry_timeout, failsafe_mode, maximum_lag_on_failover,
 primary_start_timeout, synchronous_mode_strict}), version (PostgreSQL major; default the
 newest installed), archive_dir (optional), rest_user/rest_password (optional: Patroni then
-asks for them on every POST), sync_bootstrap (default false: initdb and basebackup skip fsync).
+asks for them on every POST), sync_bootstrap (default false: initdb and basebackup skip fsync),
+join (a fresh member starts only once another member initialised the cluster), host,
+listen_host, client_networks (see patroni_conf).
 outs keys: name, host, port, rest_port, rest_url, pid, start_time (Patroni's process),
 data_dir, pgdata, config, log_path.
 """
@@ -37,9 +39,10 @@ import yaml
 from datakit.errors import DatakitError
 from datakit.nodes import etcd, process
 from datakit.nodes.executables import venv_program
-from datakit.nodes.patroni_conf import HOST, paths, problems, render, rest_auth
+from datakit.nodes.patroni_conf import host, paths, problems, render, rest_auth
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
+from datakit.topology.patroni import NAMESPACE
 
 START_TIMEOUT = 90.0
 _OURS = {"patroni.yml", "patroni.yml.tmp", "pgdata", "patroni.log", "pgpass", "bootstrap.json"}
@@ -48,14 +51,14 @@ _FAILED = {"start failed", "bootstrap failed", "crashed"}
 
 
 def label(props: dict) -> str:
-    return f"patroni node {props['name']} ({HOST}:{int(props['port'])})"
+    return f"patroni node {props['name']} ({host(props)}:{int(props['port'])})"
 
 
 def rest_url(props: dict) -> str:
-    return f"http://{props.get('host') or HOST}:{int(props['rest_port'])}"
+    return f"http://{host(props)}:{int(props['rest_port'])}"
 
 
-def _account() -> RunAs:
+def account() -> RunAs:
     return RunAs.service("postgres")
 
 
@@ -132,7 +135,7 @@ def patroni_process(props: dict, outs: dict | None = None) -> tuple[int, int] | 
 
 def _outs(props: dict, pid: int, started: int | None) -> dict:
     node = paths(props)
-    return {"name": props["name"], "host": HOST, "port": int(props["port"]),
+    return {"name": props["name"], "host": host(props), "port": int(props["port"]),
             "rest_port": int(props["rest_port"]), "rest_url": rest_url(props), "pid": pid,
             "start_time": started, "data_dir": str(node["root"]), "pgdata": str(node["pgdata"]),
             "config": str(node["config"]), "log_path": str(node["log"])}
@@ -146,7 +149,7 @@ def _write_private(path: Path, text: str, account: RunAs) -> None:
     tmp.replace(path)
 
 
-def _write_files(props: dict, config: dict, account: RunAs) -> None:
+def write_files(props: dict, config: dict, account: RunAs) -> None:
     node = paths(props)
     account.own(node["root"], 0o700)
     if props.get("archive_dir"):
@@ -166,8 +169,8 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
     be what Patroni takes as written; each failure is one line naming the node and key."""
     live = patroni_process(props)
     if live is None:
-        account = _account()
-        program = venv_program("patroni", account)
+        user = account()
+        program = venv_program("patroni", user)
         if postmaster(props) is None:  # a postmaster that outlived its Patroni is adopted
             process.require_free(int(props["port"]), f"{label(props)} PostgreSQL port")
         process.require_free(int(props["rest_port"]), f"{label(props)} REST API port")
@@ -176,10 +179,18 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
         if refused := problems(props, config):
             raise DatakitError(f"{label(props)}: {'; '.join(refused)}; nothing was started: "
                                "fix the stack config")
-        _write_files(props, config, account)
         node = paths(props)
-        pid = account.spawn([str(program), str(node["config"])], log=node["log"],
-                            cwd=str(node["root"]))
+        if props.get("join") and not (node["pgdata"] / "PG_VERSION").exists():
+            _await_initialised(props, timeout=timeout)
+        try:
+            write_files(props, config, user)
+        except OSError as exc:
+            raise DatakitError(f"{label(props)}: cannot write its data dir {node['root']}: "
+                               f"{exc.strerror or exc} ({exc.filename or node['root']}); make "
+                               "it a writable directory (or change the stack's data_dir)"
+                               ) from None
+        pid = user.spawn([str(program), str(node["config"])], log=node["log"],
+                         cwd=str(node["root"]))
         live = (pid, process.start_time(pid) or 0)
     outs = _outs(props, *live)
     if wait:
@@ -187,9 +198,23 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
     return outs
 
 
-def wait_member(props: dict, outs: dict, *, timeout: float = START_TIMEOUT) -> dict:
-    """Wait until the member serves (leader running, or replica streaming); its /patroni."""
+def _await_initialised(props: dict, *, timeout: float) -> None:
+    """A joining member starts once another has initialised the cluster: so the member
+    the stack names first (pg-1) is the one that runs initdb, and the initial roles in the
+    outputs are true. It costs nothing: a clone cannot start before the leader serves."""
+    key = f"{props.get('namespace') or NAMESPACE}{props['scope']}/initialize"
+    wait_until(lambda: etcd.key_exists(props["etcd"], key),
+               what=f"{label(props)} waiting for the cluster {props['scope']} to be "
+               "initialised by its first member", timeout=timeout, max_interval=0.25)
+
+
+def wait_member(props: dict, outs: dict | None = None, *,
+                timeout: float = START_TIMEOUT) -> dict:
+    """Wait until the member serves (leader running, or replica streaming); its /patroni.
+    With `outs` (a process datakit started), that process exiting ends the wait at once."""
     log = paths(props)["log"]
+    alive = None if not (outs and outs.get("pid")) else \
+        (lambda: process.exit_reason(outs["pid"], outs["start_time"], log))
 
     def serving() -> dict | None:
         state = member_status(props)
@@ -202,8 +227,7 @@ def wait_member(props: dict, outs: dict, *, timeout: float = START_TIMEOUT) -> d
         return state if leading or streaming else None
 
     return wait_until(serving, what=f"{label(props)} serving", timeout=timeout,
-                      max_interval=0.25, fatal=(_Failed,),
-                      alive=lambda: process.exit_reason(outs["pid"], outs["start_time"], log))
+                      max_interval=0.25, fatal=(_Failed,), alive=alive)
 
 
 class _Failed(DatakitError):
