@@ -115,6 +115,9 @@ def test_nodes_carry_names_initial_roles_and_ports():
         ("kafka", "kafka-1", "broker+controller", 64500, None),
         ("kafka", "kafka-2", "broker+controller", 64501, None),
         ("kafka", "kafka-3", "broker+controller", 64502, None),
+        ("etcd", "etcd-1", "member", 64700, None),
+        ("etcd", "etcd-2", "member", 64701, None),
+        ("etcd", "etcd-3", "member", 64702, None),
     ]
     assert [n.ports() for n in t.nodes("kafka")][0] == {"client": 64500, "controller": 64600}
     assert t.node("kafka-3").index == 3
@@ -239,7 +242,8 @@ def test_redis_cluster_needs_three_masters():
 
 def test_memory_budget_larger_than_the_machine_names_the_biggest_part():
     (line,) = problems_of(local_config(), memory=1 * GiB)
-    assert line.startswith("stack local: datakit:kafka.heap: memory budget 2.1 GiB")
+    assert line.startswith("stack local: datakit:kafka.heap: memory budget 2.4 GiB")
+    assert "+ Patroni 3 x 64.0 MiB + etcd 3 x 64.0 MiB)" in line
     assert "larger than this machine's 1.0 GiB" in line
 
 

@@ -35,10 +35,10 @@ def port_sources(t: Topology) -> list[tuple[str, str, int]]:
             out.append(("kafka.controller_port_base", node.name, node.controller_port))
         if node.bus_port is not None:
             out.append(("redis.cluster.bus_port_base", node.name, node.bus_port))
-        if node.peer_port is not None:
-            out.append(("etcd.peer_port_base", node.name, node.peer_port))
     for name in t.postgres.node_names:
         out.append(("postgres.patroni.rest_port_base", name, t.postgres.rest_port(name)))
+    # Peer ports last: a collision is reported against the base that moved onto a client port.
+    out += [("etcd.peer_port_base", n.name, n.peer_port) for n in t.nodes("etcd") if n.peer_port]
     return out
 
 

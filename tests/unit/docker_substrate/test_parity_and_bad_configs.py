@@ -41,6 +41,18 @@ def test_local_and_docker_make_the_same_nodes_and_endpoint_shape():
         return [(r["service"], r["role"], r["name"], r["port"], r["ports"]) for r in out["nodes"]]
 
     assert nodes(docker) == nodes(local)
+    assert [r["name"] for r in local["nodes"] if r["service"] == "etcd"] == [
+        "etcd-1", "etcd-2", "etcd-3"]
+
+    def rest_ports(out):
+        return [r["rest_url"] and r["rest_url"].rsplit(":", 1)[1] for r in out["nodes"]]
+
+    assert rest_ports(docker) == rest_ports(local)
+    assert all(rest_ports(local)[:3])
+    for key in ("cluster", "namespace", "rest_user"):
+        assert docker["endpoints"]["postgres"][key] == local["endpoints"]["postgres"][key]
+    assert [d.split(":")[1] for d in docker["endpoints"]["postgres"]["dcs"]] == [
+        d.split(":")[1] for d in local["endpoints"]["postgres"]["dcs"]]
     assert set(docker) == set(local)
     for service in ("postgres", "redis", "kafka"):
         assert docker["endpoints"][service].keys() == local["endpoints"][service].keys()
@@ -98,7 +110,7 @@ def test_a_bad_docker_config_fails_before_any_resource(key, value, named):
 
 def test_the_shipped_dev_config_runs_through_the_same_path():
     snapshot = run_program_from_config(dev_config())
-    assert len(snapshot.containers) == 13
+    assert len(snapshot.containers) == 16  # 15 nodes (3 of them etcd) and the topic job
 
 
 def test_a_stack_spanning_hosts_with_a_node_on_the_local_engine_is_refused():
