@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from datakit.drills import DRILLS, runner
+from datakit.drills import runner
+from datakit.topology.baselines import DRILLS
 
 
 def main() -> int:

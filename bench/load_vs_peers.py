@@ -31,6 +31,7 @@ import psycopg
 from datakit.load import runner
 from datakit.load.histogram import Histogram
 from datakit.stack import outputs as stack_outputs
+from datakit.stack.schema import Node, StackOutputs
 
 CONTRIB_LOCUSTFILE = '''
 from locust import constant, task
@@ -42,7 +43,7 @@ from datakit.load.settings import current
 
 class ContribSelectOne(PostgresUser):
     wait_time = constant(0)
-    conn_string = current().postgres["write_dsn"]
+    conn_string = current().postgres.write_dsn
 
     @task
     def select_one(self):
@@ -56,10 +57,10 @@ def line(name: str, rps: float, p50: float | None, p99: float | None, note: str 
     return {"rps": rps, "p50": p50, "p99": p99}
 
 
-def primary(outputs: dict) -> tuple[dict, str]:
-    pw = outputs["secrets"]["postgres"]["superuser"]
-    for node in (n for n in outputs["nodes"] if n["service"] == "postgres"):
-        dsn = (f"host={node['host']} port={node['port']} user=postgres password={pw} "
+def primary(outputs: StackOutputs) -> tuple[Node, str]:
+    pw = outputs.need_secrets().postgres.superuser
+    for node in outputs.of("postgres"):
+        dsn = (f"host={node.host} port={node.port} user=postgres password={pw} "
                f"connect_timeout=3")
         try:
             with psycopg.connect(f"{dsn} dbname=postgres", autocommit=True) as conn:
@@ -70,10 +71,10 @@ def primary(outputs: dict) -> tuple[dict, str]:
     sys.exit("no PostgreSQL primary answers: run `datakit up`")
 
 
-def pgbench(node: dict, password: str, clients: int, duration: int, script: list[str],
+def pgbench(node: Node, password: str, clients: int, duration: int, script: list[str],
             tmp: Path, tag: str) -> dict:
     prefix = tmp / f"pgb-{tag}"
-    cmd = ["pgbench", "-n", "-h", node["host"], "-p", str(node["port"]), "-U", "postgres",
+    cmd = ["pgbench", "-n", "-h", node.host, "-p", str(node.port), "-U", "postgres",
            "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
            "-T", str(duration), "-l", f"--log-prefix={prefix}", *script, "datakit_bench"]
     out = subprocess.run(cmd, env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"},
@@ -88,12 +89,9 @@ def pgbench(node: dict, password: str, clients: int, duration: int, script: list
     return {"rps": tps, "p50": hist.percentile_ms(50), "p99": hist.percentile_ms(99)}
 
 
-OUTPUTS: dict = {}
-
-
-def locust_run(stack: str, out: Path, users: int, duration: int, processes: int = 1,
-               **kw) -> tuple[float, dict]:
-    options = runner.LoadOptions(stack=stack, outputs=OUTPUTS, users=users, duration_s=duration,
+def locust_run(stack: str, outputs: StackOutputs, out: Path, users: int, duration: int,
+               processes: int = 1, **kw) -> tuple[float, dict]:
+    options = runner.LoadOptions(stack=stack, outputs=outputs, users=users, duration_s=duration,
                                  processes=processes, out_dir=out, think_ms=(0.0, 0.0),
                                  spawn_rate=users, **kw)
     outcome = runner.run(options)
@@ -110,15 +108,15 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     args = ap.parse_args()
     outputs = stack_outputs.read(args.stack)
-    OUTPUTS.update(outputs)
+    secrets = outputs.need_secrets()
     node, dsn = primary(outputs)
-    pw = outputs["secrets"]["postgres"]["superuser"]
+    pw = secrets.postgres.superuser
     with psycopg.connect(f"{dsn} dbname=postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'datakit_bench'"
                             ).fetchone():
             conn.execute("CREATE DATABASE datakit_bench")
-    subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", node["host"], "-p",
-                    str(node["port"]), "-U", "postgres", "datakit_bench"],
+    subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", node.host, "-p",
+                    str(node.port), "-U", "postgres", "datakit_bench"],
                    env={"PGPASSWORD": pw, "PATH": "/usr/bin:/bin"}, check=True,
                    capture_output=True)
     d, c = args.duration, args.clients
@@ -137,12 +135,12 @@ def main() -> None:
 
         contrib = tmp / "contrib_locustfile.py"
         contrib.write_text(CONTRIB_LOCUSTFILE)
-        rps, t = locust_run(args.stack, tmp / "contrib", c, d, locustfile=contrib,
+        rps, t = locust_run(args.stack, outputs, tmp / "contrib", c, d, locustfile=contrib,
                             user_classes=["ContribSelectOne"])
         res["locust_contrib"] = line("locust_contrib", rps, t["p50_ms"], t["p99_ms"],
                                      "  (whole-ms times from the contrib client)")
         for procs in (1, 2):
-            rps, t = locust_run(args.stack, tmp / f"dk{procs}", c, d, procs,
+            rps, t = locust_run(args.stack, outputs, tmp / f"dk{procs}", c, d, procs,
                                 workload="pg-select1")
             wait = t["all"].get("postgres pool_wait/write", {})
             name = "datakit_pg" if procs == 1 else "datakit_pg_2proc"
@@ -151,21 +149,20 @@ def main() -> None:
 
         r = pgbench(node, pw, 1, d, ["-f", "select1.sql"], tmp, "c1")
         res["pgbench_c1"] = line("pgbench_c1", r["rps"], r["p50"], r["p99"], "  (1 client)")
-        rps, t = locust_run(args.stack, tmp / "dk-c1", 1, d, workload="pg-select1")
+        rps, t = locust_run(args.stack, outputs, tmp / "dk-c1", 1, d, workload="pg-select1")
         res["datakit_pg_c1"] = line("datakit_pg_c1", rps, t["p50_ms"], t["p99_ms"],
                                     "  (1 user)")
 
-        rd = outputs["endpoints"]["redis"]
+        rd = outputs.endpoints.redis
         from redis.sentinel import Sentinel
 
-        sentinels = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in rd["sentinels"])]
+        sentinels = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in rd.sentinels)]
         host, port = Sentinel(sentinels, sentinel_kwargs={
-            "password": outputs["secrets"]["redis"]["sentinel"]}).discover_master(
-                rd["master_name"])
+            "password": secrets.redis.sentinel}).discover_master(rd.master_name)
 
         def redis_benchmark(clients: int, requests: int) -> dict:
             out = subprocess.run(["redis-benchmark", "-h", host, "-p", str(port), "-a",
-                                  outputs["secrets"]["redis"]["default"], "-c", str(clients),
+                                  secrets.redis.default, "-c", str(clients),
                                   "-n", str(requests), "-t", "get", "--csv"],
                                  capture_output=True, text=True, check=True).stdout
             row = next(r for r in csv.DictReader(io.StringIO(out)) if r["test"] == "GET")
@@ -175,14 +172,14 @@ def main() -> None:
         r = redis_benchmark(c, 200000)
         res["redis_benchmark"] = line("redis_benchmark", r["rps"], r["p50"], r["p99"])
         for procs in (1, 2):
-            rps, t = locust_run(args.stack, tmp / f"rd{procs}", c, d, procs,
+            rps, t = locust_run(args.stack, outputs, tmp / f"rd{procs}", c, d, procs,
                                 workload="redis-get")
             name = "datakit_redis" if procs == 1 else "datakit_redis_2proc"
             res[name] = line(name, rps, t["p50_ms"], t["p99_ms"], f"  (processes={procs})")
         r = redis_benchmark(1, 50000)
         res["redis_benchmark_c1"] = line("redis_benchmark_c1", r["rps"], r["p50"], r["p99"],
                                          "  (1 client)")
-        rps, t = locust_run(args.stack, tmp / "rd-c1", 1, d, workload="redis-get")
+        rps, t = locust_run(args.stack, outputs, tmp / "rd-c1", 1, d, workload="redis-get")
         res["datakit_redis_c1"] = line("datakit_redis_c1", rps, t["p50_ms"], t["p99_ms"],
                                        "  (1 user)")
 

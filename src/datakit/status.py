@@ -12,11 +12,13 @@ from typing import Any
 import psycopg
 import redis as redis_py
 
+from datakit.stack.schema import Node, Secrets, StackOutputs
 
-def _postgres(node: dict, secrets: dict) -> tuple[str, str]:
+
+def _postgres(node: Node, secrets: Secrets) -> tuple[str, str]:
     try:
-        with psycopg.connect(host=node["host"], port=node["port"], dbname="postgres",
-                             user="postgres", password=secrets["postgres"]["superuser"],
+        with psycopg.connect(host=node.host, port=node.port, dbname="postgres",
+                             user="postgres", password=secrets.postgres.superuser,
                              connect_timeout=2) as conn:
             standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
         return ("replica" if standby else "primary"), "up"
@@ -24,10 +26,10 @@ def _postgres(node: dict, secrets: dict) -> tuple[str, str]:
         return "?", f"down: {str(exc).strip().splitlines()[0]}"
 
 
-def _redis(node: dict, secrets: dict) -> tuple[str, str]:
+def _redis(node: Node, secrets: Secrets) -> tuple[str, str]:
     try:
-        client = redis_py.Redis(host=node["host"], port=node["port"],
-                                password=secrets["redis"]["default"], socket_timeout=2)
+        client = redis_py.Redis(host=node.host, port=node.port,
+                                password=secrets.redis.default, socket_timeout=2)
         role = client.execute_command("ROLE")[0]
         role = role.decode() if isinstance(role, bytes) else role
         return ("replica" if role == "slave" else role), "up"
@@ -35,32 +37,32 @@ def _redis(node: dict, secrets: dict) -> tuple[str, str]:
         return "?", f"down: {exc}"
 
 
-def _sentinel(node: dict, secrets: dict) -> tuple[str, str]:
+def _sentinel(node: Node, secrets: Secrets) -> tuple[str, str]:
     try:
-        client = redis_py.Redis(host=node["host"], port=node["port"],
-                                password=secrets["redis"]["sentinel"], socket_timeout=2)
+        client = redis_py.Redis(host=node.host, port=node.port,
+                                password=secrets.redis.sentinel, socket_timeout=2)
         ok = client.execute_command("PING")
         return "sentinel", "up" if ok else "no answer"
     except redis_py.RedisError as exc:
         return "sentinel", f"down: {exc}"
 
 
-def _kafka(node: dict, secrets: dict) -> tuple[str, str]:
+def _kafka(node: Node, secrets: Secrets) -> tuple[str, str]:
     try:
-        with socket.create_connection((node["host"], node["port"]), timeout=2):
-            return node["role"], "up"
+        with socket.create_connection((node.host, node.port), timeout=2):
+            return node.role, "up"
     except OSError as exc:
-        return node["role"], f"down: {exc}"
+        return node.role, f"down: {exc}"
 
 
 PROBES = {"postgres": _postgres, "redis": _redis, "sentinel": _sentinel, "kafka": _kafka}
 
 
-def live(outputs: dict[str, Any]) -> list[dict[str, Any]]:
+def live(outputs: StackOutputs) -> list[dict[str, Any]]:
     rows = []
-    for node in outputs["nodes"]:
-        role, health = PROBES[node["service"]](node, outputs["secrets"])
-        rows.append({"service": node["service"], "name": node["name"],
-                     "address": f"{node['host']}:{node['port']}", "role": role,
-                     "initial_role": node["role"], "health": health})
+    secrets = outputs.need_secrets()
+    for node in outputs.nodes:
+        role, health = PROBES[node.service](node, secrets)
+        rows.append({"service": node.service, "name": node.name, "address": node.address,
+                     "role": role, "initial_role": node.role, "health": health})
     return rows

@@ -16,29 +16,29 @@ VOTER_LAG_MAX = 10  # metadata records a voter may trail the leader's high water
 def kafka_admin(outputs, secrets):
     from confluent_kafka.admin import AdminClient
 
-    kf = outputs["endpoints"]["kafka"]
+    kf = outputs.endpoints.kafka
     import logging
 
     quiet = logging.getLogger("datakit.verify.librdkafka")
     quiet.propagate = False
     quiet.addHandler(logging.NullHandler())
     return AdminClient({
-        "bootstrap.servers": kf["bootstrap_servers"],
-        "security.protocol": kf.get("security_protocol", "SASL_PLAINTEXT"),
-        "sasl.mechanism": kf.get("sasl_mechanism", "SCRAM-SHA-512"),
-        "sasl.username": kf.get("admin_username", "admin"),
-        "sasl.password": secrets["kafka"]["admin"],
+        "bootstrap.servers": kf.bootstrap_servers,
+        "security.protocol": kf.security_protocol,
+        "sasl.mechanism": kf.sasl_mechanism,
+        "sasl.username": kf.admin_username,
+        "sasl.password": secrets.kafka.admin,
         "socket.connection.setup.timeout.ms": 2000, "reconnect.backoff.max.ms": 500,
         "logger": quiet,
     })
 
 
-def _node_id(node: dict, topology) -> int:
-    return topology.node(node["name"]).index
+def _node_id(node, topology) -> int:
+    return topology.node(node.name).index
 
 
 def _names(nodes_of, topology) -> dict[int, str]:
-    return {_node_id(n, topology): n["name"] for n in nodes_of("kafka")}
+    return {_node_id(n, topology): n.name for n in nodes_of("kafka")}
 
 
 def test_broker_registered(kafka_node, kafka_admin, topology, checker):
@@ -49,19 +49,19 @@ def test_broker_registered(kafka_node, kafka_admin, topology, checker):
         ids = sorted(n.id for n in desc.nodes)
         return "registered" if want in ids else f"not registered (brokers {ids})"
 
-    checker.expect("broker registered", kafka_node["name"], "registered", probe)
+    checker.expect("broker registered", kafka_node.name, "registered", probe)
 
 
 def _quorum(nodes_of):
     seen = []
     for node in nodes_of("kafka"):
-        port = (node.get("ports") or {}).get("controller")
+        port = node.ports.get("controller")
         if not port:
             continue
         try:
-            info = describe_quorum(node["host"], int(port), timeout=2)
+            info = describe_quorum(node.host, port, timeout=2)
         except OSError as exc:
-            seen.append(f"{node['name']}: {exc}")
+            seen.append(f"{node.name}: {exc}")
             continue
         if info.error == 0 and info.leader_id >= 0:
             return info
@@ -80,8 +80,8 @@ def test_quorum_has_leader(nodes_of, topology, checker):
 
 
 def test_voter_caught_up(kafka_node, nodes_of, topology, checker):
-    if not (kafka_node.get("ports") or {}).get("controller"):
-        pytest.skip(f"{kafka_node['name']} is not a controller")
+    if not kafka_node.ports.get("controller"):
+        pytest.skip(f"{kafka_node.name} is not a controller")
     me = _node_id(kafka_node, topology)
 
     def probe() -> str:
@@ -92,7 +92,7 @@ def test_voter_caught_up(kafka_node, nodes_of, topology, checker):
         return "caught up" if info.voters[me] >= 0 and behind <= VOTER_LAG_MAX \
             else f"{behind} records behind the leader's high watermark"
 
-    checker.expect("controller voter caught up", kafka_node["name"], "caught up", probe)
+    checker.expect("controller voter caught up", kafka_node.name, "caught up", probe)
 
 
 def _partitions(kafka_admin) -> dict[str, list]:
@@ -150,5 +150,5 @@ def test_in_every_isr(kafka_node, kafka_admin, topology, checker):
             return f"missing from the ISR of {len(missing)} of {total} partitions ({shown})"
         return "in the ISR of every partition it replicates"
 
-    checker.expect("no under-replicated partitions", kafka_node["name"],
+    checker.expect("no under-replicated partitions", kafka_node.name,
                    "in the ISR of every partition it replicates", probe)

@@ -8,13 +8,13 @@ from datakit.verify import Mismatch
 
 
 def _where(pg_primary) -> str:
-    return pg_primary["name"] if pg_primary else "postgres"
+    return pg_primary.name if pg_primary else "postgres"
 
 
 def _dsn(outputs, pg_primary) -> str:
     if pg_primary is None:
         raise Mismatch("no live primary")
-    return outputs["endpoints"]["postgres"]["write_dsn"]
+    return outputs.endpoints.postgres.write_dsn
 
 
 def test_migrations_at_newest(outputs, pg_primary, context, checker):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from datakit.stack.schema import Node
 from datakit.topology import parse_size
 from datakit.verify import Mismatch
 
@@ -16,8 +17,8 @@ CONNECTIONS_MAX_SHARE = 0.90
 NO_PASSFILE = "/nonexistent/datakit-verify-no-pgpass"  # libpq skips a missing one silently
 
 
-def _is_primary(node: dict, primary: dict | None) -> bool:
-    return primary is not None and primary["name"] == node["name"]
+def _is_primary(node: Node, primary: Node | None) -> bool:
+    return primary is not None and primary.name == node.name
 
 
 def test_one_primary(nodes_of, pg_connect, checker):
@@ -27,7 +28,7 @@ def test_one_primary(nodes_of, pg_connect, checker):
             try:
                 with pg_connect(node) as conn:
                     if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
-                        found.append(node["name"])
+                        found.append(node.name)
             except psycopg.Error:
                 continue
         return found
@@ -45,11 +46,11 @@ def test_recovery_state(pg_node, pg_primary, pg_connect, checker):
             standby = conn.execute("select pg_is_in_recovery()").fetchone()[0]
         return "replica (in recovery)" if standby else "primary (not in recovery)"
 
-    checker.expect("recovery state", pg_node["name"], want, probe)
+    checker.expect("recovery state", pg_node.name, want, probe)
 
 
-def _by_port(nodes: list[dict]) -> dict[int, str]:
-    return {int(n["port"]): n["name"] for n in nodes}
+def _by_port(nodes: list[Node]) -> dict[int, str]:
+    return {n.port: n.name for n in nodes}
 
 
 def _replica_slot(conn) -> str:
@@ -58,11 +59,11 @@ def _replica_slot(conn) -> str:
 
 def test_streams_from_primary(pg_node, pg_primary, nodes_of, pg_connect, checker):
     if _is_primary(pg_node, pg_primary):
-        pytest.skip(f"{pg_node['name']} is the primary")
+        pytest.skip(f"{pg_node.name} is the primary")
     if pg_primary is None:
-        pytest.fail(f"{pg_node['name']}: streams from the primary: no live primary", False)
+        pytest.fail(f"{pg_node.name}: streams from the primary: no live primary", False)
     names = _by_port(nodes_of("postgres"))
-    want = f"streaming from {pg_primary['name']} via an active slot"
+    want = f"streaming from {pg_primary.name} via an active slot"
 
     def probe() -> str:
         with pg_connect(pg_node) as conn:
@@ -81,14 +82,14 @@ def test_streams_from_primary(pg_node, pg_primary, nodes_of, pg_connect, checker
             f"slot {slot} {'inactive' if active else 'missing on the primary'}"
         return f"{row[0]} from {sender} via {state}"
 
-    checker.expect("streams from the primary", pg_node["name"], want, probe)
+    checker.expect("streams from the primary", pg_node.name, want, probe)
 
 
 def test_replay_lag(pg_node, pg_primary, pg_connect, topology, checker):
     if _is_primary(pg_node, pg_primary):
-        pytest.skip(f"{pg_node['name']} is the primary")
+        pytest.skip(f"{pg_node.name} is the primary")
     if pg_primary is None:
-        pytest.fail(f"{pg_node['name']}: replay lag: no live primary", False)
+        pytest.fail(f"{pg_node.name}: replay lag: no live primary", False)
     limit = int(topology.baselines.replica_lag_max_bytes)
 
     def probe() -> int:
@@ -100,10 +101,10 @@ def test_replay_lag(pg_node, pg_primary, pg_connect, topology, checker):
                 "from pg_replication_slots s join pg_stat_replication r on r.pid = s.active_pid "
                 "where s.slot_name = %s", [slot]).fetchone()
         if row is None or row[0] is None:
-            raise Mismatch(f"not replicating from {pg_primary['name']}")
+            raise Mismatch(f"not replicating from {pg_primary.name}")
         return int(row[0])
 
-    checker.expect("replay lag (bytes)", pg_node["name"], f"<= {limit}", probe,
+    checker.expect("replay lag (bytes)", pg_node.name, f"<= {limit}", probe,
                    ok=lambda lag: lag <= limit)
 
 
@@ -128,7 +129,7 @@ def test_settings_as_configured(pg_node, pg_primary, pg_connect, topology, check
     want = dict(spec.settings.gucs())
     if _is_primary(pg_node, pg_primary):
         # The live primary's quorum lists the others, whoever is primary now.
-        want["synchronous_standby_names"] = spec.synchronous_standby_names(pg_node["name"])
+        want["synchronous_standby_names"] = spec.synchronous_standby_names(pg_node.name)
 
     def probe() -> str:
         with pg_connect(pg_node) as conn:
@@ -139,7 +140,7 @@ def test_settings_as_configured(pg_node, pg_primary, pg_connect, topology, check
                  if shown.get(k) is None or not _same(v, shown[k])]
         return "; ".join(wrong) or "all as configured"
 
-    checker.expect("settings as configured", pg_node["name"],
+    checker.expect("settings as configured", pg_node.name,
                    f"all as configured ({len(want)} settings)", probe,
                    ok=lambda found: found == "all as configured")
 
@@ -159,17 +160,17 @@ def test_hba_scram_no_trust(pg_node, pg_connect, checker):
             bad.append("no TCP rule uses scram-sha-256")
         return "; ".join(bad) or "scram on every TCP rule, no trust"
 
-    checker.expect("pg_hba: scram on TCP, no trust", pg_node["name"],
+    checker.expect("pg_hba: scram on TCP, no trust", pg_node.name,
                    "scram on every TCP rule, no trust", probe)
 
 
 def test_password_required(pg_node, outputs, checker):
-    pg = outputs["endpoints"]["postgres"]
+    pg = outputs.endpoints.postgres
 
     def probe() -> str:
         try:
-            conn = psycopg.connect(host=pg_node["host"], port=int(pg_node["port"]),
-                                   dbname=pg["database"], user=pg["app_user"],
+            conn = psycopg.connect(host=pg_node.host, port=pg_node.port,
+                                   dbname=pg.database, user=pg.app_user,
                                    passfile=NO_PASSFILE, connect_timeout=2)
         except psycopg.OperationalError as exc:
             text = str(exc)
@@ -177,16 +178,16 @@ def test_password_required(pg_node, outputs, checker):
                 return "refused"
             raise  # not answering at all is not a refusal: try again
         conn.close()
-        return f"accepted {pg['app_user']} without a password"
+        return f"accepted {pg.app_user} without a password"
 
-    checker.expect("connection without password refused", pg_node["name"], "refused", probe)
+    checker.expect("connection without password refused", pg_node.name, "refused", probe)
 
 
 def test_wal_archiving(pg_node, pg_primary, pg_connect, topology, checker):
     if not topology.postgres.archive:
         pytest.skip("postgres.archive is off")
     if not _is_primary(pg_node, pg_primary):
-        pytest.skip(f"{pg_node['name']} is a replica (only the primary archives)")
+        pytest.skip(f"{pg_node.name} is a replica (only the primary archives)")
 
     def probe() -> str:
         with pg_connect(pg_node) as conn:
@@ -198,7 +199,7 @@ def test_wal_archiving(pg_node, pg_primary, pg_connect, topology, checker):
             return f"archive_mode {mode}"
         return f"failing since {last}" if failing else "archiving"
 
-    checker.expect("WAL archiving", pg_node["name"], "archiving", probe)
+    checker.expect("WAL archiving", pg_node.name, "archiving", probe)
 
 
 def test_buffer_hit_ratio(pg_node, pg_connect, checker):
@@ -209,7 +210,7 @@ def test_buffer_hit_ratio(pg_node, pg_connect, checker):
         total = int(hit or 0) + int(read or 0)
         return round(int(hit or 0) / total, 4) if total else 1.0
 
-    checker.expect("buffer hit ratio", pg_node["name"], f">= {HIT_RATIO_MIN}", probe,
+    checker.expect("buffer hit ratio", pg_node.name, f">= {HIT_RATIO_MIN}", probe,
                    ok=lambda ratio: ratio >= HIT_RATIO_MIN, warn=True)
 
 
@@ -225,5 +226,5 @@ def test_connections_below_max(pg_node, pg_connect, checker):
         used, most = (int(x) for x in found.split(" of "))
         return used < CONNECTIONS_MAX_SHARE * most
 
-    checker.expect("client connections", pg_node["name"],
+    checker.expect("client connections", pg_node.name,
                    f"< {CONNECTIONS_MAX_SHARE:.0%} of max_connections", probe, ok=ok, warn=True)

@@ -11,6 +11,7 @@ from datakit.nodes import redis as rd
 from datakit.nodes.readiness import NotReady, wait_until
 from datakit.nodes.redis_cluster import describe
 from datakit.nodes.redis_sentinel import master_state
+from datakit.stack.schema import Node
 from datakit.verify import Mismatch
 
 OFFSET_LAG_MAX = 1024 * 1024  # bytes a connected replica may trail its master by
@@ -19,11 +20,11 @@ SLOTS = 16384
 
 @pytest.fixture(scope="session")
 def redis_password(secrets) -> str:
-    return secrets["redis"]["default"]
+    return secrets.redis.default
 
 
 @pytest.fixture(scope="session")
-def redis_master(nodes_of, redis_password, topology, context) -> dict | None:
+def redis_master(nodes_of, redis_password, topology, context) -> Node | None:
     """The live master (Sentinel mode), asked of the servers; None if none answers."""
     if topology.redis.mode != "sentinel":
         return None
@@ -39,7 +40,7 @@ def _sentinel_only(topology) -> None:
         pytest.skip("Redis runs in Cluster mode")
 
 
-def _replicas_seen(master: dict, password: str) -> dict[int, dict]:
+def _replicas_seen(master: Node, password: str) -> dict[int, dict]:
     """The master's INFO replication: {replica port: {state, offset, lag}}."""
     info = rd.info(master, password, "replication")
     out = {}
@@ -51,10 +52,10 @@ def _replicas_seen(master: dict, password: str) -> dict[int, dict]:
 
 def test_redis_role(redis_node, redis_master, nodes_of, redis_password, topology, checker):
     _sentinel_only(topology)
-    names = {int(n["port"]): n["name"] for n in nodes_of("redis")}
+    names = {n.port: n.name for n in nodes_of("redis")}
     if redis_master is None:
-        pytest.fail(f"{redis_node['name']}: redis role: no live master", False)
-    if redis_master["name"] == redis_node["name"]:
+        pytest.fail(f"{redis_node.name}: redis role: no live master", False)
+    if redis_master.name == redis_node.name:
         replicas = len(nodes_of("redis")) - 1
         want = f"master with {replicas} online replicas"
 
@@ -63,7 +64,7 @@ def test_redis_role(redis_node, redis_master, nodes_of, redis_password, topology
             online = sum(1 for r in seen.values() if r.get("state") == "online")
             return f"master with {online} online replicas"
     else:
-        want = f"replica of {redis_master['name']}, link up, offset lag <= {OFFSET_LAG_MAX}"
+        want = f"replica of {redis_master.name}, link up, offset lag <= {OFFSET_LAG_MAX}"
 
         def probe() -> str:
             answer = rd.role(redis_node, redis_password)
@@ -72,7 +73,7 @@ def test_redis_role(redis_node, redis_master, nodes_of, redis_password, topology
             upstream = names.get(int(answer[2]), f"port {answer[2]}")
             info = rd.info(redis_node, redis_password, "replication")
             link = info.get("master_link_status")
-            seen = _replicas_seen(redis_master, redis_password).get(int(redis_node["port"]))
+            seen = _replicas_seen(redis_master, redis_password).get(redis_node.port)
             master_offset = rd.info(redis_master, redis_password,
                                     "replication")["master_repl_offset"]
             lag = int(master_offset) - int(seen["offset"]) if seen else None
@@ -82,10 +83,10 @@ def test_redis_role(redis_node, redis_master, nodes_of, redis_password, topology
                 lag_text = str(lag) if lag is not None else "unknown (master does not list it)"
             return f"replica of {upstream}, link {link}, offset lag {lag_text}"
 
-    checker.expect("redis role", redis_node["name"], want, probe)
+    checker.expect("redis role", redis_node.name, want, probe)
 
 
-def _refused_without_password(node: dict) -> str:
+def _refused_without_password(node: Node) -> str:
     client = rd.client(node, None)
     try:
         client.execute_command("PING")
@@ -101,36 +102,36 @@ def _refused_without_password(node: dict) -> str:
 
 
 def test_redis_requires_password(redis_node, checker):
-    checker.expect("command without password refused", redis_node["name"], "refused (NOAUTH)",
+    checker.expect("command without password refused", redis_node.name, "refused (NOAUTH)",
                    lambda: _refused_without_password(redis_node))
 
 
 def test_sentinel_requires_password(sentinel_node, checker):
-    checker.expect("command without password refused", sentinel_node["name"],
+    checker.expect("command without password refused", sentinel_node.name,
                    "refused (NOAUTH)", lambda: _refused_without_password(sentinel_node))
 
 
 def test_sentinel_monitors_master(sentinel_node, redis_master, secrets, outputs, topology,
                                   checker):
     _sentinel_only(topology)
-    name = outputs["endpoints"]["redis"]["master_name"]
-    want = f"{redis_master['host']}:{redis_master['port']}" if redis_master else "a live master"
+    name = outputs.endpoints.redis.master_name
+    want = redis_master.address if redis_master else "a live master"
 
     def probe() -> str:
-        host, port = rd.call(sentinel_node, secrets["redis"]["sentinel"], "SENTINEL",
+        host, port = rd.call(sentinel_node, secrets.redis.sentinel, "SENTINEL",
                              "GET-MASTER-ADDR-BY-NAME", name, kind="sentinel")
         return f"{host}:{port}"
 
-    checker.expect(f"monitors the master of {name}", sentinel_node["name"], want, probe)
+    checker.expect(f"monitors the master of {name}", sentinel_node.name, want, probe)
 
 
 def test_sentinel_quorum(sentinel_node, secrets, outputs, topology, checker):
     _sentinel_only(topology)
-    name = outputs["endpoints"]["redis"]["master_name"]
+    name = outputs.endpoints.redis.master_name
     others = topology.redis.sentinel.count - 1
 
     def probe() -> str:
-        password = secrets["redis"]["sentinel"]
+        password = secrets.redis.sentinel
         state = master_state(sentinel_node, password, name)
         try:
             rd.call(sentinel_node, password, "SENTINEL", "CKQUORUM", name, kind="sentinel")
@@ -139,7 +140,7 @@ def test_sentinel_quorum(sentinel_node, secrets, outputs, topology, checker):
             quorum = f"CKQUORUM {str(exc).split(' ')[0]}"
         return f"{quorum}, knows {state['num-other-sentinels']} other Sentinels"
 
-    checker.expect("Sentinel quorum", sentinel_node["name"],
+    checker.expect("Sentinel quorum", sentinel_node.name,
                    f"CKQUORUM OK, knows {others} other Sentinels", probe)
 
 
@@ -153,7 +154,7 @@ def test_cluster_slots_and_state(redis_node, redis_password, topology, checker):
             line.split(":", 1) for line in text.strip().splitlines() if ":" in line)
         return f"cluster_state:{info['cluster_state']}, {info['cluster_slots_ok']} slots ok"
 
-    checker.expect("cluster state and slots", redis_node["name"],
+    checker.expect("cluster state and slots", redis_node.name,
                    f"cluster_state:ok, {SLOTS} slots ok", probe)
 
 
@@ -173,4 +174,4 @@ def test_cluster_roles(redis_node, redis_password, nodes_of, topology, checker):
             raise Mismatch(f"{masters} masters, {replicas} replicas; failed: {', '.join(bad)}")
         return f"{masters} masters, {replicas} replicas"
 
-    checker.expect("cluster roles", redis_node["name"], want, probe)
+    checker.expect("cluster roles", redis_node.name, want, probe)

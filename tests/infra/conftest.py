@@ -1,9 +1,10 @@
 """Fixtures of the verify suite: the stack under test, one test per node, testinfra hosts.
 
 `datakit verify` writes a context file (outputs with secrets, topology, timeout) and names
-it in $DATAKIT_VERIFY_CONTEXT. A test asks for `pg_node`, `redis_node`, `sentinel_node`,
-`kafka_node`, `any_node` or `topic` and runs once per such node (ids are node names, so
-`-k pg-2` selects one node). Every check goes through `checker.expect` (datakit.verify),
+it in $DATAKIT_VERIFY_CONTEXT; the outputs are read into the typed model (StackOutputs, its
+nodes `Node`s). A test asks for `pg_node`, `redis_node`, `sentinel_node`, `kafka_node`,
+`any_node` or `topic` and runs once per such node (ids are node names, so `-k pg-2`
+selects one node). Every check goes through `checker.expect` (datakit.verify),
 which retries until ready up to the timeout and records expected, found and waited_s.
 """
 
@@ -17,6 +18,7 @@ import testinfra
 
 from datakit.nodes.postgres_client import connect, live_primary
 from datakit.nodes.readiness import NotReady, wait_until
+from datakit.stack.schema import Node, Secrets, StackOutputs
 from datakit.topology import Topology
 from datakit.verify.expect import Checker
 
@@ -39,22 +41,22 @@ def _context(config: pytest.Config) -> dict:
         with open(path) as src:
             ctx = json.load(src)
         ctx["topology"] = Topology.model_validate(ctx["topology"])
+        ctx["outputs"] = StackOutputs.model_validate(ctx["outputs"])
         config._datakit_context = ctx
     return config._datakit_context
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     ctx = _context(metafunc.config)
-    nodes = ctx["outputs"]["nodes"]
+    outputs: StackOutputs = ctx["outputs"]
     for fixture, service in NODE_PARAMS.items():
         if fixture in metafunc.fixturenames:
-            chosen = [n for n in nodes if n["service"] == service]
-            metafunc.parametrize(fixture, chosen, ids=[n["name"] for n in chosen])
+            chosen = outputs.of(service)
+            metafunc.parametrize(fixture, chosen, ids=[n.name for n in chosen])
     if "any_node" in metafunc.fixturenames:
-        metafunc.parametrize("any_node", nodes, ids=[n["name"] for n in nodes])
+        metafunc.parametrize("any_node", outputs.nodes, ids=[n.name for n in outputs.nodes])
     if "topic" in metafunc.fixturenames:
-        topics = ctx["topology"].kafka.topics if any(n["service"] == "kafka" for n in nodes) \
-            else []
+        topics = ctx["topology"].kafka.topics if outputs.of("kafka") else []
         metafunc.parametrize("topic", topics, ids=[t.name for t in topics])
 
 
@@ -64,7 +66,7 @@ def context(pytestconfig) -> dict:
 
 
 @pytest.fixture(scope="session")
-def outputs(context) -> dict:
+def outputs(context) -> StackOutputs:
     return context["outputs"]
 
 
@@ -74,15 +76,13 @@ def topology(context) -> Topology:
 
 
 @pytest.fixture(scope="session")
-def secrets(outputs) -> dict:
-    return outputs.get("secrets") or {}
+def secrets(outputs) -> Secrets:
+    return outputs.need_secrets()
 
 
 @pytest.fixture(scope="session")
 def nodes_of(outputs):
-    def of(service: str) -> list[dict]:
-        return [n for n in outputs["nodes"] if n["service"] == service]
-    return of
+    return outputs.of
 
 
 @pytest.fixture
@@ -95,8 +95,8 @@ def host_of():
     """The testinfra host of a node, from its outputs' URL (local://, docker://, ssh://)."""
     hosts: dict[str, object] = {}
 
-    def of(node: dict):
-        url = node.get("testinfra") or "local://"
+    def of(node: Node):
+        url = node.testinfra or "local://"
         if url not in hosts:
             hosts[url] = testinfra.get_host(url)
         return hosts[url]
@@ -106,23 +106,23 @@ def host_of():
 @pytest.fixture(scope="session")
 def pg_connect(outputs, secrets):
     """An autocommit superuser connection to a PostgreSQL node (over TCP, SCRAM)."""
-    user = outputs["endpoints"]["postgres"].get("superuser", "postgres")
+    user = outputs.endpoints.postgres.superuser
 
-    def conn(node: dict, dbname: str = "postgres"):
-        return connect(node, user=user, password=secrets["postgres"]["superuser"],
+    def conn(node: Node, dbname: str = "postgres"):
+        return connect(node, user=user, password=secrets.postgres.superuser,
                        dbname=dbname, timeout=2)
     return conn
 
 
 @pytest.fixture(scope="session")
-def pg_primary(nodes_of, outputs, secrets, context) -> dict | None:
+def pg_primary(nodes_of, outputs, secrets, context) -> Node | None:
     """The live primary, asked of the servers (never the initial role); None if none
     answers as one within the timeout (test_one_primary reports that)."""
-    user = outputs["endpoints"]["postgres"].get("superuser", "postgres")
+    user = outputs.endpoints.postgres.superuser
     nodes = nodes_of("postgres")
     try:
         return wait_until(lambda: live_primary(nodes, user=user,
-                                               password=secrets["postgres"]["superuser"]),
+                                               password=secrets.postgres.superuser),
                           what="the live PostgreSQL primary", timeout=context["timeout"])
     except NotReady:
         return None

@@ -10,6 +10,7 @@ import sys
 from migrate_helpers import PROJECT, cli, query, write
 
 from datakit.infra.migration_run import apply_for_stack, migration_inputs
+from tests.support.stack_outputs import raw
 
 
 def test_status_and_validate_exit_non_zero_while_pending(dsn, mdir):
@@ -65,8 +66,8 @@ def test_stack_connection_and_disposable_reset(dsn, mdir, tmp_path):
                               capture_output=True, text=True, env=env, timeout=60)
 
     for disposable in (False, True):
-        outputs.write_text(json.dumps({"endpoints": {"postgres": {"write_dsn": dsn}},
-                                       "disposable": disposable}))
+        outputs.write_text(json.dumps(raw({"endpoints": {"postgres": {"write_dsn": dsn}},
+                                           "disposable": disposable})))
         assert run("apply", "--stack", "ci", "--migrations-dir", str(mdir)).returncode == 0
         reset = run("reset", "--stack", "ci", "--yes")
         if disposable:
@@ -74,6 +75,19 @@ def test_stack_connection_and_disposable_reset(dsn, mdir, tmp_path):
         else:
             assert reset.returncode == 1 and "not marked disposable" in reset.stderr
             assert query(dsn, "SELECT count(*) FROM t") == [(0,)]
+
+
+def test_stack_outputs_that_do_not_fit_the_schema_are_one_line_naming_file_and_field(
+        mdir, tmp_path):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(raw({"endpoints": {"postgres": {"read_dsn": None}}})))
+    bad = subprocess.run([sys.executable, "-m", "datakit.migrate", "apply", "--stack", "ci",
+                          "--migrations-dir", str(mdir)], cwd=PROJECT, capture_output=True,
+                         text=True, env={**os.environ, "DATAKIT_OUTPUTS_FILE": str(outputs)},
+                         timeout=60)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
+    assert bad.stderr.startswith(f"error: {outputs} ($DATAKIT_OUTPUTS_FILE): ")
+    assert "endpoints.postgres.read_dsn: Input should be a valid string" in bad.stderr
 
 
 def test_pulumi_inputs_change_with_a_new_migration_and_apply_summarises(dsn, mdir):

@@ -28,6 +28,8 @@ INFRA_MAY = {"nodes", "topology"}
 ALLOWED = {
     ("infra", "migrate"): "the migration-run resource applies the stack's migrations "
                           "during `pulumi up` (infra/migration_run.py, docker/migrations.py)",
+    ("infra", "stack"): "infra writes the stack outputs in their schema, the models of "
+                        "stack/schema.py that everyone else reads (infra/outputs.py)",
 }
 # Outside src/, code may import `datakit.infra.program` (the docker mock tests build the
 # program); these test infra's own parts as well, so they may import any of it.

@@ -1,4 +1,4 @@
-"""What a drill is given: the stack's outputs, a run id, and how to run."""
+"""What a drill is given: the stack's outputs (the typed model), a run id, and how to run."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datakit.stack.schema import StackOutputs
+
 
 @dataclass
 class DrillContext:
     stack: str
-    outputs: dict
+    outputs: StackOutputs
     durable: bool = True  # False: the deliberately non-durable mode (checker's own test)
     warmup_s: float = 1.0  # writes before the fault
     tail_s: float = 0.5  # writes after full redundancy
@@ -20,3 +22,4 @@ class DrillContext:
     say: Callable[[str], None] = lambda _msg: None
     run_id: str = field(default_factory=lambda: f"{time.strftime('%H%M%S')}-"
                                                 f"{uuid.uuid4().hex[:6]}")
+

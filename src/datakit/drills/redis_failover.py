@@ -12,170 +12,75 @@ no replica has, and the checker must find every one of them lost.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
-from datakit.drills.checker import check
-from datakit.drills.context import DrillContext
-from datakit.drills.result import DrillResult, measure
-from datakit.drills.targets import RedisTarget, sentinel_client
+from datakit.drills import redis_ops as ro
+from datakit.drills.harness import Drill, Target
+from datakit.drills.targets import RedisTarget
 from datakit.drills.waiting import wait
-from datakit.drills.writer import Recorder, Writer, wait_first_ack_after
-from datakit.nodes.control import control_for
-
-NAME = "redis-failover"
+from datakit.drills.writer import wait_first_ack_after
+from datakit.stack.schema import StackOutputs
 
 
-def applies(outputs: dict) -> str | None:
-    mode = outputs["endpoints"]["redis"].get("mode")
-    return None if mode == "sentinel" else f"the stack's Redis mode is {mode!r}, not sentinel"
+class RedisFailover(Drill):
+    @staticmethod
+    def applies(outputs: StackOutputs) -> str | None:
+        mode = outputs.endpoints.redis.mode
+        return None if mode == "sentinel" else f"the stack's Redis mode is {mode!r}, not sentinel"
 
+    def setup(self) -> Target:
+        self.old = ro.wait_redundant(self.out)
+        self.ctl = self.control(self.old)
+        return RedisTarget(self.out, self.ctx.run_id, durable=self.ctx.durable)
 
-def data_nodes(outputs: dict) -> list[dict]:
-    return [n for n in outputs["nodes"] if n["service"] == "redis"]
+    @contextlib.contextmanager
+    def prepared(self):
+        saved = None if self.ctx.durable else ro.set_min_replicas(self.out, 0)
+        try:
+            yield
+        finally:
+            if saved is not None:
+                ro.set_min_replicas(self.out, saved)
 
-
-def _client(node: dict, outputs: dict):
-    import redis
-
-    return redis.Redis(host=node["host"], port=node["port"], socket_timeout=1,
-                       password=outputs["secrets"]["redis"]["default"], decode_responses=True)
-
-
-def master_node(outputs: dict) -> dict:
-    sentinel, name = sentinel_client(outputs)
-    host, port = sentinel.discover_master(name)
-    return next(n for n in data_nodes(outputs) if int(n["port"]) == int(port))
-
-
-def agreed_master(outputs: dict, old: dict) -> dict:
-    """Until every Sentinel names the same master, and not `old`; returns that node.
-
-    The drill restarts the old master only then: a Sentinel still on the old
-    configuration that sees it answer as a master again would call it sane and, after a
-    few seconds, turn the promoted replica back into its replica, wiping what it took."""
-    sentinel, name = sentinel_client(outputs)
-
-    def views() -> set[int]:
-        seen = set()
-        for one in sentinel.sentinels:
-            try:
-                seen.add(int(one.sentinel_get_master_addr_by_name(name)[1]))
-            except Exception:  # noqa: BLE001 - an unreachable Sentinel has no view yet
-                seen.add(-1)
-        return seen
-
-    def agreed() -> dict | None:
-        seen = views()
-        port = next(iter(seen)) if len(seen) == 1 else None
-        if port in (None, -1, int(old["port"])):
-            return None
-        return next(n for n in data_nodes(outputs) if int(n["port"]) == port)
-
-    return wait(agreed, what="every Sentinel to name the new master", timeout=60)
-
-
-def replicas_of(master: dict, outputs: dict) -> set[int]:
-    """Ports of the replicas the master lists as online and caught up enough."""
-    with _client(master, outputs) as client:
-        info = client.info("replication")
-    if info.get("role") != "master":
-        return set()
-    return {int(v["port"]) for k, v in info.items()
-            if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"}
-
-
-def wait_redundant(outputs: dict, timeout: float = 60.0) -> dict:
-    """Until Sentinel's master lists every other data node as an online replica."""
-    want = {int(n["port"]) for n in data_nodes(outputs)}
-
-    def full():
-        master = master_node(outputs)
-        return master if replicas_of(master, outputs) == want - {int(master["port"])} else None
-
-    return wait(full, what="Redis master with every other node replicating",
-                timeout=timeout)
-
-
-def min_replicas(outputs: dict) -> dict[str, int]:
-    """`min-replicas-to-write` of every data node, by name."""
-    out = {}
-    for node in data_nodes(outputs):
-        with _client(node, outputs) as client:
-            out[node["name"]] = int(client.config_get("min-replicas-to-write")
-                                    ["min-replicas-to-write"])
-    return out
-
-
-def set_min_replicas(outputs: dict, value: int | dict[str, int]) -> dict[str, int]:
-    """Set `min-replicas-to-write` on every data node, in its config file too (Sentinel's
-    CONFIG REWRITE would write it there anyway); returns the values it replaced."""
-    before = min_replicas(outputs)
-    for node in data_nodes(outputs):
-        with _client(node, outputs) as client:
-            client.config_set("min-replicas-to-write",
-                              value if isinstance(value, int) else value[node["name"]])
-            client.config_rewrite()
-    return before
-
-
-def cut_links_then_kill(outputs: dict, old: dict, ctl, gap_s: float = 0.3) -> None:
-    """The non-durable mode's fault: the master loses its replication links, takes writes
-    alone for `gap_s`, then dies; what it acknowledged in the gap exists nowhere else.
-
-    On loopback a replica is current within microseconds and reconnects at once with a
-    partial resync, so a plain kill almost never loses an asynchronous write: the
-    replicas are frozen (SIGSTOP) across the gap so that they cannot, as a replica across
-    a network blip could not."""
-    replicas = [control_for(n, outputs) for n in data_nodes(outputs)
-                if n["name"] != old["name"]]
-    for one in replicas:
-        one.pause()
-    try:
-        with _client(old, outputs) as client:
-            client.client_kill_filter(_type="replica")
-        time.sleep(gap_s)
-        ctl.kill()
-    finally:
-        for one in replicas:
-            one.resume()
-
-
-def run(ctx: DrillContext) -> DrillResult:
-    out = ctx.outputs
-    result = DrillResult(NAME, ctx.stack, durable=ctx.durable)
-    old = wait_redundant(out)
-    target = RedisTarget(out, ctx.run_id, durable=ctx.durable)
-    rec = Recorder()
-    writer = Writer(target, rec)
-    saved = None if ctx.durable else set_min_replicas(out, 0)
-    try:
-        writer.start()
-        time.sleep(ctx.warmup_s)
-        ctx.say(f"killing Redis master {old['name']} (SIGKILL)")
-        ctl = control_for(old, out)
-        if ctx.durable:
-            ctl.kill()
+    def fault(self) -> None:
+        self.say(f"killing Redis master {self.old.name} (SIGKILL)")
+        if self.ctx.durable:
+            self.ctl.kill()
         else:
-            cut_links_then_kill(out, old, ctl)
-        rec.event("kill")  # the node is dead now
-        t_kill = rec.at("kill") or 0.0
-        wait(lambda: master_node(out)["name"] != old["name"],
+            self.cut_links_then_kill()
+        self.event("kill")  # the node is dead now
+
+    def cut_links_then_kill(self, gap_s: float = 0.3) -> None:
+        """The non-durable mode's fault: the master loses its replication links, takes
+        writes alone for `gap_s`, then dies; what it acknowledged in the gap exists nowhere
+        else.
+
+        On loopback a replica is current within microseconds and reconnects at once with a
+        partial resync, so a plain kill almost never loses an asynchronous write: the
+        replicas are frozen (SIGSTOP) across the gap so that they cannot, as a replica
+        across a network blip could not."""
+        replicas = [self.control(n) for n in ro.data_nodes(self.out)
+                    if n.name != self.old.name]
+        for one in replicas:
+            one.pause()
+        try:
+            with ro.client(self.old, self.out) as c:
+                c.client_kill_filter(_type="replica")
+            time.sleep(gap_s)
+            self.ctl.kill()
+        finally:
+            for one in replicas:
+                one.resume()
+
+    def watch(self) -> None:
+        wait(lambda: ro.master_node(self.out).name != self.old.name,
              what="Sentinel to promote a replica", timeout=60)
-        rec.event("promoted")
-        wait_first_ack_after(rec, t_kill, timeout=60)
+        self.event("promoted")
+        wait_first_ack_after(self.rec, self.rec.at("kill") or 0.0, timeout=60)
         # Back as a replica of the master all Sentinels agree on, never as a stale master.
-        ctl.start(replica_of=agreed_master(out, old))
-        rec.event("restarted")
-        new = wait_redundant(out)
-        rec.event("redundant")
-        time.sleep(ctx.tail_s)
-        result.extra.update(old_master=old["name"], new_master=new["name"])
-    finally:
-        writer.stop()
-        if saved is not None:
-            set_min_replicas(out, saved)
-    result.check = check(rec, target.read_ids())
-    measure(result, rec, "kill")
-    if result.check.lost and ctx.durable:
-        result.reason = f"{len(result.check.lost)} acknowledged writes lost"
-    return result
+        self.ctl.start(replica_of=ro.agreed_master(self.out, self.old))
+        self.event("restarted")
+        new = ro.wait_redundant(self.out)
+        self.event("redundant")
+        self.result.extra.update(old_master=self.old.name, new_master=new.name)

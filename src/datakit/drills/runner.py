@@ -9,22 +9,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from datakit import drills
+from datakit import drills, topology
+from datakit.drills import report
 from datakit.drills.context import DrillContext
 from datakit.drills.result import DrillResult
 from datakit.stack import outputs as stack_outputs
+from datakit.stack.schema import StackOutputs
 
 
-def run_once(name: str, stack: str, *, outputs: dict | None = None, durable: bool = True,
-             say: Callable[[str], None] = lambda _m: None, **options) -> DrillResult:
-    mod = drills.module(name)
+def run_once(name: str, stack: str, *, outputs: StackOutputs | None = None,
+             durable: bool = True, say: Callable[[str], None] = lambda _m: None,
+             **options) -> DrillResult:
+    drill = drills.drill_class(name)
     outputs = outputs or stack_outputs.read(stack)
-    reason = mod.applies(outputs)
+    reason = drill.applies(outputs)
     if reason:
         return DrillResult(name, stack, durable=durable, applies=False, reason=reason)
     limit = rto_baseline(stack, name)
     ctx = DrillContext(stack, outputs, durable=durable, say=say, **options)
-    result = mod.run(ctx)
+    result = drill(name, ctx).run()
     result.extra.update(run_id=ctx.run_id, rto_baseline_s=limit)
     if result.reason is None and None not in (limit, result.rto_s) and result.rto_s > limit:
         result.reason = (f"RTO {result.rto_s} s is over the stack's baseline of {limit} s "
@@ -34,8 +37,6 @@ def run_once(name: str, stack: str, *, outputs: dict | None = None, durable: boo
 
 def rto_baseline(stack: str, drill: str) -> float | None:
     """The stack's RTO baseline for `drill` (`baselines.rto_s`), None when it sets none."""
-    from datakit import topology
-
     return topology.load(stack).baselines.rto_s.get(drill)
 
 
@@ -43,7 +44,7 @@ def run(name: str, stack: str, *, times: int = 1, **kwargs) -> list[DrillResult]
     outputs = kwargs.pop("outputs", None) or stack_outputs.read(stack)
     results = []
     for i in range(times):
-        if i and getattr(drills.module(name), "RECREATES_STACK", False):
+        if i and drills.drill_class(name).recreates_stack:
             outputs = stack_outputs.read(stack)  # new nodes, new passwords
         results.append(run_once(name, stack, outputs=outputs, **kwargs))
     return results
@@ -72,8 +73,6 @@ def write_reports(results: list[DrillResult], out_dir: Path, json_file: Path | N
                   ) -> list[Path]:
     """The HTML and JSON report in `out_dir` (made if missing), and the JSON also at
     `json_file` when given."""
-    from datakit.drills import report
-
     name = results[0].drill if results else "drill"
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / f"{name}.json", out_dir / f"{name}.html"]

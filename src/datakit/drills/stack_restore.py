@@ -2,11 +2,10 @@
 destroy the whole stack (`datakit down`), create it again (`datakit up`), restore the
 data into the new primary, check it and measure.
 
-Backup: the backup-restore drill's streaming archive (`pg_receivewal --synchronous`
-through a drill-owned slot) plus a base backup (`pg_basebackup`) are taken as there, and
-a logical dump (`pg_dump -Fc`) of the database at an exported snapshot: the marker rows
-are read in that same REPEATABLE READ transaction, so they are exactly the rows the dump
-holds (the backup point). Everything is kept in the drill's scratch directory, outside
+Backup: the streaming archive and base backup of backup.py, as backup-restore takes them,
+and a logical dump (`pg_dump -Fc`) of the database at an exported snapshot: the marker
+rows are read in that same REPEATABLE READ transaction, so they are exactly the rows the
+dump holds (the backup point). All of it is kept in the drill's scratch directory, outside
 the stack's data, so it survives `down`.
 
 Restore is logical: `pg_restore --clean --if-exists` of that dump into the new primary,
@@ -30,182 +29,121 @@ Refused on a stack whose topology is not `disposable`: it destroys the stack.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import time
 
-import psycopg
-
 from datakit import status
-from datakit.drills import checker
 from datakit.drills import postgres_ops as po
-from datakit.drills.backup_restore import _conn_args
-from datakit.drills.context import DrillContext
-from datakit.drills.result import DrillResult, measure
+from datakit.drills.backup import RestoreDrill
+from datakit.drills.harness import Target
 from datakit.drills.targets import SCHEMA, PostgresTarget
-from datakit.drills.waiting import wait
-from datakit.drills.writer import Recorder, Writer
 from datakit.errors import DatakitError
-from datakit.nodes.postgres_conf import pgpass_line
-from datakit.nodes.scratch import LocalScratch
 from datakit.stack import lifecycle as stacks
-from datakit.stack.outputs import with_passwords
-
-NAME = "stack-restore"
-SLOT = "datakit_drill_stack_archive"
-RECREATES_STACK = True  # the runner reads the outputs again before each further run
+from datakit.stack import outputs as stack_outputs
+from datakit.stack.schema import StackOutputs
 
 
-def applies(outputs: dict) -> str | None:
-    return None if po.nodes(outputs) else "the stack has no PostgreSQL"
+class StackRestore(RestoreDrill):
+    fault_event = "destroy"
+    recreates_stack = True
+    slot = "datakit_drill_stack_archive"
 
+    def setup(self) -> Target:
+        if not self.out.disposable:
+            raise DatakitError(
+                f"stack {self.ctx.stack!r} is not disposable: stack-restore destroys and "
+                "recreates it; run it on a disposable stack (datakit:disposable: \"true\")")
+        target = super().setup()
+        self.dump = self.backup.scratch.root / "datakit.dump"
+        return target
 
-def refuse_unless_disposable(stack: str, outputs: dict) -> None:
-    if not outputs.get("disposable"):
-        raise DatakitError(f"stack {stack!r} is not disposable: stack-restore destroys and "
-                           "recreates it; run it on a disposable stack (datakit:disposable: "
-                           "\"true\")")
+    def fault(self) -> None:
+        """The backup under writes, writes after its point (lost by design), then the
+        whole stack destroyed."""
+        with self.backup.streaming_archive():
+            self.backup.base_backup()
+            time.sleep(self.ctx.warmup_s)
+            self.dump_at_point()
+            self.backup.archived()
+        self.figures = {**self.backup.figures(), "dump_bytes": self.dump.stat().st_size,
+                        "dump_s": round(self.rec.at("dump done") - self.t_point, 3)}
+        time.sleep(max(self.ctx.tail_s, 0.5))
+        self.stop_writes()
+        self.say(f"destroying stack {self.ctx.stack}")
+        self.event("destroy")
+        stacks.down(self.ctx.stack)
+        self.event("destroyed")
 
-
-def _pgpass(scratch: LocalScratch, outputs: dict) -> dict:
-    pg, secrets = outputs["endpoints"]["postgres"], outputs["secrets"]["postgres"]
-    lines = pgpass_line(pg.get("replication_user", "replicator"), secrets["replication"])
-    lines += pgpass_line(pg.get("superuser", "postgres"), secrets["superuser"])
-    return {"PGPASSFILE": str(scratch.write(scratch.root / "pgpass", lines))}
-
-
-def _su_args(node: dict, outputs: dict) -> list[str]:
-    pg = outputs["endpoints"]["postgres"]
-    return ["-h", node["host"], "-p", str(node["port"]), "-U", pg.get("superuser", "postgres"),
-            "-w", "-d", pg["database"]]
-
-
-def _du(path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _backup(ctx: DrillContext, scratch: LocalScratch, rec: Recorder, target_run: str,
-            version: int) -> tuple[set[int], float, dict]:
-    """Archive + base backup + a dump at an exported snapshot; (rows at the point, the
-    point's time, figures)."""
-    out = ctx.outputs
-    primary, _ = po.roles(out)
-    env = _pgpass(scratch, out)
-    tool = lambda name: scratch.tool(version, name)  # noqa: E731
-    archive, base = scratch.dir("archive"), scratch.dir("base")
-    dump = scratch.root / "datakit.dump"
-    receiver = None
-    try:
-        scratch.run([tool("pg_receivewal"), *_conn_args(primary, out), "--create-slot",
-                     "-S", SLOT, "--if-not-exists"], what="pg_receivewal --create-slot", env=env)
-        receiver = scratch.spawn([tool("pg_receivewal"), *_conn_args(primary, out), "-D",
-                                  str(archive), "-S", SLOT, "--synchronous", "-n"],
-                                 log=scratch.root / "receivewal.log", env=env)
-        rec.event("backup start")
-        scratch.run([tool("pg_basebackup"), *_conn_args(primary, out), "-D", str(base),
-                     "-X", "stream", "-c", "fast"], what="pg_basebackup", env=env)
-        rec.event("base backup done")
-        time.sleep(ctx.warmup_s)
-        db = out["endpoints"]["postgres"]["database"]
-        with po.connect(primary, out, dbname=db) as conn:
+    def dump_at_point(self) -> None:
+        """`pg_dump` at an exported snapshot; the rows of this run read in the same
+        transaction are the ones the dump holds."""
+        primary, db = self.backup.primary, self.out.endpoints.postgres.database
+        with po.connect(primary, self.out, dbname=db) as conn:
             conn.execute("begin isolation level repeatable read")
             # Marked before the snapshot is taken (at the transaction's first query): a
             # write acknowledged before the mark was visible before it, so it must be in.
-            t_point = rec.event("backup point")
+            self.t_point = self.event("backup point")
             snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
-            expected = {r[0] for r in conn.execute(
-                f"select id from {SCHEMA}.writes where run = %s", [target_run]).fetchall()}
-            scratch.run([tool("pg_dump"), *_su_args(primary, out), "-Fc", "-f", str(dump),
-                         f"--snapshot={snapshot}"], what="pg_dump at the backup point",
-                        env=env)
+            self.expected = {r[0] for r in conn.execute(
+                f"select id from {SCHEMA}.writes where run = %s", [self.ctx.run_id])}
+            self.backup.scratch.run(
+                [self.backup.tool("pg_dump"), *self.backup.superuser_args(primary, self.out),
+                 "-Fc", "-f", str(self.dump), f"--snapshot={snapshot}"],
+                what="pg_dump at the backup point", env=self.backup.env)
             conn.execute("commit")
-        rec.event("dump done")
-        segment = po.one(primary, out, "select pg_walfile_name(pg_switch_wal())")
-        wait(lambda: (archive / segment).exists(), what=f"WAL segment {segment} archived",
-             timeout=60)
-        rec.event("archived")
-    finally:
-        if receiver:
-            scratch.stop(receiver, sig=signal.SIGINT)
-        with contextlib.suppress(psycopg.Error):
-            po.one(primary, out, "select pg_drop_replication_slot(slot_name) from "
-                   "pg_replication_slots where slot_name = %s", [SLOT])
-    figures = {"base_backup_bytes": _du(base), "wal_archive_bytes": _du(archive),
-               "dump_bytes": dump.stat().st_size,
-               "base_backup_s": round(rec.at("base backup done") - rec.at("backup start"), 3),
-               "dump_s": round(rec.at("dump done") - t_point, 3)}
-    return expected, t_point, figures
+        self.event("dump done")
 
-
-def _restore(scratch: LocalScratch, outputs: dict, version: int) -> dict:
-    primary, others = po.roles(outputs)
-    env = _pgpass(scratch, outputs)
-    scratch.run([scratch.tool(version, "pg_restore"), *_su_args(primary, outputs),
-                 "--clean", "--if-exists", "--exit-on-error", "--single-transaction",
-                 str(scratch.root / "datakit.dump")], what="pg_restore into the new primary",
-                env=env)
-    return {"primary": primary["name"],
-            "standbys": po.wait_redundant(primary, outputs, others, timeout=120)}
-
-
-def run(ctx: DrillContext) -> DrillResult:
-    out = ctx.outputs
-    refuse_unless_disposable(ctx.stack, out)
-    result = DrillResult(NAME, ctx.stack, durable=ctx.durable)
-    primary, _ = po.roles(out)
-    version = int(po.one(primary, out, "show server_version_num")) // 10000
-    scratch = LocalScratch(ctx.work_dir / f"{ctx.stack}-{ctx.run_id}")
-    target = PostgresTarget(out, ctx.run_id)
-    rec = Recorder()
-    writer = Writer(target, rec)
-    try:
-        writer.start()
-        time.sleep(ctx.warmup_s)
-        expected, t_point, figures = _backup(ctx, scratch, rec, ctx.run_id, version)
-        time.sleep(max(ctx.tail_s, 0.5))  # writes after the point: lost by design
-        writer.stop()
-        ctx.say(f"destroying stack {ctx.stack}")
-        t_destroy = rec.event("destroy")
-        stacks.down(ctx.stack)
-        rec.event("destroyed")
-        ctx.say(f"recreating stack {ctx.stack}")
-        stacks.up(ctx.stack)
-        fresh = with_passwords(stacks.outputs(ctx.stack))
-        rec.event("recreated")
-        ctx.say("restoring PostgreSQL from the dump at the backup point")
-        restored_to = _restore(scratch, fresh, version)
-        rec.event("restored")
-        after = PostgresTarget(fresh, f"{ctx.run_id}-after")
+    def watch(self) -> None:
+        self.say(f"recreating stack {self.ctx.stack}")
+        stacks.up(self.ctx.stack)
+        fresh = stack_outputs.of_stack(self.ctx.stack).with_passwords()
+        self.event("recreated")
+        self.say("restoring PostgreSQL from the dump at the backup point")
+        self.restored_to = self.restore(fresh)
+        self.event("restored")
+        after = PostgresTarget(fresh, f"{self.ctx.run_id}-after")
         after.write(1)  # the restored stack takes writes
         after.reset()
-        t_writable = rec.event("writable")
-        restored = PostgresTarget(fresh, ctx.run_id).read_ids()
-        down = [r["name"] for r in status.live(fresh) if r["health"] != "up"]
-        rec.event("redundant")
-    finally:
-        with contextlib.suppress(Exception):
-            writer.stop()
-        scratch.cleanup(keep=False)
-    acked_early = checker.acked_before(rec, t_point)
-    result.check = checker.check_restore(rec, expected, restored)
-    measure(result, rec, "destroy")
-    result.rto_s = round(t_writable - t_destroy, 3)
-    result.rto_redundancy_s = round(rec.at("redundant") - t_destroy, 3)
-    newest = max((o.end for o in rec.ops if o.status == "ok" and o.id in restored),
-                 default=None)
-    result.rpo_s = None if newest is None else round(max(0.0, t_destroy - newest), 3)
-    result.error_window_s, result.client_errors = None, {}
-    result.extra.update(
-        figures, restore="logical: pg_dump -Fc at an exported snapshot, pg_restore --clean",
-        rows_at_point=len(expected), rows_restored=len(restored),
-        acked_after_point_not_restored=len(rec.ids("ok") - expected),
-        rpo_to_point_s=None if newest is None else round(max(0.0, t_point - newest), 3),
-        destroy_s=round(rec.at("destroyed") - t_destroy, 3),
-        up_s=round(rec.at("recreated") - rec.at("destroyed"), 3),
-        restore_s=round(rec.at("restored") - rec.at("recreated"), 3),
-        acked_before_point_missing_from_point=len(acked_early - expected),
-        nodes_down_after=down, **restored_to)
-    if result.check.lost or result.check.unexpected or acked_early - expected or down:
-        result.reason = (f"restore differs: {len(result.check.lost)} missing, "
-                         f"{len(result.check.unexpected)} unexpected, nodes down: {down}")
-    return result
+        self.event("writable")
+        self.restored = PostgresTarget(fresh, self.ctx.run_id).read_ids()
+        self.down = [r["name"] for r in status.live(fresh) if r["health"] != "up"]
+        self.event("redundant")
+
+    def restore(self, fresh: StackOutputs) -> dict:
+        """`pg_restore` of the dump into the recreated stack's primary (its own, new
+        passwords); until its standbys stream again."""
+        primary, others = po.roles(fresh)
+        self.backup.scratch.run(
+            [self.backup.tool("pg_restore"), *self.backup.superuser_args(primary, fresh),
+             "--clean", "--if-exists", "--exit-on-error", "--single-transaction",
+             str(self.dump)], what="pg_restore into the new primary",
+            env=self.backup.pgpass(fresh))
+        return {"primary": primary.name,
+                "standbys": po.wait_redundant(primary, fresh, others, timeout=120)}
+
+    def measure(self) -> None:
+        super().measure()
+        rec, result, at = self.rec, self.result, self.rec.at
+        t_destroy = at("destroy")
+        result.rto_s = round(at("writable") - t_destroy, 3)
+        result.rto_redundancy_s = round(at("redundant") - t_destroy, 3)
+        newest = self.newest_restored()
+        result.rpo_s = None if newest is None else round(max(0.0, t_destroy - newest), 3)
+        result.error_window_s, result.client_errors = None, {}
+        result.extra.update(
+            self.figures, restore="logical: pg_dump -Fc at an exported snapshot, pg_restore "
+            "--clean", rows_at_point=len(self.expected), rows_restored=len(self.restored),
+            acked_after_point_not_restored=len(rec.ids("ok") - self.expected),
+            rpo_to_point_s=None if newest is None else round(max(0.0, self.t_point - newest),
+                                                             3),
+            destroy_s=round(at("destroyed") - t_destroy, 3),
+            up_s=round(at("recreated") - at("destroyed"), 3),
+            restore_s=round(at("restored") - at("recreated"), 3),
+            acked_before_point_missing_from_point=len(self.acked_early_missing()),
+            nodes_down_after=self.down, **self.restored_to)
+
+    def verdict(self) -> str | None:
+        check = self.result.check
+        if check.lost or check.unexpected or self.acked_early_missing() or self.down:
+            return (f"restore differs: {len(check.lost)} missing, "
+                    f"{len(check.unexpected)} unexpected, nodes down: {self.down}")
+        return None

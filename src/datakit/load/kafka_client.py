@@ -34,10 +34,10 @@ _consuming: set[str] = set()
 def _common() -> dict[str, Any]:
     s = current()
     ep = s.kafka
-    return {"bootstrap.servers": ep["bootstrap_servers"],
-            "security.protocol": ep["security_protocol"],
-            "sasl.mechanism": ep["sasl_mechanism"], "sasl.username": ep["username"],
-            "sasl.password": s.secrets["kafka"]["app"]}
+    return {"bootstrap.servers": ep.bootstrap_servers,
+            "security.protocol": ep.security_protocol,
+            "sasl.mechanism": ep.sasl_mechanism, "sasl.username": ep.username,
+            "sasl.password": s.secrets.kafka.app}
 
 
 def _fire(name: str, seconds: float, exc: BaseException | None = None) -> None:

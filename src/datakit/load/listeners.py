@@ -126,7 +126,7 @@ def _enforce_concurrency() -> None:
         return
     from datakit.load.concurrency import NotCooperative, check
 
-    result = check(settings.postgres["write_dsn"])
+    result = check(settings.postgres.write_dsn)
     if result.ok:
         os.environ["DATAKIT_LOAD_CHECKED"] = "1"  # inherited by forked workers
         return

@@ -70,7 +70,7 @@ def pool(kind: str):
         if p is None:
             s = current()
             p = ConnectionPool(
-                s.postgres[f"{kind}_dsn"], min_size=int(s.pool["min_size"]),
+                getattr(s.postgres, f"{kind}_dsn"), min_size=int(s.pool["min_size"]),
                 max_size=int(s.pool["max_size"]), timeout=float(s.pool["acquire_timeout_s"]),
                 kwargs={"autocommit": True, "prepare_threshold": 0}, open=True,
                 name=f"datakit-{kind}", reconnect_timeout=30.0)

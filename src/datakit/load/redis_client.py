@@ -51,21 +51,21 @@ def client():
             _client, _pid = None, os.getpid()
         if _client is None:
             s = current()
-            ep, secrets = s.redis, s.secrets["redis"]
+            ep, secrets = s.redis, s.secrets.redis
             timeouts = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
-            if ep["mode"] == "cluster":
+            if ep.mode == "cluster":
                 from redis.cluster import ClusterNode, RedisCluster
 
                 _client = RedisCluster(
-                    startup_nodes=[ClusterNode(h, p) for h, p in _hostports(ep["seeds"])],
-                    password=secrets["default"], **timeouts)
+                    startup_nodes=[ClusterNode(h, p) for h, p in _hostports(ep.seeds)],
+                    password=secrets.default, **timeouts)
             else:
                 from redis.sentinel import Sentinel
 
-                sentinel = Sentinel(_hostports(ep["sentinels"]),
-                                    sentinel_kwargs={"password": secrets.get("sentinel"),
+                sentinel = Sentinel(_hostports(ep.sentinels),
+                                    sentinel_kwargs={"password": secrets.sentinel,
                                                      **timeouts}, **timeouts)
-                _client = sentinel.master_for(ep["master_name"], password=secrets["default"],
+                _client = sentinel.master_for(ep.master_name, password=secrets.default,
                                               **timeouts)
     return _client
 
@@ -101,7 +101,7 @@ class Link:
     def __init__(self) -> None:
         c = client()
         self._client = c
-        self._pool = None if current().redis["mode"] == "cluster" else c.connection_pool
+        self._pool = None if current().redis.mode == "cluster" else c.connection_pool
         self._conn = None
 
     def command(self, name: str, *args: Any) -> Any:

@@ -29,6 +29,7 @@ from datakit.errors import DatakitError
 from datakit.load import baseline_check, settings, summary
 from datakit.load.concurrency import NotCooperative
 from datakit.paths import PROJECT_DIR
+from datakit.stack.schema import StackOutputs
 
 LOADTESTS = PROJECT_DIR / "loadtests"
 WORKLOADS: dict[str, tuple[str, list[str]]] = {
@@ -68,7 +69,7 @@ class LoadOptions:
     check_concurrency: bool = True
     locustfile: Path | None = None  # instead of a named workload (e.g. a benchmark's peer)
     user_classes: list[str] = field(default_factory=list)
-    outputs: dict[str, Any] | None = None  # the stack's outputs, if already read
+    outputs: StackOutputs | None = None  # the stack's outputs, if already read
 
 
 @dataclass

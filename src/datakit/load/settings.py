@@ -10,9 +10,17 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
+
+from datakit.stack.schema import (
+    KafkaEndpoints,
+    PostgresEndpoints,
+    RedisEndpoints,
+    Secrets,
+    StackOutputs,
+)
 
 ENV = "DATAKIT_LOAD_CONFIG"
 
@@ -20,7 +28,7 @@ ENV = "DATAKIT_LOAD_CONFIG"
 @dataclass
 class LoadSettings:
     stack: str
-    outputs: dict[str, Any]
+    outputs: StackOutputs  # with the app password in the DSNs
     pool: dict[str, float] = field(default_factory=lambda: {
         "min_size": 5, "max_size": 25, "acquire_timeout_s": 30.0})
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -33,27 +41,29 @@ class LoadSettings:
     queue_max_retries: int = 2
 
     def dump(self, path: str) -> None:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["outputs"] = self.outputs.model_dump(mode="json")
         with open(path, "w") as out:
-            json.dump(asdict(self), out)
+            json.dump(data, out)
 
     @property
-    def postgres(self) -> dict[str, Any]:
-        return self.outputs["endpoints"]["postgres"]
+    def postgres(self) -> PostgresEndpoints:
+        return self.outputs.endpoints.postgres
 
     @property
-    def redis(self) -> dict[str, Any]:
-        return self.outputs["endpoints"]["redis"]
+    def redis(self) -> RedisEndpoints:
+        return self.outputs.endpoints.redis
 
     @property
-    def kafka(self) -> dict[str, Any]:
-        return self.outputs["endpoints"]["kafka"]
+    def kafka(self) -> KafkaEndpoints:
+        return self.outputs.endpoints.kafka
 
     @property
-    def secrets(self) -> dict[str, Any]:
-        return self.outputs["secrets"]
+    def secrets(self) -> Secrets:
+        return self.outputs.need_secrets()
 
 
-def for_stack(stack: str, outputs: dict[str, Any] | None = None,
+def for_stack(stack: str, outputs: StackOutputs | None = None,
               **overrides: Any) -> LoadSettings:
     """Settings from a stack's outputs (with passwords) and its topology's pool."""
     from datakit import topology
@@ -72,5 +82,6 @@ def current() -> LoadSettings:
         with open(path) as src:
             raw = json.load(src)
         raw["think_ms"] = tuple(raw["think_ms"])
+        raw["outputs"] = StackOutputs.model_validate(raw["outputs"])
         return LoadSettings(**raw)
     return for_stack(os.environ.get("DATAKIT_STACK", "local"))

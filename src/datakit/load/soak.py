@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Any
 
+from datakit.stack.schema import StackOutputs
+
 
 def _rss_mb(pid: int) -> float | None:
     try:
@@ -25,7 +27,7 @@ def _rss_mb(pid: int) -> float | None:
 
 
 class NodeSampler:
-    def __init__(self, outputs: dict[str, Any], every_s: float = 10.0) -> None:
+    def __init__(self, outputs: StackOutputs, every_s: float = 10.0) -> None:
         self.outputs = outputs
         self.every_s = every_s
         self.samples: list[dict[str, Any]] = []
@@ -47,10 +49,9 @@ class NodeSampler:
 
     def sample(self) -> dict[str, Any]:
         row: dict[str, Any] = {"t": round(time.time() - self.started, 1), "rss_mb": {}}
-        for node in self.outputs.get("nodes", []):
-            pid = (node.get("handle") or {}).get("pid")
-            if pid:
-                row["rss_mb"][node["name"]] = _rss_mb(int(pid))
+        for node in self.outputs.nodes:
+            if node.handle.pid:
+                row["rss_mb"][node.name] = _rss_mb(node.handle.pid)
         row["pg_connections"] = self._pg_connections()
         row["redis_clients"] = self._redis_clients()
         return row
@@ -59,7 +60,7 @@ class NodeSampler:
         import psycopg
 
         try:
-            with psycopg.connect(self.outputs["endpoints"]["postgres"]["write_dsn"],
+            with psycopg.connect(self.outputs.endpoints.postgres.write_dsn,
                                  connect_timeout=2) as conn:
                 return conn.execute("SELECT count(*) FROM pg_stat_activity "
                                     "WHERE backend_type = 'client backend'").fetchone()[0]
@@ -70,15 +71,15 @@ class NodeSampler:
         from redis.exceptions import RedisError
         from redis.sentinel import Sentinel
 
-        ep, secrets = self.outputs["endpoints"]["redis"], self.outputs["secrets"]["redis"]
-        if ep.get("mode") == "cluster":
+        ep, secrets = self.outputs.endpoints.redis, self.outputs.need_secrets().redis
+        if ep.mode == "cluster":
             return None
         try:
-            hosts = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in ep["sentinels"])]
-            master = Sentinel(hosts, sentinel_kwargs={"password": secrets.get("sentinel"),
+            hosts = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in ep.sentinels)]
+            master = Sentinel(hosts, sentinel_kwargs={"password": secrets.sentinel,
                                                       "socket_timeout": 2},
-                              socket_timeout=2).master_for(ep["master_name"],
-                                                           password=secrets["default"])
+                              socket_timeout=2).master_for(ep.master_name,
+                                                           password=secrets.default)
             return int(master.info("clients")["connected_clients"])
         except RedisError:
             return None

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from datakit.migrate import batches, history, planning, statements
+from datakit.migrate import batches, history, libpq, planning, statements
 from datakit.migrate.connection import APP_NAME, connect
 from datakit.migrate.execution import (
     describe_error,
@@ -34,17 +34,20 @@ from datakit.migrate.results import MigrationFailed, Progress, Result, Step
 def apply(dsn: str, migrations_dir: str | Path | None = None, *, target: int | None = None,
           dry_run: bool = False, allow_out_of_order: bool = False, lock_wait: float = 60.0,
           wait_replicas: bool = False, replica_timeout: float = 60.0,
-          progress: Progress | None = None, migrations: list[Migration] | None = None) -> Result:
+          progress: Progress | None = None, migrations: list[Migration] | None = None,
+          conn: libpq.Connection | None = None) -> Result:
     """Apply pending migrations (up to `target`); return what ran.
 
-    `migrations` are the files of `migrations_dir` when the caller has read them already.
+    `migrations` are the files of `migrations_dir` when the caller has read them already;
+    `conn` is an open connection to `dsn` to go on with (apply closes it).
     """
-    if migrations is None:
-        migrations = discover(migrations_dir)
     where = str(migrations_dir or "migrations/")
     result = Result("apply", dry_run=dry_run)
-    conn = connect(dsn)
     try:
+        if migrations is None:
+            migrations = discover(migrations_dir)  # before connecting: bad files come first
+        if conn is None:
+            conn = connect(dsn)
         applied, partial = history.read(conn)
         planning.check_drift(migrations, applied, where)
         pending = planning.pending(migrations, applied, target, allow_out_of_order)
@@ -75,7 +78,8 @@ def apply(dsn: str, migrations_dir: str | Path | None = None, *, target: int | N
             result.current_version = max(done) if done else None
         return result
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
 
 
 def _run(conn, pending: list[Migration], applied, result: Result, *, wait_replicas: bool,
@@ -106,8 +110,6 @@ def _run(conn, pending: list[Migration], applied, result: Result, *, wait_replic
 
 
 def _apply_no_transaction(conn, m: Migration) -> tuple[Step, int]:
-    import psycopg
-
     stmts = statements.split(m.up)
     started = now()
     t0 = time.perf_counter()
@@ -142,7 +144,7 @@ def _apply_no_transaction(conn, m: Migration) -> tuple[Step, int]:
                            completed_at = clock_timestamp(), context = context || %s::jsonb
                      WHERE id = %s RETURNING pg_current_wal_insert_lsn()::text""",
                 (json.dumps({"running": None}), log_id)).fetchone()[0]
-    except psycopg.Error as exc:
+    except libpq.Error as exc:
         failed = stmts[done] if done < len(stmts) else None
         message, sqlstate, position = describe_error(exc, m.up, failed.start if failed else 0)
         if position is None and failed is not None:
@@ -160,7 +162,7 @@ def _apply_no_transaction(conn, m: Migration) -> tuple[Step, int]:
                     (message, sqlstate, position,
                      json.dumps({"statements_done": done}), log_id))
                 invalid = history.invalid_indexes(conn)
-            except psycopg.Error:
+            except libpq.Error:
                 pass
         at = f" at line {position.replace(':', ', column ')}" if position else ""
         ran = (f"statements 1-{done} of {len(stmts)} ran and stay applied"

@@ -10,15 +10,18 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import NoReturn
 
-from datakit.migrate import statements
+from datakit.migrate import libpq, statements
 from datakit.migrate.connection import APP_NAME
 from datakit.migrate.execution import describe_error, hint, now
 from datakit.migrate.files import Migration
 from datakit.migrate.history import SCHEMA, applied_values, log
 from datakit.migrate.replicas import lsn_to_int
 from datakit.migrate.results import MigrationFailed, Step
+
+TYPE_CHECKING = False  # typing costs a start-up more than this module's work
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 BATCH_MAX = 50  # migrations per round trip: bounds the text sent and how long progress waits
 
@@ -114,9 +117,6 @@ def apply_batch(conn, batch: list[Migration], durable: bool,
     for the WAL flush; it (or the FAILED log row) flushes the earlier ones too. `applied`
     are versions already in the history (out-of-order runs), which the checks count too.
     """
-    import psycopg
-
-    mogrify = psycopg.ClientCursor(conn).mogrify
     first = batch[0].version
     earlier = sorted(v for v in applied if v >= first)
     parts: list[str] = []
@@ -125,7 +125,7 @@ def apply_batch(conn, batch: list[Migration], durable: bool,
     for i, m in enumerate(batch):
         prefix = _prefix(m, durable and i == len(batch) - 1)
         expected = i + 1 + bisect_right(earlier, m.version)
-        record = (mogrify(_RECORD, applied_values(m, 0, now(), context(m)))
+        record = (conn.mogrify(_RECORD, applied_values(m, 0, now(), context(m)))
                   + _commit(first, m.version, expected))
         spans.append((size, size + len(prefix)))
         parts += [prefix, m.up.sql, "\n;\n", record]  # the newline ends a trailing comment
@@ -133,7 +133,7 @@ def apply_batch(conn, batch: list[Migration], durable: bool,
     started = now()
     try:
         reports = _reports(conn.execute("".join(parts)))
-    except psycopg.Error as exc:
+    except libpq.Error as exc:
         _fail_batch(conn, batch, spans, exc, started)
     return [(Step(m.version, m.name, "MIGRATE", ms), lsn_to_int(lsn))
             for m, (_, ms, lsn) in zip(batch, reports, strict=True)]
@@ -145,7 +145,7 @@ def _reports(cur) -> list[tuple]:
     while True:
         if cur.statusmessage == "COMMIT":
             rows.append(last)
-        last = cur.fetchone() if cur.pgresult.ntuples == 1 else None
+        last = cur.fetchone() if cur.rowcount == 1 else None
         if not cur.nextset():
             return rows
 
@@ -166,14 +166,12 @@ def _fail_batch(conn, batch: list[Migration], spans: list[tuple[int, int]], exc,
     migrations sent before the broken one unapplied: raise `Unparsed` for the caller to
     send those again on their own, as if each had been sent alone.
     """
-    import psycopg
-
     if conn.closed:  # which ones committed is for the next apply to read
         raise MigrationFailed(
             f"lost the connection while applying {batch[0].up.path} and the {len(batch) - 1} "
             f"migration(s) after it: {' '.join(str(exc).split())}; the ones that committed "
             "stay applied; check the server and run apply again") from None
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+    if conn.transaction_status != libpq.IDLE:
         conn.execute("ROLLBACK")
     kept = {r[0] for r in conn.execute(
         f"SELECT version FROM {SCHEMA}.schema_versions WHERE version = ANY(%s)",

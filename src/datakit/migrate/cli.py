@@ -191,7 +191,7 @@ def reset(dsn: Dsn = None, stack: Stack = None,
 
     disposable = None
     if stack and not dsn:
-        disposable = bool(stack_outputs(stack).get("disposable", False))
+        disposable = stack_outputs(stack).disposable
     dropped = run_reset(_dsn(dsn, stack), yes=yes, disposable=disposable, lock_wait=lock_wait)
     _say(f"dropped schemas: {', '.join(dropped) or 'none'}")
 

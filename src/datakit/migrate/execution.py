@@ -37,7 +37,7 @@ def reset_timeouts(conn, sql_file: SqlFile) -> None:
 
 
 def describe_error(exc, sql_file: SqlFile, offset: int = 0) -> tuple[str, str | None, str | None]:
-    """(one-line message, SQLSTATE, "line:col") for a psycopg error raised by `sql_file`."""
+    """(one-line message, SQLSTATE, "line:col") for a libpq error raised by `sql_file`."""
     diag = getattr(exc, "diag", None)
     message = (diag.message_primary if diag and diag.message_primary else str(exc)) or "error"
     message = " ".join(message.split())

@@ -1,9 +1,9 @@
 """`datakit migrate apply` without Typer, and without the runner when there is nothing to do.
 
 CI calls apply on every deploy. Typer's start-up (it loads Rich and more) costs more than a
-whole no-op run, and so do psycopg and the runner's modules, so `main_apply` reads the
-options itself, asks `noop` whether anything is pending, and loads the runner only when
-something is (or when `noop` cannot tell). `--help` and anything it does not know go to
+whole no-op run, and so do the runner's modules, so `main_apply` reads the options
+itself, asks `noop` whether anything is pending, and loads the runner only when something
+is (or when `noop` cannot tell). `--help` and anything it does not know go to
 the Typer CLI, which words the usage errors.
 """
 
@@ -13,8 +13,8 @@ import os
 import sys
 
 from datakit.errors import DatakitError
-from datakit.migrate.connection import dsn_for
-from datakit.migrate.noop import nothing_to_apply
+from datakit.migrate import noop
+from datakit.migrate.connection import connect, dsn_for
 
 # `apply`'s options as the Typer command declares them (datakit.migrate.cli.apply).
 _VALUED = {"--dsn": str, "--stack": str, "--migrations-dir": str, "--target": int,
@@ -42,17 +42,29 @@ def apply_and_report(dsn: str, migrations_dir: str | os.PathLike | None = None, 
                      allow_out_of_order: bool = False, wait_replicas: bool = False,
                      replica_timeout: float = 60.0, lock_wait: float = 60.0,
                      as_json: bool = False) -> None:
-    """`datakit migrate apply`: the no-op check first, then the runner; prints as it goes."""
-    if not dry_run and not wait_replicas:
-        current = nothing_to_apply(dsn, migrations_dir, target=target)
+    """`datakit migrate apply`: the no-op check first, then the runner; prints as it goes.
+
+    The check's connection is the one the runner goes on with. Files `noop` is unsure of go
+    to the runner unconnected, so a bad file is named before any connection is tried.
+    """
+    conn = None
+    files = None if dry_run or wait_replicas else noop.checksums(migrations_dir)
+    if files is not None:
+        conn = connect(dsn)
+        try:
+            current = noop.nothing_to_apply(conn, files, target=target)
+        except BaseException:
+            conn.close()
+            raise
         if current is not None:
+            conn.close()
             if as_json:  # what json.dumps gives for the runner's empty Result
                 _say(f'{{"operation": "apply", "steps": [], "planned": [], "dry_run": false, '
                      f'"current_version": {current}, "notes": []}}')
             else:
                 _say(f"nothing to apply; database at version {current}")
             return
-    # Work to do (or `noop` could not tell): only now the runner, psycopg and json load.
+    # Work to do (or `noop` could not tell): only now the runner, the file model and json load.
     import json
 
     from datakit.migrate.applier import apply
@@ -60,7 +72,7 @@ def apply_and_report(dsn: str, migrations_dir: str | os.PathLike | None = None, 
     result = apply(dsn, migrations_dir, target=target, dry_run=dry_run,
                    allow_out_of_order=allow_out_of_order, lock_wait=lock_wait,
                    wait_replicas=wait_replicas, replica_timeout=replica_timeout,
-                   progress=None if as_json else lambda st: _say(step_line(st)))
+                   progress=None if as_json else lambda st: _say(step_line(st)), conn=conn)
     if as_json:
         _say(json.dumps(result.to_dict(), default=str))
     elif dry_run:

@@ -13,12 +13,12 @@ Every problem is a `MigrationFileError` that names the file and the fix.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datakit.errors import DatakitError
+from datakit.migrate.checksum import sha256
 from datakit.paths import PROJECT_DIR
 
 BUNDLED_DIR = PROJECT_DIR / "migrations"
@@ -80,10 +80,6 @@ class Migration:
     @property
     def checksum(self) -> str:
         return self.up.checksum
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def parse_directives(sql: str, where: str) -> Directives:

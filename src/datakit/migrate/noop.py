@@ -2,9 +2,9 @@
 
 CI runs `datakit migrate apply` on every deploy, and mostly nothing is pending. Loading
 psycopg, the dataclasses of `files`, `re`, `json` or `pathlib` costs several times such a
-run, so this module uses none of them: it reads the files with `os`, hashes them with the
-interpreter's own SHA-256, and asks the history through the libpq that psycopg ships
-(or the system's), called with ctypes.
+run, so this module uses none of them: it reads the files with `os`, hashes them as
+`files` does (`checksum`), and asks the history in one query on the runner's connection
+(`libpq`), which the runner goes on with when there is work.
 
 It only ever answers "certainly nothing to do" (the database's version) or "don't know"
 (None): a file `files.discover` might refuse, any history it cannot read, drift, a pending
@@ -15,19 +15,10 @@ happens; this module only decides when they all pass.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
 
-from datakit.migrate.connection import APP_NAME
-
-try:  # the interpreter's own SHA-256: hashlib would load OpenSSL for a few small files
-    from _sha256 import sha256  # Python 3.11
-except ImportError:  # pragma: no cover - other versions
-    try:
-        from _sha2 import sha256  # Python 3.12 and later
-    except ImportError:
-        from hashlib import sha256
+from datakit.migrate import libpq
+from datakit.migrate.checksum import sha256
 
 # The bundled migrations/ beside src/ (datakit.paths.PROJECT_DIR, without pathlib).
 BUNDLED_DIR = os.path.join(
@@ -39,7 +30,7 @@ _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 _DIRECTIVE_NAME = frozenset("abcdefghijklmnopqrstuvwxyz-")
 _UNITS = ("us", "ms", "min", "s", "h", "d")
 
-_QUERY = b"""
+_QUERY = """
 SELECT version::text, checksum::text FROM ms_migrations.schema_versions
 UNION ALL
 SELECT 'partial', count(*)::text FROM ms_migrations.migration_log l
@@ -137,7 +128,7 @@ def checksums(migrations_dir: str | os.PathLike | None = None) -> dict[int, str]
             if version in (ups if kind == "V" else undos):
                 return None  # a duplicate version
             if kind == "V":
-                ups[version] = sha256(data).hexdigest()
+                ups[version] = sha256(data)
             else:
                 undos.add(version)
     except (OSError, UnicodeDecodeError):
@@ -147,74 +138,16 @@ def checksums(migrations_dir: str | os.PathLike | None = None) -> dict[int, str]
     return ups
 
 
-# --- the history, through libpq ------------------------------------------------------------
+# --- the history --------------------------------------------------------------------------
 
 
-def _load_libpq():
-    """psycopg's own libpq (the one the full runner uses), else the system's."""
-    for entry in sys.path:
-        libs = os.path.join(entry or ".", "psycopg_binary.libs")
-        try:
-            names = sorted(n for n in os.listdir(libs) if n.startswith("libpq"))
-        except OSError:
-            continue
-        for name in names:
-            try:
-                return ctypes.CDLL(os.path.join(libs, name))
-            except OSError:
-                continue
-    try:
-        return ctypes.CDLL("libpq.so.5")
-    except OSError:
-        return None
-
-
-def _bind(lib) -> None:
-    vp, cp, i = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
-    lib.PQconnectdbParams.argtypes = [ctypes.POINTER(cp), ctypes.POINTER(cp), i]
-    lib.PQconnectdbParams.restype = vp
-    lib.PQstatus.argtypes, lib.PQstatus.restype = [vp], i
-    lib.PQexec.argtypes, lib.PQexec.restype = [vp, cp], vp
-    lib.PQresultStatus.argtypes, lib.PQresultStatus.restype = [vp], i
-    lib.PQntuples.argtypes, lib.PQntuples.restype = [vp], i
-    lib.PQgetvalue.argtypes, lib.PQgetvalue.restype = [vp, i, i], cp
-    lib.PQclear.argtypes, lib.PQclear.restype = [vp], None
-    lib.PQfinish.argtypes, lib.PQfinish.restype = [vp], None
-
-
-def history(dsn: str, app_name: str) -> list[tuple[str, str]] | None:
-    """(version, checksum) rows of the history and ('partial', count), None on any doubt."""
-    lib = _load_libpq()
-    if lib is None:
-        return None
-    _bind(lib)
-    keys = (ctypes.c_char_p * 4)(b"dbname", b"application_name", b"connect_timeout", None)
-    values = (ctypes.c_char_p * 4)(dsn.encode(), app_name.encode(), b"10", None)
-    conn = lib.PQconnectdbParams(keys, values, 1)
-    try:
-        if not conn or lib.PQstatus(conn) != 0:  # CONNECTION_OK
-            return None
-        res = lib.PQexec(conn, _QUERY)
-        try:
-            if lib.PQresultStatus(res) != 2:  # PGRES_TUPLES_OK; no history table is an error
-                return None
-            return [(lib.PQgetvalue(res, r, 0).decode(), lib.PQgetvalue(res, r, 1).decode())
-                    for r in range(lib.PQntuples(res))]
-        finally:
-            lib.PQclear(res)
-    finally:
-        if conn:
-            lib.PQfinish(conn)
-
-
-def nothing_to_apply(dsn: str, migrations_dir: str | os.PathLike | None = None, *,
+def nothing_to_apply(conn: libpq.Connection, files: dict[int, str], *,
                      target: int | None = None) -> int | None:
-    """The current version when apply has certainly nothing to do, else None."""
-    files = checksums(migrations_dir)
-    if files is None:
-        return None
-    rows = history(dsn, APP_NAME)
-    if not rows:
+    """The database's version when apply has certainly nothing to do with `files` (from
+    `checksums`), else None. `conn` stays open, for the runner to go on with."""
+    try:
+        rows = conn.execute(_QUERY).fetchall()
+    except libpq.Error:  # no history yet, or anything else: the runner sees to it
         return None
     applied = {}
     for version, checksum in rows:

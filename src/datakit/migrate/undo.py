@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from datakit.errors import DatakitError
-from datakit.migrate import history, statements
+from datakit.migrate import history, libpq, statements
 from datakit.migrate.connection import APP_NAME, connect
 from datakit.migrate.execution import describe_error, now, reset_timeouts, set_timeouts
 from datakit.migrate.files import Migration, SqlFile, discover, parse_directives, sha256
@@ -73,8 +73,6 @@ def rollback(dsn: str, migrations_dir: str | Path | None = None, *, target: int 
 
 
 def _run_undo(conn, row: Applied, undo: SqlFile) -> Step:
-    import psycopg
-
     started = now()
     t0 = time.perf_counter()
     context = {"file": row.file, "undo_file": undo.name, "runner": APP_NAME,
@@ -102,7 +100,7 @@ def _run_undo(conn, row: Applied, undo: SqlFile) -> Step:
                     "version": row.version, "operation": "ROLLBACK", "status": "SUCCESS",
                     "started": started, "error": None, "sqlstate": None, "position": None,
                     "context": json.dumps(context)})
-    except psycopg.Error as exc:
+    except libpq.Error as exc:
         message, sqlstate, position = describe_error(exc, undo, offset)
         if not conn.closed:
             log(conn, version=row.version, operation="ROLLBACK", status="FAILED",

@@ -17,6 +17,10 @@ A node's `props`:
                   brokers talk to each other as the admin user
   heap_mb         JVM heap (default 1024), settings: extra server.properties
   run_as          the system user when running as root (default "kafka")
+  jvm_options, format_jvm_options: extra JVM flags of the broker and of its format run
+                  (benchmarks; tools/kafka/cds.py, which makes the CDS archives)
+
+The JVMs map the class-data-sharing archives of kafka_runtime.py when there are some.
 
 Starting a node returns when its process listens; it does not wait for the other voters
 (a lone controller never elects a leader). `wait_cluster_ready` waits for the quorum and
@@ -35,7 +39,7 @@ from base64 import urlsafe_b64encode
 from pathlib import Path
 
 from datakit.errors import DatakitError
-from datakit.nodes import process
+from datakit.nodes import kafka_runtime, process
 from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     SCRAM,
     _value,
@@ -48,9 +52,9 @@ from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     node_running,
     wait_cluster_ready,
 )
+from datakit.nodes.kafka_runtime import default_home, home_for
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
-from datakit.paths import PROJECT_DIR, cache_dir, data_root
 
 CLIENT_LISTENER = "SASL_PLAINTEXT"
 CONTROLLER_LISTENER = "CONTROLLER"
@@ -58,24 +62,8 @@ COMBINED = "broker,controller"
 # StorageTool's --add-scram syntax has no escaping we rely on: keep credentials plain.
 _PLAIN = re.compile(r"^[A-Za-z0-9._~-]+$")
 
-# For 3 brokers on 2 cores (see the how-to, section 8): small fixed thread counts.
-JVM_FLAGS = [
-    "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
-    "-XX:+ExplicitGCInvokesConcurrent", "-XX:ParallelGCThreads=1", "-XX:ConcGCThreads=1",
-    "-XX:+ExitOnOutOfMemoryError", "-XX:+PerfDisableSharedMem", "-Djava.awt.headless=true",
-]
 
-
-# ---------------------------------------------------------------- toolchain and layout
-
-def default_home() -> str:
-    """The Kafka prefix tools/bootstrap builds: <cache>/kafka-<KAFKA_VERSION>."""
-    versions = PROJECT_DIR / "tools" / "versions.env"
-    match = re.search(r"^KAFKA_VERSION=(\S+)", versions.read_text(), re.M)
-    if not match:
-        raise DatakitError(f"KAFKA_VERSION missing from {versions}")
-    return str(cache_dir() / f"kafka-{match.group(1)}")
-
+# ---------------------------------------------------------------- layout
 
 def new_cluster_id() -> str:
     """A KRaft cluster id, as `kafka-storage random-uuid` makes one (base64url, 22 chars)."""
@@ -83,88 +71,6 @@ def new_cluster_id() -> str:
         cid = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cid.startswith("-"):  # Kafka avoids ids that look like a CLI flag
             return cid
-
-
-def _home(props: dict) -> Path:
-    """Kafka's prefix as the node's account can read it (see _reachable_copy)."""
-    home = Path(props.get("home") or default_home())
-    if not any((home / "libs").glob("kafka_*.jar")):
-        raise DatakitError(f"Kafka is not built in {home}: run tools/bootstrap "
-                           f"(or tools/build-kafka {home})")
-    account = RunAs.service(props.get("run_as") or "kafka")
-    if _reachable(home / "libs", account):
-        return home
-    return _reachable_copy(home, account)
-
-
-def _reachable(path: Path, account: RunAs) -> bool:
-    """Whether `account` may traverse every parent of `path` and list `path`."""
-    path = path.resolve()
-    for part in [*reversed(path.parents), path]:
-        st = part.stat()
-        if st.st_uid == account.uid:
-            bits = st.st_mode >> 6
-        elif st.st_gid == account.gid:
-            bits = st.st_mode >> 3
-        else:
-            bits = st.st_mode
-        need = 0o5 if part == path else 0o1
-        if bits & need != need:
-            return False
-    return True
-
-
-def _reachable_copy(home: Path, account: RunAs) -> Path:
-    """A copy of `home` that `account` can read, made once per build of it.
-
-    As root the tool cache lives under /root (mode 0700), which the `kafka` user cannot
-    enter; its nodes then run from <data root>/tools/<name>-<build stamp>, hard-linked
-    where possible.
-    """
-    import fcntl
-
-    tools = data_root() / "tools"
-    tools.mkdir(parents=True, exist_ok=True)
-    tools.chmod(0o755)
-    stamp = home / ".datakit-build"
-    want = stamp.read_text().strip() if stamp.exists() else "unstamped"
-    # One copy per build: running JVMs open jars lazily, so a copy in use is never replaced.
-    target = tools / f"{home.name}-{want}"
-    with open(tools / f".{home.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = target / ".datakit-build"
-        if not (done.exists() and done.read_text() == want):
-            fresh = tools / f".{home.name}.new"
-            shutil.rmtree(fresh, ignore_errors=True)
-
-            def link(src: str, dst: str) -> None:
-                try:
-                    os.link(src, dst)
-                except OSError:
-                    shutil.copy2(src, dst)
-
-            shutil.copytree(home, fresh, copy_function=link, ignore=shutil.ignore_patterns(
-                "libs.new", "libs.old"))
-            for path in [fresh, *fresh.rglob("*")]:
-                path.chmod(0o755 if path.is_dir() else 0o644)
-            (fresh / ".datakit-build").write_text(want)
-            shutil.rmtree(target, ignore_errors=True)
-            fresh.rename(target)
-    if not _reachable(target / "libs", account):
-        raise DatakitError(f"user {account.name} cannot read {target}: make its parent "
-                           "directories world-executable or set DATAKIT_DATA elsewhere")
-    return target
-
-
-def _java() -> str:
-    if java_home := os.environ.get("JAVA_HOME"):
-        candidate = Path(java_home) / "bin" / "java"
-        if candidate.exists():
-            return str(candidate)
-    java = shutil.which("java")
-    if not java:
-        raise DatakitError("java not found: install OpenJDK 17 (tools/bootstrap does)")
-    return java
 
 
 def _layout(props: dict) -> dict[str, Path]:
@@ -251,7 +157,7 @@ def format_node(props: dict) -> dict:
     formatted for another cluster or node id is an error that names its directory.
     """
     _check_credentials(props)
-    home, paths = _home(props), _layout(props)
+    home, paths = home_for(props), _layout(props)
     account = RunAs.service(props.get("run_as") or "kafka")
     node_id, cluster_id = int(props["node_id"]), str(props["cluster_id"])
     outs = {"node_id": node_id, "cluster_id": cluster_id, "data_dir": str(paths["root"]),
@@ -269,14 +175,15 @@ def format_node(props: dict) -> dict:
     scram = [arg for user in ("admin", "app") for arg in (
         "--add-scram",
         f"{SCRAM}=[name={props[user + '_user']},password={props[user + '_password']}]")]
-    account.run([_java(), "-Xmx256m", "-XX:+PerfDisableSharedMem",
-                 f"-Dlog4j2.configurationFile={home / 'config' / 'log4j2.properties'}",
-                 f"-Dkafka.logs.dir={paths['logs']}", "-Dkafka.console.level=WARN",
-                 "-cp", f"{home}/libs/*", "kafka.tools.StorageTool", "format",
-                 # `=`: an id may start with "-", which a separate argument would not survive
-                 f"--cluster-id={cluster_id}", f"--config={paths['config']}", *scram],
-                what=f"formatting Kafka node {node_id} in {paths['root']}")
-    return {**outs, "formatted": True}
+    argv = kafka_runtime.command(
+        home, "kafka.tools.StorageTool",
+        # `=`: an id may start with "-", which a separate argument would not survive
+        ["format", f"--cluster-id={cluster_id}", f"--config={paths['config']}", *scram],
+        role="format", logs=paths["logs"], memory=["-Xmx256m"],
+        extra=props.get("format_jvm_options"))
+    began = time.monotonic()
+    account.run(argv, what=f"formatting Kafka node {node_id} in {paths['root']}")
+    return {**outs, "formatted": True, "format_s": round(time.monotonic() - began, 3)}
 
 
 def _write_config(props: dict, account: RunAs) -> None:
@@ -292,12 +199,13 @@ def _write_config(props: dict, account: RunAs) -> None:
 
 
 def jvm_args(props: dict) -> list[str]:
-    home, paths = _home(props), _layout(props)
+    """The broker's java command line; `jvm_options` in props adds flags (benchmarks, and
+    the run that makes the CDS archive)."""
+    home, paths = home_for(props), _layout(props)
     heap = int(props.get("heap_mb") or 1024)
-    return [_java(), f"-Xms{max(heap // 2, 64)}m", f"-Xmx{heap}m", *JVM_FLAGS,
-            f"-Dlog4j2.configurationFile={home / 'config' / 'log4j2.properties'}",
-            f"-Dkafka.logs.dir={paths['logs']}", "-Dkafka.console.level=WARN",
-            "-cp", f"{home}/libs/*", "kafka.Kafka", str(paths["config"])]
+    return kafka_runtime.command(home, "kafka.Kafka", [str(paths["config"])], role="broker",
+                                 logs=paths["logs"], extra=props.get("jvm_options"),
+                                 memory=[f"-Xms{max(heap // 2, 64)}m", f"-Xmx{heap}m"])
 
 
 def _ports(props: dict) -> list[tuple[str, int]]:
@@ -329,8 +237,9 @@ def start_node(props: dict, *, timeout: float = 90.0) -> dict:
         process.require_free(port, f"Kafka node {node_id} {what}", host)
     account = RunAs.service(props.get("run_as") or "kafka")
     _write_config(props, account)  # settings are read at start: a restart applies changes
+    argv = jvm_args(props)
     began = time.monotonic()
-    pid = account.spawn(jvm_args(props), log=paths["log"], cwd=str(paths["root"]))
+    pid = account.spawn(argv, log=paths["log"], cwd=str(paths["root"]))
     started = process.start_time(pid)
     what = f"Kafka node {node_id} ({paths['root']})"
 
@@ -352,8 +261,14 @@ def start_node(props: dict, *, timeout: float = 90.0) -> dict:
             "ports": [port for _, port in _ports(props)],
             "data_dir": str(paths["root"]), "log": str(paths["log"]),
             "server_log": str(paths["server_log"]),
-            "start_s": round(time.monotonic() - began, 3),
+            "start_s": round(time.monotonic() - began, 3), "cds": _shared_archive(argv),
             "bootstrap": f"{host}:{int(props['port'])}" if "broker" in _roles(props) else None}
+
+
+def _shared_archive(argv: list[str]) -> str | None:
+    """The CDS archive a command line asks for (the JVM ignores one that does not fit)."""
+    flag = "-XX:SharedArchiveFile="
+    return next((a[len(flag):] for a in argv if a.startswith(flag)), None)
 
 
 def create_node(props: dict) -> dict:

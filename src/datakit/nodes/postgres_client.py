@@ -1,6 +1,7 @@
 """Talking to PostgreSQL nodes: connect with a password, find the live primary.
 
-A node here is any dict with `port` (and optionally `host`, `name`). Roles are never taken
+A node here is a dict with `port` (and optionally `host`, `name`) or the stack outputs'
+Node (nodes/address.py); the primary found is the node given. Roles are never taken
 from configuration: the server is asked (`pg_is_in_recovery()`), because after a failover
 the node created as a replica is the primary.
 """
@@ -11,23 +12,25 @@ import psycopg
 from psycopg import sql
 
 from datakit.errors import DatakitError
+from datakit.nodes.address import NodeLike, address
 
 
 class WrongPassword(DatakitError):
     """A node refused the password: the message names the node and the role."""
 
 
-def label(node: dict) -> str:
-    where = f"{node.get('host') or '127.0.0.1'}:{int(node['port'])}"
-    return f"postgres node {node['name']} ({where})" if node.get("name") else f"postgres {where}"
+def label(node: NodeLike) -> str:
+    at = address(node)
+    return f"postgres node {at.name} ({at})" if at.name else f"postgres {at}"
 
 
-def connect(node: dict, *, user: str, password: str, dbname: str = "postgres",
+def connect(node: NodeLike, *, user: str, password: str, dbname: str = "postgres",
             timeout: float = 3.0) -> psycopg.Connection:
     """An autocommit connection over TCP with SCRAM; a refused password is WrongPassword."""
+    at = address(node)
     try:
         return psycopg.connect(
-            host=node.get("host") or "127.0.0.1", port=int(node["port"]), user=user,
+            host=at.host, port=at.port, user=user,
             password=password, dbname=dbname, connect_timeout=max(1, int(timeout)),
             autocommit=True, application_name="datakit",
         )
@@ -40,13 +43,13 @@ def connect(node: dict, *, user: str, password: str, dbname: str = "postgres",
         raise
 
 
-def is_primary(node: dict, *, user: str, password: str, timeout: float = 2.0) -> bool:
+def is_primary(node: NodeLike, *, user: str, password: str, timeout: float = 2.0) -> bool:
     with connect(node, user=user, password=password, timeout=timeout) as conn:
         return not conn.execute("select pg_is_in_recovery()").fetchone()[0]
 
 
-def live_primary(nodes: list[dict], *, user: str, password: str,
-                 timeout: float = 2.0) -> dict | None:
+def live_primary(nodes: list[NodeLike], *, user: str, password: str,
+                 timeout: float = 2.0) -> NodeLike | None:
     """The one node that answers and is not in recovery; None when no node is primary.
 
     Nodes that do not answer are skipped; a refused password is raised. Two primaries at

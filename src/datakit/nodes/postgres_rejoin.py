@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from datakit.nodes import process
+from datakit.nodes.address import NodeLike, address
 from datakit.nodes.postgres_conf import CONF_NAME, bin_dir, pgpass_line
 from datakit.nodes.readiness import wait_until
 
@@ -20,10 +21,10 @@ def pgpass_path(data_dir: Path) -> str:
     return str(data_dir / "pgpass")
 
 
-def rewind_as_standby(name: str, data_dir: Path, secrets: dict, source: dict, *,
-                      conninfo: str, slot: str) -> str:
-    """Rejoin node `name` (its data in `data_dir`, the stack's PostgreSQL `secrets`) as a
-    standby of the node `source`. Returns pg_rewind's last line."""
+def rewind_as_standby(name: str, data_dir: Path, source: NodeLike, *, superuser_password: str,
+                      replication_password: str, conninfo: str, slot: str) -> str:
+    """Rejoin node `name` (its data in `data_dir`) as a standby of the node `source`, with
+    the stack's PostgreSQL passwords. Returns pg_rewind's last line."""
     pgdata = data_dir / "pgdata"
     _await_exit(name, pgdata)
     account = process.RunAs.service("postgres")
@@ -32,15 +33,16 @@ def rewind_as_standby(name: str, data_dir: Path, secrets: dict, source: dict, *,
     # The replication password file the WAL receiver reads (a made-as-primary node
     # has none yet), and a superuser one for pg_rewind, removed after.
     process.write_private(Path(pgpass_path(data_dir)),
-                          pgpass_line("replicator", secrets["replication"]), account)
+                          pgpass_line("replicator", replication_password), account)
     su_pass = data_dir / "drill-rewind.pgpass"
-    process.write_private(su_pass, pgpass_line("postgres", secrets["superuser"]), account)
+    process.write_private(su_pass, pgpass_line("postgres", superuser_password), account)
+    src = address(source)
     try:
         out = account.run(
             [str(bin_dir(version) / "pg_rewind"), "-D", str(pgdata),
-             f"--source-server=host={source['host']} port={source['port']} "
+             f"--source-server=host={src.host} port={src.port} "
              "user=postgres dbname=postgres", "--progress"],
-            what=f"pg_rewind of {name} from {source['name']}",
+            what=f"pg_rewind of {name} from {src.name}",
             env={"PGPASSFILE": str(su_pass)}, timeout=300)
     finally:
         su_pass.unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from redis.retry import Retry
 
 from datakit.errors import DatakitError
 from datakit.nodes import process
+from datakit.nodes.address import NodeLike, address
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
 from datakit.nodes.redis_conf import (
@@ -60,10 +61,9 @@ def _account() -> RunAs:
     return RunAs.service("redis")
 
 
-def label(node: dict, kind: str = "node") -> str:
-    where = f"{node.get('host') or HOST}:{int(node['port'])}"
-    name = f" {node['name']}" if node.get("name") else ""
-    return f"redis {kind}{name} ({where})"
+def label(node: NodeLike, kind: str = "node") -> str:
+    at = address(node)
+    return f"redis {kind}{f' {at.name}' if at.name else ''} ({at})"
 
 
 def _node(props: dict) -> dict:
@@ -84,16 +84,18 @@ def paths(props: dict, kind: str | None = None) -> tuple[Path, Path, Path, Path]
 # --------------------------------------------------------------------------- clients
 
 
-def client(node: dict, password: str | None, *, timeout: float = 2.0) -> redis_py.Redis:
+def client(node: NodeLike, password: str | None, *, timeout: float = 2.0) -> redis_py.Redis:
     """A client that does not retry: redis-py's default retries a refused password (an
-    AuthenticationError is a ConnectionError) with back-off, seconds per failure."""
-    return redis_py.Redis(host=node.get("host") or HOST, port=int(node["port"]),
+    AuthenticationError is a ConnectionError) with back-off, seconds per failure. `node`:
+    a dict with port (host, name) or the stack outputs' Node (nodes/address.py)."""
+    at = address(node)
+    return redis_py.Redis(host=at.host, port=at.port,
                           password=password, socket_timeout=timeout,
                           socket_connect_timeout=timeout, decode_responses=True,
                           retry=Retry(NoBackoff(), 0))
 
 
-def call(node: dict, password: str | None, *args, kind: str = "node", timeout: float = 2.0):
+def call(node: NodeLike, password: str | None, *args, kind: str = "node", timeout: float = 2.0):
     """One command; a refused password becomes WrongPassword naming the node."""
     conn = client(node, password, timeout=timeout)
     try:
@@ -105,12 +107,12 @@ def call(node: dict, password: str | None, *args, kind: str = "node", timeout: f
         conn.close()
 
 
-def role(node: dict, password: str) -> list:
+def role(node: NodeLike, password: str) -> list:
     """The server's own ROLE answer: ['master', offset, replicas] or ['slave', host, ...]."""
     return call(node, password, "ROLE")
 
 
-def live_master(nodes: list[dict], *, password: str) -> dict | None:
+def live_master(nodes: list[NodeLike], *, password: str) -> NodeLike | None:
     """The node that is master now, asked of the servers; None when none answers as one.
 
     Nodes that do not answer are skipped. A master that came back after a failover has no
@@ -137,7 +139,7 @@ def live_master(nodes: list[dict], *, password: str) -> dict | None:
     return masters[0][1]
 
 
-def info(node: dict, password: str, section: str) -> dict:
+def info(node: NodeLike, password: str, section: str) -> dict:
     return call(node, password, "INFO", section)
 
 

@@ -17,12 +17,13 @@ import time
 
 from datakit.errors import DatakitError
 from datakit.nodes import redis as rd
+from datakit.nodes.address import NodeLike, address
 from datakit.nodes.readiness import wait_until
 
 SLOTS = 16384
 
 
-def _nodes_view(node: dict, password: str) -> list[dict]:
+def _nodes_view(node: NodeLike, password: str) -> list[dict]:
     """CLUSTER NODES as seen by `node`: id, port, flags, master id, slot count."""
     text = rd.call(node, password, "CLUSTER", "NODES")
     if isinstance(text, dict):  # redis-py may parse it already
@@ -132,7 +133,7 @@ def form_cluster(props: dict) -> dict:
             "waited_s": round(time.monotonic() - started, 3)}
 
 
-def describe(nodes: list[dict], password: str) -> list[dict]:
+def describe(nodes: list[NodeLike], password: str) -> list[dict]:
     """The live roles, asked of the first node that answers."""
     for node in nodes:
         try:
@@ -142,11 +143,11 @@ def describe(nodes: list[dict], password: str) -> list[dict]:
         except Exception:  # noqa: BLE001 - ask the next one
             continue
         by_port = {n["port"]: n for n in view}
-        return [{"name": n["name"], "port": int(n["port"]),
-                 "id": by_port.get(int(n["port"]), {}).get("id"),
-                 "role": _role(by_port.get(int(n["port"]))),
-                 "master_id": by_port.get(int(n["port"]), {}).get("master_id"),
-                 "slots": by_port.get(int(n["port"]), {}).get("slots", 0)} for n in nodes]
+        return [{"name": at.name, "port": at.port, "id": by_port.get(at.port, {}).get("id"),
+                 "role": _role(by_port.get(at.port)),
+                 "master_id": by_port.get(at.port, {}).get("master_id"),
+                 "slots": by_port.get(at.port, {}).get("slots", 0)}
+                for at in map(address, nodes)]
     raise DatakitError("no node of the redis cluster answers")
 
 

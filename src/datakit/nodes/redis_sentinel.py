@@ -22,6 +22,7 @@ import redis as redis_py
 
 from datakit.errors import DatakitError
 from datakit.nodes import redis as rd
+from datakit.nodes.address import NodeLike
 from datakit.nodes.process import require_free
 from datakit.nodes.readiness import wait_until
 from datakit.nodes.redis_conf import config_value, render_sentinel, write_private
@@ -39,7 +40,7 @@ def _pairs(reply) -> dict:
     return dict(zip(reply[::2], reply[1::2], strict=True))
 
 
-def master_state(node: dict, password: str, master_name: str) -> dict:
+def master_state(node: NodeLike, password: str, master_name: str) -> dict:
     """SENTINEL MASTER as a dict (flags, ip, port, num-slaves, num-other-sentinels...)."""
     return _pairs(rd.call(node, password, "SENTINEL", "MASTER", master_name, kind="sentinel"))
 

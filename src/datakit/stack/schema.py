@@ -143,3 +143,15 @@ class StackOutputs(Model):
         if self.secrets is None:
             raise DatakitError(f"stack {self.stack!r}: its outputs were read without secrets")
         return self.secrets
+
+    def with_passwords(self) -> StackOutputs:
+        """A copy whose PostgreSQL DSNs carry the app password, for the kit's own clients;
+        the stack keeps its DSNs without one, and the password as a secret."""
+        password = self.secrets.postgres.app if self.secrets else ""
+        if not password:
+            return self
+        pg = self.endpoints.postgres
+        dsns = {key: dsn if "password=" in dsn else f"{dsn} password={password}"
+                for key, dsn in (("write_dsn", pg.write_dsn), ("read_dsn", pg.read_dsn))}
+        endpoints = self.endpoints.model_copy(update={"postgres": pg.model_copy(update=dsns)})
+        return self.model_copy(update={"endpoints": endpoints})

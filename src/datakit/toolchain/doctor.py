@@ -12,9 +12,10 @@ from importlib import metadata
 from pathlib import Path
 
 from datakit.paths import cache_dir
-from datakit.toolchain import engine
+from datakit.toolchain import engine, kafka_cds
 from datakit.toolchain.versions import (
     etcd_version,
+    jmx_exporter_version,
     kafka_version,
     patroni_version,
     pulumi_version,
@@ -84,8 +85,10 @@ def checks() -> list[Check]:
     found.append(_binary("java", ["-version"], "install OpenJDK 17+"))
     found.append(_binary("ss", ["-V"], "apt-get install iproute2: " + BOOTSTRAP))
     found.append(_kafka())
+    found.append(_kafka_cds())
     found += _etcd(venv)
     found += _patroni(venv)
+    found += _metrics()
     for user in ("postgres", "redis", "kafka", "etcd"):
         found.append(_user(user))
     return found
@@ -98,6 +101,19 @@ def _kafka() -> Check:
         return Check("kafka (KRaft jars)", False, "missing", str(libs), BOOTSTRAP)
     version = re.sub(r"^kafka_[\d.]+-|\.jar$", "", jars[0].name)
     return Check("kafka (KRaft jars)", True, version, f"{libs} (Maven Central)")
+
+
+def _kafka_cds() -> Check:
+    """The class-data archives Kafka's JVMs map (tools/kafka/cds.py), for this JVM."""
+    name, home = "kafka CDS archives", cache_dir() / f"kafka-{kafka_version()}"
+    java = kafka_cds.java_binary()
+    if not java:
+        return Check(name, False, "missing", "-", "install OpenJDK 17+")
+    version = f"JVM {kafka_cds.runtime_version(java)}"
+    if not all(kafka_cds.archive(home, role, java) for role in kafka_cds.ROLES):
+        return Check(name, False, f"missing for {version}", "-",
+                     f"{BOOTSTRAP} (nodes start without them, only slower)")
+    return Check(name, True, version, str(kafka_cds.archive_path(home, "broker", java).parent))
 
 
 def _etcd(venv: str) -> list[Check]:
@@ -125,6 +141,25 @@ def _patroni(venv: str) -> list[Check]:
     ok = have == want and script.ok and script.version == want
     fix = "" if ok else f"pip install 'patroni[etcd3,psycopg3]=={want}': {BOOTSTRAP}"
     return [Check("patroni", ok, have, f"{script.source} (PyPI)" if script.ok else "-", fix)]
+
+
+def _metrics() -> list[Check]:
+    """Prometheus, promtool and the exporters (Debian's packages), and the JMX exporter
+    javaagent that tools/build-jmx-exporter fetched at the pinned version."""
+    fix = "apt-get install {}: " + BOOTSTRAP
+    found = [_binary(tool, [flag], fix.format(package)) for tool, flag, package in (
+        ("prometheus", "--version", "prometheus"), ("promtool", "--version", "prometheus"),
+        ("prometheus-postgres-exporter", "--version", "prometheus-postgres-exporter"),
+        ("prometheus-redis-exporter", "-version", "prometheus-redis-exporter"))]
+    want = jmx_exporter_version()
+    home = cache_dir() / f"jmx-exporter-{want}"
+    jar, stamp = home / "jmx_prometheus_javaagent.jar", home / ".datakit-build"
+    have = stamp.read_text().split()[0] if stamp.is_file() and jar.is_file() else None
+    found.append(Check("jmx_prometheus_javaagent", have == want, have or "missing",
+                       f"{jar} (Maven Central)" if have else "-",
+                       "" if have == want else BOOTSTRAP))
+    found.append(_user("prometheus"))  # Debian's package makes it; the server runs as it
+    return found
 
 
 def _user(name: str) -> Check:

@@ -32,3 +32,7 @@ def etcd_version() -> str:
 
 def patroni_version() -> str:
     return pinned()["PATRONI_VERSION"]
+
+
+def jmx_exporter_version() -> str:
+    return pinned()["JMX_EXPORTER_VERSION"]

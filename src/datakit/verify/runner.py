@@ -21,6 +21,7 @@ from typing import Any
 
 from datakit.errors import DatakitError
 from datakit.paths import PROJECT_DIR
+from datakit.stack.schema import StackOutputs
 from datakit.verify.expect import FAIL, PASS
 from datakit.verify.results import Collector, Row
 
@@ -73,7 +74,7 @@ def _write_private(directory: Path, name: str, data: dict) -> Path:
     return path
 
 
-def run(stack: str, *, outputs: dict | None = None, timeout: float = DEFAULT_TIMEOUT,
+def run(stack: str, *, outputs: StackOutputs | None = None, timeout: float = DEFAULT_TIMEOUT,
         select: str | None = None, junit: str | Path | None = None,
         json_path: str | Path | None = None, migrations_dir: str | Path | None = None,
         suite: str | Path | None = None,
@@ -95,13 +96,14 @@ def run(stack: str, *, outputs: dict | None = None, timeout: float = DEFAULT_TIM
     topo = topology.load(stack)
     if outputs is None:
         outputs = stack_outputs.read(stack)
-    if not outputs.get("nodes"):
+    if not outputs.nodes:
         raise VerifyError(f"stack {stack!r} has no nodes in its outputs: run "
                           f"`datakit up --stack {stack}` first")
     suite_dir = suite or SUITE_DIR
     if not (suite_dir / "conftest.py").is_file():
         raise VerifyError(f"{suite_dir}: the verify suite is missing (tests/infra/)")
-    context = {"stack": stack, "outputs": outputs, "timeout": float(timeout),
+    context = {"stack": stack, "outputs": outputs.model_dump(mode="json"),
+               "timeout": float(timeout),
                "topology": topo.model_dump(mode="json"),
                "migrations_dir": str(migrations_dir or PROJECT_DIR / topo.postgres.migrations)}
     result = VerifyResult(stack)

@@ -27,6 +27,7 @@ import pytest
 from docker.errors import DockerException, NotFound
 
 from datakit.infra.docker.network import Placement
+from datakit.stack import schema
 from datakit.topology import Node
 
 IMAGE = "datakit-test/busybox:1"
@@ -171,14 +172,14 @@ HEALTHY = {"test": ["CMD-SHELL", "test -f /tmp/healthy"], "interval": 1_000_000_
            "timeout": 5_000_000_000, "retries": 3, "start_period": 0}
 
 
-def node_row(service: str, name: str, role: str, docker_host: str, port: int) -> dict:
+def node_row(service: str, name: str, role: str, docker_host: str, port: int) -> schema.Node:
     """One entry of the stack outputs' `nodes`, with the substrate's own handle."""
     node = Node(service, name, 1, role, port)  # type: ignore[arg-type]
     container = f"datakit-{STACK}-{name}"
     place = Placement(node, container, docker_host, False, container, "127.0.0.1", True)
-    return {"service": service, "role": role, "name": name, "host": place.client_host,
-            "port": port, "ports": node.ports(), "handle": place.handle,
-            "testinfra": place.testinfra}
+    return schema.Node(service=service, role=role, name=name, host=place.client_host,
+                       port=port, ports=node.ports(), handle=place.handle,
+                       testinfra=place.testinfra)
 
 
 @pytest.fixture
@@ -189,10 +190,10 @@ def make_node(engine, image):
 
     def make(service: str = "postgres", name: str = "pg-1", *, role: str = "primary",
              port: int = 63001, command: str = SERVE, health: dict | None = HEALTHY,
-             files: dict[str, str] | None = None) -> dict:
+             files: dict[str, str] | None = None) -> schema.Node:
         row = node_row(service, name, role, engine.url, port)
         container = engine.client.containers.create(
-            IMAGE, ["sh", "-c", command], name=row["handle"]["container"],
+            IMAGE, ["sh", "-c", command], name=row.handle.container,
             network_mode="none", healthcheck=health,
             restart_policy={"Name": "unless-stopped"},  # as the substrate makes them
             labels={"datakit.stack": STACK, "datakit.node": name})

@@ -9,6 +9,8 @@ import pytest
 from datakit.errors import DatakitError
 from datakit.nodes.control import control_for
 from datakit.nodes.control.docker import DockerControl
+from datakit.stack.schema import Node
+from tests.support.stack_outputs import document
 
 pytestmark = pytest.mark.slow
 
@@ -19,12 +21,12 @@ def health_check(shell: str, retries: int = 3) -> dict:
             "timeout": 5_000_000_000, "retries": retries, "start_period": 0}
 
 
-def control(row: dict) -> DockerControl:
-    return DockerControl(row, {"nodes": [row]})
+def control(row: Node) -> DockerControl:
+    return DockerControl(row, document({"nodes": [row]}))
 
 
-def state(engine, row: dict) -> dict:
-    return engine.client.api.inspect_container(row["handle"]["container"])["State"]
+def state(engine, row: Node) -> dict:
+    return engine.client.api.inspect_container(row.handle.container)["State"]
 
 
 def test_a_running_node_reports_running_and_names_itself(make_node):
@@ -37,7 +39,7 @@ def test_a_running_node_reports_running_and_names_itself(make_node):
 
 def test_control_for_picks_docker_control_for_a_docker_handle(make_node):
     row = make_node()
-    ctl = control_for(row, {"nodes": [row]})
+    ctl = control_for(row, document({"nodes": [row]}))
     assert isinstance(ctl, DockerControl)
     assert ctl.status() == "running"
 
@@ -49,7 +51,7 @@ def test_stop_is_a_graceful_sigterm_and_start_waits_for_the_health_check(engine,
     assert ctl.status() == "stopped"
     assert not ctl.running()
     assert state(engine, row)["ExitCode"] == 0  # the TERM trap ran: not killed
-    logs = engine.client.containers.get(row["handle"]["container"]).logs().decode()
+    logs = engine.client.containers.get(row.handle.container).logs().decode()
     assert "got TERM" in logs
 
     ctl.start()
@@ -63,7 +65,7 @@ def test_kill_is_a_sigkill_and_start_brings_the_node_back(engine, make_node):
     ctl.kill()
     assert ctl.status() == "stopped"
     assert state(engine, row)["ExitCode"] == 128 + 9
-    logs = engine.client.containers.get(row["handle"]["container"]).logs().decode()
+    logs = engine.client.containers.get(row.handle.container).logs().decode()
     assert "got TERM" not in logs
     ctl.start()
     assert ctl.status() == "running"
@@ -140,7 +142,7 @@ def test_start_of_a_node_whose_health_check_never_passes_fails_naming_it(make_no
         ctl.start(timeout=3)
     message = str(err.value)
     assert "node redis-2" in message
-    assert row["handle"]["container"] in message
+    assert row.handle.container in message
     assert "not ready after 3s" in message
     assert "last check exited 1" in message
     assert "docker logs" in message
@@ -179,7 +181,7 @@ def test_start_as_replica_repoints_the_redis_config_before_the_node_runs(engine,
     code, seen = ctl.exec(["cat", "/tmp/seen.conf"])
     assert code == 0
     assert seen.splitlines() == ["port 63011", 'requirepass "x"',
-                                 f"replicaof {master['handle']['container']} 63012"]
+                                 f"replicaof {master.handle.container} 63012"]
 
 
 def test_start_as_replica_of_a_node_without_redis_config_says_so(make_node):
@@ -195,7 +197,7 @@ def test_start_as_replica_of_a_node_without_redis_config_says_so(make_node):
 
 def test_a_removed_container_is_missing_and_acts_on_it_say_how_to_fix(engine, make_node):
     row = make_node()
-    engine.client.containers.get(row["handle"]["container"]).remove(force=True)
+    engine.client.containers.get(row.handle.container).remove(force=True)
     ctl = control(row)
     assert ctl.status() == "missing"
     assert not ctl.running()

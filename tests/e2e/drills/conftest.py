@@ -7,17 +7,18 @@ import pytest
 
 from datakit import status
 from datakit.drills import postgres_ops
+from datakit.stack.schema import StackOutputs
 
 
-def assert_healthy(outputs: dict) -> None:
+def assert_healthy(outputs: StackOutputs) -> None:
     rows = status.live(outputs)
     down = [r for r in rows if r["health"] != "up"]
     assert not down, down
     primary, others = postgres_ops.roles(outputs)
     assert set(postgres_ops.wait_redundant(primary, outputs, others)) == \
-        {o["name"] for o in others}
+        {o.name for o in others}
 
 
 @pytest.fixture
-def outputs(e2e_stack):
+def outputs(e2e_stack) -> StackOutputs:
     return e2e_stack.outputs()

@@ -10,12 +10,13 @@ from conftest import assert_healthy
 from datakit.drills import postgres_ops, runner
 from datakit.drills.targets import SCHEMA
 from datakit.nodes.control import control_for
+from datakit.stack.schema import StackOutputs
 
 
-def _live(outputs: dict) -> dict[str, tuple[str, int | None]]:
+def _live(outputs: StackOutputs) -> dict[str, tuple[str, int | None]]:
     primary, _ = postgres_ops.roles(outputs)
-    return {n["name"]: ("primary" if n["name"] == primary["name"] else "replica",
-                        control_for(n, outputs).pid())
+    return {n.name: ("primary" if n.name == primary.name else "replica",
+                     control_for(n, outputs).pid())
             for n in postgres_ops.nodes(outputs)}
 
 
@@ -26,7 +27,7 @@ def test_failover_loses_no_acknowledged_write_and_up_keeps_the_new_roles(e2e_sta
     assert result.check.acked > 0 and result.lost == 0
     assert result.rto_s is not None and result.rto_redundancy_s is not None
     after, _ = postgres_ops.roles(outputs)
-    assert after["name"] != before["name"]
+    assert after.name != before.name
     assert_healthy(outputs)
 
     live = _live(outputs)
@@ -60,7 +61,7 @@ def test_checker_finds_the_writes_async_replication_really_lost(e2e_stack, outpu
     for _ in range(2):
         result = runner.run_once("postgres-failover", e2e_stack.name, outputs=outputs,
                                  durable=False, warmup_s=0.5, tail_s=0.2)
-        with psycopg.connect(outputs["endpoints"]["postgres"]["write_dsn"]) as conn:
+        with psycopg.connect(outputs.endpoints.postgres.write_dsn) as conn:
             present = {r[0] for r in conn.execute(
                 f"select id from {SCHEMA}.writes where run = %s",
                 [result.extra["run_id"]]).fetchall()}

@@ -13,8 +13,10 @@ import os
 import pytest
 
 from datakit import status
-from datakit.drills import redis_cluster_failover as rcf
+from datakit.drills import redis_cluster_ops as rc
 from datakit.drills import runner
+from datakit.drills.targets import cluster_client
+from datakit.stack.schema import StackOutputs
 from tests.support.derived_stack import DerivedStack
 
 SHIFT = int(os.environ.get("DATAKIT_E2E_CLUSTER_PORT_SHIFT", "-2400"))
@@ -38,29 +40,29 @@ def cluster_stack():
 
 
 @pytest.fixture(scope="module")
-def outputs(cluster_stack):
+def outputs(cluster_stack) -> StackOutputs:
     return cluster_stack.outputs()
 
 
-def _all_up(outputs: dict) -> None:
+def _all_up(outputs: StackOutputs) -> None:
     down = [r for r in status.live(outputs) if r["health"] != "up"]
     assert not down, down
 
 
 def test_cluster_stack_serves_every_slot_and_reads_back_a_write(outputs):
-    assert outputs["endpoints"]["redis"]["mode"] == "cluster"
-    nodes = rcf.data_nodes(outputs)
-    assert [n["name"] for n in nodes] == [f"redis-{i}" for i in range(1, 7)]
+    assert outputs.endpoints.redis.mode == "cluster"
+    nodes = rc.data_nodes(outputs)
+    assert [n.name for n in nodes] == [f"redis-{i}" for i in range(1, 7)]
     for node in nodes:
-        info = rcf.cluster_info(node, outputs)
+        info = rc.cluster_info(node, outputs)
         assert info["cluster_state"] == "ok" and int(info["cluster_slots_ok"]) == 16384
-    roles = rcf.redundant(outputs)
+    roles = rc.redundant(outputs)
     assert roles is not None and len(roles) == 3 and all(len(r) == 1 for r in roles.values())
-    client = rcf.cluster_client(outputs)
+    client = cluster_client(outputs)
     try:
         for i in range(30):  # keys spread over all three masters
             client.set(f"datakit:e2e:{i}", str(i))
-        fresh = rcf.cluster_client(outputs)
+        fresh = cluster_client(outputs)
         assert [fresh.get(f"datakit:e2e:{i}") for i in range(30)] == \
             [str(i) for i in range(30)]
         fresh.close()
@@ -79,5 +81,5 @@ def test_cluster_failover_with_wait_loses_nothing(cluster_stack, outputs):
     assert result.rto_s is not None and result.rto_redundancy_s is not None
     print(f"cluster failover: rto {result.rto_s} s, slots taken over after "
           f"{result.extra['failover_s']} s, redundancy {result.rto_redundancy_s} s")
-    assert rcf.redundant(outputs) is not None
+    assert rc.redundant(outputs) is not None
     _all_up(outputs)

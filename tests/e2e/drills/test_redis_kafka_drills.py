@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import assert_healthy
 
-from datakit.drills import redis_failover, runner
-from datakit.drills.kafka_broker_loss import under_replicated
+from datakit.drills import redis_ops, runner
+from datakit.drills.kafka_ops import under_replicated
 from datakit.drills.targets import sentinel_client
 
 
@@ -29,7 +29,7 @@ def test_checker_finds_the_writes_redis_without_wait_really_lost(e2e_stack, outp
         acked = {o.id for o in result.ops if o.status == "ok"}
         assert result.check.lost, "no acknowledged write was lost: the fault did not bite"
         assert set(result.check.lost) == acked - present
-    assert min(redis_failover.min_replicas(outputs).values()) >= 1  # durable again
+    assert min(redis_ops.min_replicas(outputs).values()) >= 1  # durable again
     assert_healthy(outputs)
 
 

@@ -44,8 +44,8 @@ def test_stack_restore_brings_back_exactly_the_rows_at_the_backup_point(restore_
           f"{result.rpo_s} s")
 
     after = restore_stack.outputs()  # a new stack: new passwords
-    assert after["secrets"]["postgres"]["app"] != before["secrets"]["postgres"]["app"]
-    with psycopg.connect(after["endpoints"]["postgres"]["write_dsn"]) as conn:  # independent
+    assert after.need_secrets().postgres.app != before.need_secrets().postgres.app
+    with psycopg.connect(after.endpoints.postgres.write_dsn) as conn:  # independent
         present = {r[0] for r in conn.execute(
             f"select id from {SCHEMA}.writes where run = %s",
             [result.extra["run_id"]]).fetchall()}
@@ -53,11 +53,11 @@ def test_stack_restore_brings_back_exactly_the_rows_at_the_backup_point(restore_
     assert not [r for r in status.live(after) if r["health"] != "up"]
     primary, others = postgres_ops.roles(after)
     assert set(postgres_ops.wait_redundant(primary, after, others)) == \
-        {o["name"] for o in others}
+        {o.name for o in others}
 
 
 def test_stack_restore_refuses_a_stack_that_is_not_disposable(restore_stack):
-    outputs = {**restore_stack.outputs(), "disposable": False}
+    outputs = restore_stack.outputs().model_copy(update={"disposable": False})
     with pytest.raises(DatakitError, match="not disposable") as err:
         runner.run_once("stack-restore", restore_stack.name, outputs=outputs)
     assert "\n" not in str(err.value)

@@ -1,8 +1,9 @@
 """Fixtures for Kafka tests: real KRaft JVMs on 127.0.0.1:62000-62299, always cleaned up.
 
-Kafka comes from tools/build-kafka (a stamp check when already built). As root, nodes run
-as the `kafka` system user (tools/system-users creates it), so data dirs are made with
-tempfile.mkdtemp under /tmp and opened to 0755: pytest's tmp_path sits under a 0700 dir.
+Kafka comes from tools/build-kafka and its CDS archives from tools/kafka/cds.py (stamp
+checks when already made). As root, nodes run as the `kafka` system user (tools/system-users
+creates it), so data dirs are made with tempfile.mkdtemp under /tmp and opened to 0755:
+pytest's tmp_path sits under a 0700 dir.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +32,9 @@ def kafka_home() -> str:
                    stdout=subprocess.DEVNULL)
     if os.geteuid() == 0:
         subprocess.run(["bash", str(PROJECT_DIR / "tools" / "system-users")], check=True)
+    # The class-data archives, as tools/bootstrap makes them (a stamp check when made).
+    subprocess.run([sys.executable, str(PROJECT_DIR / "tools" / "kafka" / "cds.py"), home],
+                   check=True, stdout=subprocess.DEVNULL)
     return home
 
 

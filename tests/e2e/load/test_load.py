@@ -25,6 +25,7 @@ from datakit.cli import app
 from datakit.load import runner
 from datakit.load.concurrency import NotCooperative
 from datakit.nodes import process
+from datakit.stack.schema import Node, StackOutputs
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -36,7 +37,7 @@ RELAXED = {"pool_wait_p95_ms": "2000", "queries.read.p95_ms": "3000",
            "client_cpu_p50_max_percent": "100", "client_loop_lag_p99_max_ms": "5000"}
 
 
-_outputs: dict[str, dict] = {}
+_outputs: dict[str, StackOutputs] = {}
 
 
 def _options(stack, tmp_path: Path, **kw) -> runner.LoadOptions:
@@ -47,9 +48,9 @@ def _options(stack, tmp_path: Path, **kw) -> runner.LoadOptions:
     return runner.LoadOptions(**{**base, **kw})
 
 
-def _superuser_dsn(outputs: dict, node: dict) -> str:
-    password = outputs["secrets"]["postgres"]["superuser"]
-    return (f"host={node['host']} port={node['port']} dbname=postgres user=postgres "
+def _superuser_dsn(outputs: StackOutputs, node: Node) -> str:
+    password = outputs.secrets.postgres.superuser
+    return (f"host={node.host} port={node.port} dbname=postgres user=postgres "
             f"password={password} connect_timeout=3")
 
 
@@ -111,15 +112,15 @@ def test_impossible_baseline_fails_with_a_table_and_exit_1(e2e_stack, tmp_path):
     assert summary["passed"] is False
 
 
-def _replica_serving_reads(outputs: dict) -> dict:
+def _replica_serving_reads(outputs: StackOutputs) -> Node:
     best, most = None, -1
-    for node in (n for n in outputs["nodes"] if n["service"] == "postgres"):
+    for node in outputs.of("postgres"):
         with psycopg.connect(_superuser_dsn(outputs, node), autocommit=True) as conn:
             if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
                 continue
             n = conn.execute("SELECT count(*) FROM pg_stat_activity "
-                             "WHERE usename = %s", (outputs["endpoints"]["postgres"]
-                                                    ["app_user"],)).fetchone()[0]
+                             "WHERE usename = %s",
+                             (outputs.endpoints.postgres.app_user,)).fetchone()[0]
         if n > most:
             best, most = node, n
     assert best is not None, "no replica is up"
@@ -145,9 +146,9 @@ def test_a_replica_stopped_mid_run_shows_as_errors_not_a_crash(e2e_stack, tmp_pa
         assert time.monotonic() < deadline, "the run never got going"
         time.sleep(0.2)
     replica = _replica_serving_reads(outputs)
-    handle = replica["handle"]
+    handle = replica.handle
     try:
-        process.stop(handle["pid"], handle.get("start_time"), sig=signal.SIGINT)
+        process.stop(handle.pid, handle.start_time, sig=signal.SIGINT)
         worker.join(timeout=120)
     finally:
         e2e_stack.up()  # bring the stopped replica back for the next tests

@@ -9,6 +9,8 @@ import redis as redis_py
 from datakit.nodes import redis as rd
 from datakit.nodes.control import control_for
 from datakit.nodes.control.local import LocalControl
+from datakit.stack.schema import Node
+from tests.support.stack_outputs import document
 
 pytestmark = pytest.mark.slow
 
@@ -21,15 +23,15 @@ def node(workdir, free_port, password, teardown):
              "password": pw, "settings": {}, "replica": False, "peers": []}
     teardown.add("delete ctl1", lambda: rd.delete(props, None))
     outs = rd.create_server(props)
-    node = {"name": "ctl1", "service": "redis", "role": "master", "host": outs["host"],
-            "port": outs["port"],
-            "handle": {"kind": "local", "pid": outs["pid"], "start_time": outs["start_time"],
-                       "data_dir": outs["data_dir"], "log": outs["log_path"]}}
-    return node, {"secrets": {"redis": {"default": pw}}}
+    node = Node(name="ctl1", service="redis", role="master", host=outs["host"],
+                port=outs["port"], testinfra="local://",
+                handle={"kind": "local", "pid": outs["pid"], "start_time": outs["start_time"],
+                        "data_dir": outs["data_dir"], "log": outs["log_path"]})
+    return node, document({"nodes": [node], "secrets": {"redis": {"default": pw}}})
 
 
-def _ping(node: dict, password: str) -> bool:
-    client = redis_py.Redis(host=node["host"], port=node["port"], password=password,
+def _ping(node: Node, password: str) -> bool:
+    client = redis_py.Redis(host=node.host, port=node.port, password=password,
                             socket_timeout=0.5, socket_connect_timeout=0.5)
     try:
         return bool(client.ping())
@@ -45,7 +47,7 @@ def test_a_local_handle_gets_the_local_control(node):
 
 def test_pause_freezes_the_server_and_resume_thaws_it(node):
     spec, outputs = node
-    ctl, pw = control_for(spec, outputs), outputs["secrets"]["redis"]["default"]
+    ctl, pw = control_for(spec, outputs), outputs.secrets.redis.default
     assert ctl.status() == "running" and _ping(spec, pw)
     ctl.pause()
     try:
@@ -59,7 +61,7 @@ def test_pause_freezes_the_server_and_resume_thaws_it(node):
 
 def test_stop_then_start_and_kill_then_start(node):
     spec, outputs = node
-    ctl, pw = control_for(spec, outputs), outputs["secrets"]["redis"]["default"]
+    ctl, pw = control_for(spec, outputs), outputs.secrets.redis.default
     ctl.stop()
     assert ctl.status() == "stopped" and not ctl.running() and not _ping(spec, pw)
     ctl.start()

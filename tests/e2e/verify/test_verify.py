@@ -22,6 +22,7 @@ import pytest
 
 from datakit.migrate.files import BUNDLED_DIR
 from datakit.nodes.postgres_client import connect, live_primary
+from datakit.stack.schema import Node, StackOutputs
 from datakit.verify import run
 
 pytestmark = pytest.mark.slow
@@ -32,10 +33,10 @@ HEAL_TIMEOUT = 90.0  # after undoing it: a restarted node catches up within this
 
 # ------------------------------------------------------------------------ helpers
 
-_OUTPUTS: dict[str, dict] = {}
+_OUTPUTS: dict[str, StackOutputs] = {}
 
 
-def _outputs(stack) -> dict:
+def _outputs(stack) -> StackOutputs:
     """The stack's outputs, read once (seconds through the engine): what verify and these
     tests use of them (names, ports, secrets) stays the same across `up`."""
     if stack.name not in _OUTPUTS:
@@ -74,31 +75,30 @@ def _listener_pid(port: int) -> int | None:
     return int(pids[0]) if pids else None
 
 
-def _stop(node: dict, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+def _stop(node: Node, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
     """Stop a node's process for real (not SIGSTOP) and wait until its port is closed."""
-    pid = _listener_pid(node["port"])
-    assert pid, f"{node['name']} does not listen on {node['port']}"
+    pid = _listener_pid(node.port)
+    assert pid, f"{node.name} does not listen on {node.port}"
     os.kill(pid, sig)
     deadline = time.monotonic() + timeout
-    while _listener_pid(node["port"]) and time.monotonic() < deadline:
+    while _listener_pid(node.port) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _listener_pid(node["port"]), f"{node['name']} still listens after {sig}"
+    assert not _listener_pid(node.port), f"{node.name} still listens after {sig}"
 
 
-def _pg(out: dict, node: dict):
-    return connect(node, user="postgres", password=out["secrets"]["postgres"]["superuser"])
+def _pg(out: StackOutputs, node: Node):
+    return connect(node, user="postgres", password=out.secrets.postgres.superuser)
 
 
-def _roles(out: dict) -> tuple[dict, list[dict]]:
-    nodes = [n for n in out["nodes"] if n["service"] == "postgres"]
-    primary = live_primary(nodes, user="postgres",
-                           password=out["secrets"]["postgres"]["superuser"])
+def _roles(out: StackOutputs) -> tuple[Node, list[Node]]:
+    nodes = out.of("postgres")
+    primary = live_primary(nodes, user="postgres", password=out.secrets.postgres.superuser)
     assert primary, "no live PostgreSQL primary"
-    return primary, [n for n in nodes if n["name"] != primary["name"]]
+    return primary, [n for n in nodes if n.name != primary.name]
 
 
-def _node(out: dict, name: str) -> dict:
-    return next(n for n in out["nodes"] if n["name"] == name)
+def _node(out: StackOutputs, name: str) -> Node:
+    return out.node(name)
 
 
 # ------------------------------------------------------------------------ tests
@@ -120,7 +120,7 @@ def test_passes_on_a_healthy_stack_with_every_check_and_writes_json_and_junit(
                   "topic partitions, RF, min ISR, retention", "no offline partitions",
                   "no under-replicated partitions"):
         assert check in checks, f"{check!r} did not run and pass"
-    assert {r.node for r in result.rows} >= {n["name"] for n in _outputs(e2e_stack)["nodes"]}
+    assert {r.node for r in result.rows} >= {n.name for n in _outputs(e2e_stack).nodes}
     # Thresholds are reported (pass or warn), never a failure.
     assert {r.verdict for r in result.rows if r.check == "buffer hit ratio"} <= {"pass", "warn"}
     saved = json.loads((tmp_path / "v.json").read_text())
@@ -140,11 +140,11 @@ def test_stopped_replica_fails_its_own_checks_only(e2e_stack, tmp_path):
     _stop(replica, signal.SIGINT)  # a fast shutdown: the postmaster is gone
     try:
         result = _verify(e2e_stack, timeout=FAULT_TIMEOUT, junit=tmp_path / "v.xml")
-        row = _fails_only_on(result, replica["name"], "streams from the primary")
+        row = _fails_only_on(result, replica.name, "streams from the primary")
         assert "streaming from" in row.expected and row.found != row.expected
-        _fails_only_on(result, replica["name"], "process user")
+        _fails_only_on(result, replica.name, "process user")
         junit = (tmp_path / "v.xml").read_text()
-        assert f"{replica['name']}: streams from the primary: expected streaming from" in junit
+        assert f"{replica.name}: streams from the primary: expected streaming from" in junit
     finally:
         e2e_stack.up()  # refresh notices the dead replica; up starts it again
     _passes(e2e_stack)
@@ -171,7 +171,7 @@ def test_setting_changed_behind_the_kits_back_fails_settings_on_that_node(e2e_st
     try:
         time.sleep(0.3)  # the reload is asynchronous
         result = _verify(e2e_stack, timeout=FAULT_TIMEOUT)
-        row = _fails_only_on(result, primary["name"], "settings as configured")
+        row = _fails_only_on(result, primary.name, "settings as configured")
         assert row.found == "maintenance_work_mem = 32MB (configured 64MB)"
         assert len(result.failed) == 1
     finally:
@@ -187,12 +187,12 @@ def test_stopped_broker_fails_its_isr_check_and_nothing_about_other_nodes(e2e_st
     out = _outputs(e2e_stack)
     broker = _node(out, "kafka-3")
     _stop(broker, signal.SIGTERM, timeout=60)  # controlled shutdown leaves the ISRs at once
-    kf = out["endpoints"]["kafka"]
-    admin = AdminClient({"bootstrap.servers": kf["bootstrap_servers"],
-                         "security.protocol": kf["security_protocol"],
-                         "sasl.mechanism": kf["sasl_mechanism"],
-                         "sasl.username": kf["admin_username"],
-                         "sasl.password": out["secrets"]["kafka"]["admin"]})
+    kf = out.endpoints.kafka
+    admin = AdminClient({"bootstrap.servers": kf.bootstrap_servers,
+                         "security.protocol": kf.security_protocol,
+                         "sasl.mechanism": kf.sasl_mechanism,
+                         "sasl.username": kf.admin_username,
+                         "sasl.password": out.secrets.kafka.admin})
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the precondition: under-replicated partitions
@@ -217,7 +217,7 @@ def test_migration_edited_after_apply_fails_validate_only(e2e_stack, tmp_path):
     edited = sorted(copy.glob("V*.sql"))[1]
     edited.write_text(edited.read_text() + "\n-- edited after apply\nSELECT 1;\n")
     result = _verify(e2e_stack, timeout=FAULT_TIMEOUT, migrations_dir=copy)
-    row = _fails_only_on(result, primary["name"], "migrations validate clean")
+    row = _fails_only_on(result, primary.name, "migrations validate clean")
     assert len(result.failed) == 1 and row.expected == "clean"
     assert edited.name in row.found or "drift" in row.found.lower(), row.found
     shutil.copy(BUNDLED_DIR / edited.name, edited)  # undone: the file as applied
@@ -239,7 +239,7 @@ def test_failing_archive_command_fails_wal_archiving_on_the_primary(e2e_stack):
             conn.execute("INSERT INTO verify_archive VALUES (1)")
             conn.execute("select pg_switch_wal()")
         result = _verify(e2e_stack, timeout=5.0)
-        row = _fails_only_on(result, primary["name"], "WAL archiving")
+        row = _fails_only_on(result, primary.name, "WAL archiving")
         assert row.found.startswith("failing since 0000") and len(result.failed) == 1
     finally:
         os.chown(archive, owner.st_uid, owner.st_gid)
@@ -263,9 +263,9 @@ def test_trust_in_pg_hba_fails_hba_and_password_checks_on_that_node(e2e_stack):
             conn.execute("select pg_reload_conf()")
         time.sleep(0.3)
         result = _verify(e2e_stack, timeout=FAULT_TIMEOUT)
-        row = _fails_only_on(result, node["name"], "pg_hba: scram on TCP, no trust")
+        row = _fails_only_on(result, node.name, "pg_hba: scram on TCP, no trust")
         assert "trust" in row.found and "line 1" in row.found
-        row = _fails_only_on(result, node["name"], "connection without password refused")
+        row = _fails_only_on(result, node.name, "connection without password refused")
         assert row.found.startswith("accepted")
     finally:
         hba.write_text(original)

@@ -1,6 +1,8 @@
 """Build the Pulumi program of a stack under Pulumi's unit-test mocks and keep what it
 registered: every resource's type, name, inputs (wire names, secrets still wrapped),
-parent and explicit dependencies, and the stack outputs, resolved.
+parent and explicit dependencies, and the stack outputs, resolved and validated as the
+schema readers use (`StackOutputs.model_validate`, with no field the schema does not know),
+so the writer (infra/outputs.py) and the schema cannot drift apart.
 
 `pulumi.runtime.test` runs the program and waits for every registration and output, so a
 snapshot is complete when `build_snapshot` returns; the tests then assert on plain data.
@@ -17,7 +19,9 @@ import pulumi
 import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pydantic import BaseModel
 
+from datakit.stack.schema import StackOutputs
 from datakit.topology import Topology, load
 
 SECRET_SIG = rpc._special_secret_sig
@@ -40,8 +44,9 @@ class Registered:
 class Snapshot:
     topo: Topology
     resources: list[Registered] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)  # as exported
     passwords: list[str] = field(default_factory=list)
+    stack_outputs: StackOutputs | None = None  # the export, as readers get it
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.type == typ]
@@ -143,7 +148,23 @@ def build_snapshot(topo: Topology) -> Snapshot:
             lambda values: snapshot.outputs.update(zip(keys, values, strict=True)))
 
     run()
+    snapshot.stack_outputs = StackOutputs.model_validate(snapshot.outputs)
+    unknown = unknown_fields(snapshot.stack_outputs)
+    assert not unknown, f"exported but not in the outputs schema: {unknown}"
     return snapshot
+
+
+def unknown_fields(model: BaseModel, path: str = "") -> list[str]:
+    """Every exported field the schema does not declare (it allows them, for readers of
+    newer outputs), by its path."""
+    found = [f"{path}{key}" for key in model.model_extra or {}]
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(item, BaseModel):
+                where = f"{path}{name}[{i}]." if isinstance(value, list) else f"{path}{name}."
+                found += unknown_fields(item, where)
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datakit.infra import outputs as schema
+from datakit.infra import outputs as writer
 from datakit.toolchain.versions import pinned
 from datakit.topology import load
 
@@ -374,35 +374,37 @@ def test_no_secret_is_stored_in_plain_text(snapshots, stack):
 @stacks
 def test_outputs_match_the_schema(snapshots, stack):
     s = snapshots[stack]
-    out = s.outputs
-    assert set(out) == {"stack", "substrate", "disposable", "endpoints", "nodes", "secrets"}
-    assert out["substrate"] == "docker" and out["stack"] == stack
-    assert out["endpoints"].keys() == {"postgres", "redis", "kafka"}
-    assert set(out["secrets"]) == {"postgres", "redis", "kafka"}
-    rows = out["nodes"]
-    assert [r["name"] for r in rows] == [n.name for n in s.topo.nodes()]
-    for row in rows:
-        assert set(row) == {"service", "role", "name", "host", "port", "ports", "handle",
-                            "testinfra", "rest_url"}
-        if row["service"] == "postgres":
-            rest = s.topo.postgres.rest_port(row["name"])
-            assert row["rest_url"] == f"http://{row['host']}:{rest}"
-        container = f"datakit-{stack}-{row['name']}"
-        assert row["handle"] == {"kind": "docker", "container": container,
-                                 "docker_host": s.topo.docker.host_of(row["name"])}
-        assert row["testinfra"] == f"docker://{container}"
-    pg = out["endpoints"]["postgres"]
-    assert pg["write_dsn"].endswith("target_session_attrs=read-write connect_timeout=3")
+    out = s.stack_outputs  # validated by the schema's model (conftest.build_snapshot)
+    assert out.model_fields_set == {"stack", "substrate", "disposable", "endpoints", "nodes",
+                                    "secrets"}
+    assert out.substrate == "docker" and out.stack == stack
+    assert out.endpoints.model_fields_set == {"postgres", "redis", "kafka"}
+    assert out.secrets.model_fields_set == {"postgres", "redis", "kafka"}
+    assert [n.name for n in out.nodes] == [n.name for n in s.topo.nodes()]
+    for node in out.nodes:
+        assert node.model_fields_set == {"service", "role", "name", "host", "port", "ports",
+                                         "handle", "testinfra", "rest_url"}
+        if node.service == "postgres":
+            assert node.rest_url == f"http://{node.host}:{s.topo.postgres.rest_port(node.name)}"
+        else:
+            assert node.rest_url is None
+        container = f"datakit-{stack}-{node.name}"
+        assert node.handle.model_dump(exclude_unset=True) == {
+            "kind": "docker", "container": container,
+            "docker_host": s.topo.docker.host_of(node.name)}
+        assert node.testinfra == f"docker://{container}"
+    pg = out.endpoints.postgres
+    assert pg.write_dsn.endswith("target_session_attrs=read-write connect_timeout=3")
     if stack == "prod":
         assert "host=data-1.prod.internal,data-2.prod.internal,data-3.prod.internal" in (
-            pg["write_dsn"])
+            pg.write_dsn)
     else:  # published on 127.0.0.1 of the Docker host
-        assert pg["write_dsn"].startswith("host=127.0.0.1,127.0.0.1,127.0.0.1 "
-                                          "port=64100,64101,64102 ")
-    assert pg["cluster"] == f"datakit-{stack}"
-    assert [d.split(":")[1] for d in pg["dcs"]] == [str(n.port) for n in s.topo.nodes("etcd")]
-    assert out["endpoints"]["kafka"]["username"] == schema.KAFKA_APP_USER
-    assert len(out["endpoints"]["redis"]["sentinels"]) == 3
+        assert pg.write_dsn.startswith("host=127.0.0.1,127.0.0.1,127.0.0.1 "
+                                       "port=64100,64101,64102 ")
+    assert pg.cluster == f"datakit-{stack}" and pg.dcs_prefix == f"/datakit/datakit-{stack}/"
+    assert [d.split(":")[1] for d in pg.dcs] == [str(n.port) for n in s.topo.nodes("etcd")]
+    assert out.endpoints.kafka.username == writer.KAFKA_APP_USER
+    assert len(out.endpoints.redis.sentinels) == 3
 
 
 def test_prod_volumes_outlive_the_stack_and_dev_volumes_do_not(snapshots):

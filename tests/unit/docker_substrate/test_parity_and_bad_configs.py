@@ -34,39 +34,41 @@ def test_local_and_docker_make_the_same_nodes_and_endpoint_shape():
     docker_topo = from_config(config, stack="dev", memory_total=PLENTY)
     local_topo = from_config({**config, "datakit:substrate": "local"}, stack="dev",
                              memory_total=PLENTY)
-    docker = build_snapshot(docker_topo).outputs
-    local = build_snapshot(local_topo).outputs
+    # Both exports validated by the outputs schema (conftest.build_snapshot).
+    docker = build_snapshot(docker_topo).stack_outputs
+    local = build_snapshot(local_topo).stack_outputs
 
     def nodes(out):
-        return [(r["service"], r["role"], r["name"], r["port"], r["ports"]) for r in out["nodes"]]
+        return [(n.service, n.role, n.name, n.port, n.ports) for n in out.nodes]
+
+    def ports(hostports: list[str]) -> list[str]:
+        return [p.split(":")[1] for p in hostports]
 
     assert nodes(docker) == nodes(local)
-    assert [r["name"] for r in local["nodes"] if r["service"] == "etcd"] == [
-        "etcd-1", "etcd-2", "etcd-3"]
+    assert [n.name for n in local.of("etcd")] == ["etcd-1", "etcd-2", "etcd-3"]
 
     def rest_ports(out):
-        return [r["rest_url"] and r["rest_url"].rsplit(":", 1)[1] for r in out["nodes"]]
+        return [n.rest_url and n.rest_url.rsplit(":", 1)[1] for n in out.nodes]
 
     assert rest_ports(docker) == rest_ports(local)
     assert all(rest_ports(local)[:3])
     for key in ("cluster", "namespace", "rest_user"):
-        assert docker["endpoints"]["postgres"][key] == local["endpoints"]["postgres"][key]
-    assert [d.split(":")[1] for d in docker["endpoints"]["postgres"]["dcs"]] == [
-        d.split(":")[1] for d in local["endpoints"]["postgres"]["dcs"]]
-    assert set(docker) == set(local)
+        assert getattr(docker.endpoints.postgres, key) == getattr(local.endpoints.postgres, key)
+    assert ports(docker.endpoints.postgres.dcs) == ports(local.endpoints.postgres.dcs)
+    assert docker.model_fields_set == local.model_fields_set
     for service in ("postgres", "redis", "kafka"):
-        assert docker["endpoints"][service].keys() == local["endpoints"][service].keys()
-    for key in ("write_dsn", "read_dsn"):
-        assert shape(docker["endpoints"]["postgres"][key]) == shape(
-            local["endpoints"]["postgres"][key])
-    for key in ("sentinels", "seeds"):
-        assert [p.split(":")[1] for p in docker["endpoints"]["redis"][key]] == [
-            p.split(":")[1] for p in local["endpoints"]["redis"][key]]
-    assert [p.split(":")[1] for p in docker["endpoints"]["kafka"]["bootstrap_servers"].split(",")] \
-        == [p.split(":")[1] for p in local["endpoints"]["kafka"]["bootstrap_servers"].split(",")]
-    assert docker["secrets"].keys() == local["secrets"].keys()
-    assert {r["handle"]["kind"] for r in docker["nodes"]} == {"docker"}
-    assert {r["handle"]["kind"] for r in local["nodes"]} == {"local"}
+        assert getattr(docker.endpoints, service).model_fields_set == getattr(
+            local.endpoints, service).model_fields_set
+    d, lo = docker.endpoints, local.endpoints
+    assert shape(d.postgres.write_dsn) == shape(lo.postgres.write_dsn)
+    assert shape(d.postgres.read_dsn) == shape(lo.postgres.read_dsn)
+    assert ports(d.redis.sentinels) == ports(lo.redis.sentinels)
+    assert ports(d.redis.seeds) == ports(lo.redis.seeds)
+    assert ports(d.kafka.bootstrap_servers.split(",")) == ports(
+        lo.kafka.bootstrap_servers.split(","))
+    assert docker.secrets.model_fields_set == local.secrets.model_fields_set
+    assert {n.handle.kind for n in docker.nodes} == {"docker"}
+    assert {n.handle.kind for n in local.nodes} == {"local"}
 
 
 def run_program_from_config(config: dict, snapshot: Snapshot | None = None,

@@ -2,7 +2,9 @@
 
 Drills talk to nodes through `control_for(node, outputs)` only, so they run unchanged on
 any substrate that implements this small contract, as a testinfra backend does for
-checks. One module per substrate, keyed by the kind of the node's handle:
+checks. `node` and `outputs` are the stack outputs' typed `Node` and `StackOutputs`
+(datakit.stack.schema), read by attribute: `nodes` stands beside `stack`, not on it, so
+it does not import them. One module per substrate, keyed by the kind of the node's handle:
 
 - `local` (local.py): native daemons found by their data dir, signalled by pid;
 - `docker` (docker.py): containers, through the Docker API.
@@ -15,7 +17,7 @@ checks. One module per substrate, keyed by the kind of the node's handle:
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from datakit.errors import DatakitError
 from datakit.nodes.control.local import LocalControl
@@ -45,8 +47,9 @@ class NodeControl(Protocol):
         """SIGKILL, as a crash; returns when the node is down."""
         ...
 
-    def start(self, *, replica_of: dict | None = None) -> None:
-        """Start it again on its data; returns when it answers."""
+    def start(self, *, replica_of: Any = None) -> None:
+        """Start it again on its data (a Redis node: as the replica of the Node
+        `replica_of`, if given); returns when it answers."""
         ...
 
     def pause(self) -> None:
@@ -56,8 +59,9 @@ class NodeControl(Protocol):
     def resume(self) -> None: ...
 
 
-def control_for(node: dict, outputs: dict) -> NodeControl:
-    kind = (node.get("handle") or {}).get("kind")
+def control_for(node: Any, outputs: Any) -> NodeControl:
+    """The control of `node` (a stack outputs Node) of the stack `outputs` describes."""
+    kind = node.handle.kind
     if kind == "local":
         return LocalControl(node, outputs)
     if kind == "docker":
@@ -66,5 +70,5 @@ def control_for(node: dict, outputs: dict) -> NodeControl:
         from datakit.nodes.control.docker import DockerControl
 
         return DockerControl(node, outputs)
-    raise DatakitError(f"node {node['name']}: no node control for substrate {kind!r} "
+    raise DatakitError(f"node {node.name}: no node control for substrate {kind!r} "
                        "(known: 'local', 'docker'); check the node's handle in the outputs")

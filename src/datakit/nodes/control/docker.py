@@ -22,6 +22,7 @@ import io
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
@@ -47,14 +48,14 @@ class HealthCheck(Exception):
 
 
 class DockerControl:
-    """One node's container: status, stop, kill, start, pause, resume, exec."""
+    """One node's container (a stack outputs Node, control/__init__.py): status, stop,
+    kill, start, pause, resume, exec."""
 
-    def __init__(self, node: dict, outputs: dict):
-        handle = node["handle"]
+    def __init__(self, node: Any, outputs: Any):
         self.node, self.outputs = node, outputs
-        self.name, self.service = node["name"], node["service"]
-        self.container: str = handle["container"]
-        self.docker_host: str | None = handle.get("docker_host")
+        self.name, self.service = node.name, node.service
+        self.container: str = node.handle.container
+        self.docker_host: str | None = node.handle.docker_host
         self._client: docker.DockerClient | None = None
 
     # ------------------------------------------------------------------ the engine
@@ -151,7 +152,7 @@ class DockerControl:
             with self._api("resume"):
                 container.unpause()
 
-    def start(self, *, replica_of: dict | None = None,
+    def start(self, *, replica_of: Any = None,
               timeout: float = START_TIMEOUT_S) -> None:
         """Start the container on its volume, as whatever role it has now (a Redis node: as
         the replica of the node `replica_of`, if given); returns when it runs and, if it
@@ -221,24 +222,24 @@ class DockerControl:
         lines = " | ".join(x.strip() for x in lines.splitlines() if x.strip())
         return f" (last output: {lines})" if lines else ""
 
-    def _point_redis_at(self, container: Container, master: dict) -> None:
+    def _point_redis_at(self, container: Container, master: Any) -> None:
         """Rewrite the stopped Redis node's own config file in its volume to replicate
         `master`, so it never comes back as a second master taking writes (what the local
         control does by rendering the config). Peers reach a node by container name on
         the stack's network, or by machine name when containers use the host's network."""
         host_network = container.attrs["HostConfig"]["NetworkMode"] == "host"
-        peer = master["host"] if host_network else master["handle"]["container"]
+        peer = master.host if host_network else master.handle.container
         try:
             info, text = _read_file(container, REDIS_CONF)
         except NotFound:
             raise DatakitError(
                 f"node {self.name}: container {self.container} has no {REDIS_CONF} to point "
-                f"at {master['name']}; only Redis nodes the docker substrate made can be "
+                f"at {master.name}; only Redis nodes the docker substrate made can be "
                 "started as replicas") from None
         with self._api("reconfigure"):
             kept = [line for line in text.splitlines()
                     if (line.split() or [""])[0].lower() not in ("replicaof", "slaveof")]
-            kept.append(f"replicaof {peer} {master['port']}")
+            kept.append(f"replicaof {peer} {master.port}")
             _write_file(container, REDIS_CONF, info, "\n".join(kept) + "\n")
 
 

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 from datakit.errors import DatakitError
 from datakit.nodes import postgres_rejoin, process
@@ -21,12 +22,13 @@ from datakit.nodes.readiness import NotReady, wait_until
 
 
 class LocalControl:
-    """One local node: status, stop, kill, start, pause, resume."""
+    """One local node (a stack outputs Node, control/__init__.py): status, stop, kill,
+    start, pause, resume."""
 
-    def __init__(self, node: dict, outputs: dict):
+    def __init__(self, node: Any, outputs: Any):
         self.node, self.outputs = node, outputs
-        self.name, self.service = node["name"], node["service"]
-        self.data_dir = Path(node["handle"]["data_dir"])
+        self.name, self.service = node.name, node.service
+        self.data_dir = Path(node.handle.data_dir)
         self._argv: list[str] | None = None
 
     # ------------------------------------------------------------------ processes
@@ -36,10 +38,9 @@ class LocalControl:
 
     def pid(self) -> int | None:
         """The pid of the node's main process now, or None."""
-        handle = self.node["handle"]
-        if handle.get("pid") and process.is_running(int(handle["pid"]),
-                                                    handle.get("start_time")):
-            return int(handle["pid"])
+        handle = self.node.handle
+        if handle.pid and process.is_running(handle.pid, handle.start_time):
+            return handle.pid
         want = self._cwd.resolve()
         if self.service == "postgres":
             try:
@@ -85,7 +86,7 @@ class LocalControl:
         started = process.start_time(pid)
         process.kill(pid, started)
         if self.service == "kafka":  # a killed JVM's threads hold its sockets a moment
-            for port in (self.node.get("ports") or {"client": self.node["port"]}).values():
+            for port in (self.node.ports or {"client": self.node.port}).values():
                 wait_until(lambda p=port: process.port_free(int(p)),
                            what=f"port {port} of {self.name} to close", timeout=15)
 
@@ -121,7 +122,7 @@ class LocalControl:
         sig = signal.SIGINT if self.service == "postgres" else signal.SIGTERM
         process.stop(pid, process.start_time(pid), sig=sig, timeout=60)
 
-    def start(self, *, replica_of: dict | None = None) -> None:
+    def start(self, *, replica_of: Any = None) -> None:
         """Start the node again on its data, as whatever role it has now (a Redis node:
         as the replica of `replica_of`, if given); returns when it answers (PostgreSQL:
         accepts connections; Redis: PING; Kafka: client port)."""
@@ -154,10 +155,13 @@ class LocalControl:
                            what=f"the old postmaster {pid} of {self.name} to be reaped",
                            timeout=timeout)
 
-    def _start_redis(self, sentinel: bool = False, replica_of: dict | None = None) -> None:
-        password = self.outputs["secrets"]["redis"]["sentinel" if sentinel else "default"]
-        props = {"name": self.name, "port": self.node["port"], "data_dir": str(self.data_dir),
-                 "password": password, "sentinel": sentinel, "replicaof": replica_of}
+    def _start_redis(self, sentinel: bool = False, replica_of: Any = None) -> None:
+        secrets = self.outputs.need_secrets().redis
+        master = None if replica_of is None else {
+            "name": replica_of.name, "host": replica_of.host, "port": replica_of.port}
+        props = {"name": self.name, "port": self.node.port, "data_dir": str(self.data_dir),
+                 "password": secrets.sentinel if sentinel else secrets.default,
+                 "sentinel": sentinel, "replicaof": master}
         rd.start(props)
 
     def _start_sentinel(self) -> None:
@@ -176,7 +180,7 @@ class LocalControl:
 
     def _wait_port(self, pid: int, timeout: float = 60.0) -> None:
         def accepts() -> bool:
-            with socket.create_connection((self.node["host"], int(self.node["port"])), 1):
+            with socket.create_connection((self.node.host, self.node.port), 1):
                 return True
 
         wait_until(accepts, what=f"{self.name} listening", timeout=timeout,
@@ -186,14 +190,15 @@ class LocalControl:
                                        self.data_dir / "logs" / "process.log"))
 
     # ------------------------------------------------------------- PostgreSQL rejoin
-    def rewind_as_standby(self, source: dict, *, conninfo: str, slot: str) -> str:
-        """Make this stopped former primary a standby of `source` (postgres_rejoin.py).
-        Returns pg_rewind's last line."""
+    def rewind_as_standby(self, source: Any, *, conninfo: str, slot: str) -> str:
+        """Make this stopped former primary a standby of the Node `source`
+        (postgres_rejoin.py). Returns pg_rewind's last line."""
         if self.running():
             raise DatakitError(f"{self.name}: stop it before pg_rewind")
+        secrets = self.outputs.need_secrets().postgres
         return postgres_rejoin.rewind_as_standby(
-            self.name, self.data_dir, self.outputs["secrets"]["postgres"], source,
-            conninfo=conninfo, slot=slot)
+            self.name, self.data_dir, source, superuser_password=secrets.superuser,
+            replication_password=secrets.replication, conninfo=conninfo, slot=slot)
 
     @property
     def pgpass_path(self) -> str:
