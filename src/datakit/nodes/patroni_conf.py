@@ -45,6 +45,8 @@ HOST = "127.0.0.1"
 # Patroni sets these itself (the sync quorum, replication, the member's own addresses).
 PATRONI_MANAGED = RESERVED | {"synchronous_standby_names", "hot_standby", "restore_command",
                               "recovery_target_timeline"}
+# Replication slots that are not Patroni's: the restore drills' streaming archives.
+FOREIGN_SLOTS = ("datakit_drill_archive", "datakit_drill_stack_archive")
 # A patroni.yml path -> the stack config key it comes from, for error lines.
 STACK_KEYS = {
     "bootstrap.dcs.synchronous_node_count": "postgres.synchronous_standbys",
@@ -113,6 +115,8 @@ def dynamic_config(props: dict) -> dict:
                    synchronous_mode_strict=bool(p.get("synchronous_mode_strict", False)))
     else:
         dcs["synchronous_mode"] = False
+    # Patroni drops every physical slot it does not manage, unless told to leave it.
+    dcs["ignore_slots"] = [{"name": slot, "type": "physical"} for slot in FOREIGN_SLOTS]
     dcs["postgresql"] = {"use_pg_rewind": True, "use_slots": True,
                          "parameters": {"password_encryption": "scram-sha-256", **settings}}
     return dcs

@@ -8,14 +8,11 @@ major, and the 0600 password file format (no password is ever in argv or a log).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from datakit.errors import DatakitError
 
 PG_ROOT = Path("/usr/lib/postgresql")
-# The file a node's own settings lived in before Patroni; the drills' pg_rewind keeps it.
-CONF_NAME = "datakit.conf"
 # Set by datakit from the node itself: never from the stack's settings.
 RESERVED = {"port", "listen_addresses", "unix_socket_directories", "cluster_name",
             "data_directory", "hba_file", "ident_file", "config_file", "primary_conninfo",
@@ -38,12 +35,6 @@ def bin_dir(version: int | str | None = None) -> Path:
         raise DatakitError("PostgreSQL is not installed: run tools/bootstrap "
                            "(apt-get install -y $(grep -v '^#' tools/apt-packages))")
     return found[max(found)]
-
-
-def slot_name(node: str) -> str:
-    """The replication slot of node `node`, as Patroni names it (lower case letters, digits,
-    underscores)."""
-    return re.sub(r"[^a-z0-9_]", "_", node.lower())[:63]
 
 
 def pgpass_line(user: str, password: str) -> str:
