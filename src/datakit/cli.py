@@ -272,6 +272,31 @@ def drill(name: str = typer.Argument(..., metavar="DRILL", parser=_drill_name,
         raise typer.Exit(1)
 
 
+@app.command()
+def connect(target: str = typer.Argument(None, metavar="[postgres|redis]",
+                                         help="open psql on the primary or redis-cli on "
+                                              "the master; without it, print exports"),
+            stack: str = StackOpt,
+            show_secrets: bool = typer.Option(False, "--show-secrets",
+                                              help="put the passwords in the exports")) -> None:
+    """Shell exports for a stack's endpoints (eval "$(datakit connect)"), or a client on it."""
+    import os
+    import shutil
+
+    from datakit import connect as reach
+    from datakit.stack import outputs as stack_outputs
+
+    outputs = stack_outputs.read(stack)
+    if target is None:
+        print(reach.exports(outputs, show_secrets=show_secrets), end="")
+        return
+    argv, env = reach.client(outputs, target)
+    if not shutil.which(argv[0]):
+        raise DatakitError(f"{argv[0]} not found: install it (tools/bootstrap installs "
+                           "postgresql-client and redis-tools)")
+    os.execvpe(argv[0], argv, {**os.environ, **env})
+
+
 def _mount_subcommands() -> None:
     from datakit.migrate.cli import app as migrate_app
 

@@ -2,7 +2,7 @@
 beside a user's own stacks, through the real engine path, and remove it afterwards.
 
 >>> s = DerivedStack("e2e-1", base="local", port_shift=800)
->>> s.up(); s.outputs()["endpoints"]; s.remove()
+>>> s.up(); s.outputs().endpoints; s.remove()
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import yaml
 from datakit.nodes import process
 from datakit.paths import PROJECT_DIR
 from datakit.stack import lifecycle as stacks
-from datakit.stack.outputs import with_passwords
+from datakit.stack import outputs as stack_outputs
+from datakit.stack.schema import StackOutputs
 
 
 def _shift_ports(node: dict, shift: int) -> None:
@@ -55,8 +56,9 @@ class DerivedStack:
         self.running = True
         return result
 
-    def outputs(self) -> dict:
-        return with_passwords(stacks.outputs(self.name))
+    def outputs(self) -> StackOutputs:
+        """Its outputs as the kit's clients read them (the app password in the DSNs)."""
+        return stack_outputs.of_stack(self.name).with_passwords()
 
     def ensure_up(self) -> None:
         """Bring the stack (back) up if a test destroyed it or changed its shape."""
@@ -69,12 +71,12 @@ class DerivedStack:
     def _stale(self) -> bool:
         """A node died or was restarted behind the engine's back (a drill, a test): `up`
         refreshes the state so handles name the processes serving now."""
-        for node in self.outputs().get("nodes", []):
-            handle = node.get("handle") or {}
-            if handle.get("kind") == "local" and not process.is_running(
-                    int(handle["pid"]), handle.get("start_time")):
-                return True
-        return False
+        try:
+            nodes = self.outputs().nodes
+        except stack_outputs.NoOutputs:
+            return True
+        return any(n.handle.kind == "local" and (n.handle.pid is None or not process.is_running(
+            n.handle.pid, n.handle.start_time)) for n in nodes)
 
     def destroy(self) -> None:
         self.running = False

@@ -9,12 +9,16 @@ it. Directives sit in the file's leading comment lines:
     -- datakit:lint-ignore=DK001,DK006 silence lint rules for this file
 
 Every problem is a `MigrationFileError` that names the file and the fix.
+
+The records here (and the runner's) are named tuples, not dataclasses: importing
+`dataclasses` and making a dozen of them costs a 200-migration apply about 90M
+instructions of start-up, a tenth of its client work.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections import namedtuple
 from pathlib import Path
 
 from datakit.errors import DatakitError
@@ -33,37 +37,29 @@ class MigrationFileError(DatakitError):
     """A migration file (or the set of them) is malformed."""
 
 
-@dataclass(frozen=True)
-class Directives:
-    no_transaction: bool = False
-    lock_timeout: str | None = None
-    statement_timeout: str | None = None
-    lint_ignore: frozenset[str] = field(default_factory=frozenset)
+class Directives(namedtuple("Directives", "no_transaction lock_timeout statement_timeout "
+                            "lint_ignore", defaults=(False, None, None, frozenset()))):
+    """A file's directives: no_transaction (bool), lock_timeout and statement_timeout (str or
+    None), lint_ignore (frozenset of rule ids)."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class SqlFile:
-    """One V or U file: its identity, text, checksum and directives."""
+class SqlFile(namedtuple("SqlFile", "kind version description path sql checksum directives")):
+    """One V or U file: kind ("V" or "U"), version (int), description, path (Path), sql,
+    checksum (hex SHA-256 of its bytes) and directives."""
 
-    kind: str  # "V" or "U"
-    version: int
-    description: str
-    path: Path
-    sql: str
-    checksum: str
-    directives: Directives
+    __slots__ = ()
 
     @property
     def name(self) -> str:
         return self.path.name
 
 
-@dataclass(frozen=True)
-class Migration:
-    """A versioned migration and its optional undo."""
+class Migration(namedtuple("Migration", "up undo")):
+    """A versioned migration (its V file, `up`) and its optional undo (a U file or None)."""
 
-    up: SqlFile
-    undo: SqlFile | None
+    __slots__ = ()
 
     @property
     def version(self) -> int:

@@ -9,7 +9,7 @@ creates and reads them, and writes the rows every operation shares.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections import namedtuple
 from datetime import datetime
 
 from datakit.migrate.files import Migration
@@ -52,32 +52,20 @@ CREATE INDEX IF NOT EXISTS migration_log_version_idx ON {SCHEMA}.migration_log (
 """
 
 
-@dataclass(frozen=True)
-class Applied:
-    version: int
-    description: str
-    file: str
-    checksum: str
-    applied_at: object
-    applied_by: str
-    execution_time_ms: int
-    baseline: bool
-    undo_file: str | None
-    undo_sql: str | None
+class Applied(namedtuple("Applied", "version description file checksum applied_at applied_by "
+                         "execution_time_ms baseline undo_file undo_sql")):
+    """A row of schema_versions (applied_at a datetime, undo_file and undo_sql None when the
+    migration had no undo)."""
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class PartialRun:
-    """A no-transaction migration that failed or was killed after some statements ran."""
+class PartialRun(namedtuple("PartialRun", "log_id version file status statements_done "
+                            "statements_total running error")):
+    """A no-transaction migration that failed or was killed after some statements ran:
+    its log row, how many of its statements ran, the one running and the error."""
 
-    log_id: int
-    version: int
-    file: str
-    status: str
-    statements_done: int
-    statements_total: int
-    running: str | None
-    error: str | None
+    __slots__ = ()
 
 
 def exists(conn) -> bool:

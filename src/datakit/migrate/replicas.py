@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 
 from datakit.errors import DatakitError
 
 
-@dataclass
-class ReplicaWait:
-    replicas: int
-    waited_s: float
-    max_lag_bytes: int
-    max_replay_lag_s: float | None
+class ReplicaWait(namedtuple("ReplicaWait", "replicas waited_s max_lag_bytes max_replay_lag_s")):
+    """How many replicas replayed a migration, the wait, the largest lag in bytes and the
+    largest replay lag in seconds (None when no replica reported one)."""
+
+    __slots__ = ()
 
 
 def lsn_to_int(lsn: str) -> int:

@@ -7,15 +7,15 @@ Uses pglast (PostgreSQL's own parser), never a split on `;`, so dollar-quoted an
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 from datakit.migrate.files import MigrationFileError, SqlFile
 
 
-@dataclass(frozen=True)
-class Statement:
-    text: str
-    start: int  # character offset in the file
+class Statement(namedtuple("Statement", "text start")):
+    """One statement of a file: its text and its character offset in the file."""
+
+    __slots__ = ()
 
 
 def line_col(sql: str, offset: int) -> tuple[int, int]:

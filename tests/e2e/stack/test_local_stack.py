@@ -23,33 +23,30 @@ from redis.sentinel import Sentinel
 
 from datakit.nodes import process
 from datakit.stack.lifecycle import StackError
-from datakit.stack.outputs import data_dirs
-from datakit.stack.outputs import find_node as node
+from datakit.stack.schema import StackOutputs
 
 pytestmark = pytest.mark.slow
 
 
-def _pg(outputs: dict, name: str, **kw) -> psycopg.Connection:
-    n = node(outputs, name)
-    return psycopg.connect(host=n["host"], port=n["port"], dbname="postgres", user="postgres",
-                           password=outputs["secrets"]["postgres"]["superuser"],
+def _pg(outputs: StackOutputs, name: str, **kw) -> psycopg.Connection:
+    n = outputs.node(name)
+    return psycopg.connect(host=n.host, port=n.port, dbname="postgres", user="postgres",
+                           password=outputs.secrets.postgres.superuser,
                            autocommit=True, connect_timeout=3, **kw)
 
 
-def _in_recovery(outputs: dict, name: str) -> bool:
+def _in_recovery(outputs: StackOutputs, name: str) -> bool:
     with _pg(outputs, name) as conn:
         return conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
 
 
-def _replicas(outputs: dict) -> list[str]:
+def _replicas(outputs: StackOutputs) -> list[str]:
     """The PostgreSQL nodes that are replicas now, asked of the servers (not initial roles)."""
-    return [n["name"] for n in outputs["nodes"] if n["service"] == "postgres"
-            and _in_recovery(outputs, n["name"])]
+    return [n.name for n in outputs.of("postgres") if _in_recovery(outputs, n.name)]
 
 
-def _primary(outputs: dict) -> str:
-    return next(n["name"] for n in outputs["nodes"] if n["service"] == "postgres"
-                and not _in_recovery(outputs, n["name"]))
+def _primary(outputs: StackOutputs) -> str:
+    return next(n.name for n in outputs.of("postgres") if not _in_recovery(outputs, n.name))
 
 
 def _wait(probe, timeout: float = 20.0):
@@ -64,14 +61,14 @@ def _wait(probe, timeout: float = 20.0):
 def test_row_written_through_write_dsn_is_read_on_every_replica(e2e_stack):
     out = e2e_stack.outputs()
     marker = uuid.uuid4().hex
-    with psycopg.connect(out["endpoints"]["postgres"]["write_dsn"], autocommit=True) as conn:
+    with psycopg.connect(out.endpoints.postgres.write_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS e2e_rows (marker text)")
         conn.execute("INSERT INTO e2e_rows VALUES (%s)", (marker,))
-    db = out["endpoints"]["postgres"]["database"]
+    db = out.endpoints.postgres.database
     for name in _replicas(out):
-        n = node(out, name)
-        with psycopg.connect(host=n["host"], port=n["port"], dbname=db, user="postgres",
-                             password=out["secrets"]["postgres"]["superuser"]) as conn:
+        n = out.node(name)
+        with psycopg.connect(host=n.host, port=n.port, dbname=db, user="postgres",
+                             password=out.secrets.postgres.superuser) as conn:
             found = _wait(lambda c=conn: c.execute(
                 "SELECT count(*) FROM e2e_rows WHERE marker = %s", (marker,)).fetchone()[0])
             assert found == 1, f"row not replayed on {name}"
@@ -79,45 +76,44 @@ def test_row_written_through_write_dsn_is_read_on_every_replica(e2e_stack):
 
 def test_read_dsn_reaches_a_standby(e2e_stack):
     out = e2e_stack.outputs()
-    with psycopg.connect(out["endpoints"]["postgres"]["read_dsn"]) as conn:
+    with psycopg.connect(out.endpoints.postgres.read_dsn) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
 
 
 def test_unauthenticated_access_is_refused(e2e_stack):
     out = e2e_stack.outputs()
-    n = node(out, "pg-1")
+    n = out.node("pg-1")
     with pytest.raises(psycopg.OperationalError, match="password"):
-        psycopg.connect(host=n["host"], port=n["port"], dbname="postgres", user="postgres",
+        psycopg.connect(host=n.host, port=n.port, dbname="postgres", user="postgres",
                         password="wrong", connect_timeout=3)
-    r = node(out, "redis-1")
+    r = out.node("redis-1")
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(host=r["host"], port=r["port"]).ping()
+        redis.Redis(host=r.host, port=r.port).ping()
 
 
 def test_key_set_on_master_is_read_through_sentinel_and_on_every_replica(e2e_stack):
     out = e2e_stack.outputs()
-    ep, pw = out["endpoints"]["redis"], out["secrets"]["redis"]
-    sentinel = Sentinel([tuple(a.rsplit(":", 1)) for a in ep["sentinels"]],
-                        sentinel_kwargs={"password": pw["sentinel"]}, password=pw["default"],
+    ep, pw = out.endpoints.redis, out.secrets.redis
+    sentinel = Sentinel([tuple(a.rsplit(":", 1)) for a in ep.sentinels],
+                        sentinel_kwargs={"password": pw.sentinel}, password=pw.default,
                         socket_timeout=2)
     key, value = f"e2e:{uuid.uuid4().hex}", "v1"
-    sentinel.master_for(ep["master_name"]).set(key, value)
-    assert sentinel.slave_for(ep["master_name"]).get(key) in (value.encode(), None)
-    for n in out["nodes"]:
-        if n["service"] == "redis":
-            client = redis.Redis(host=n["host"], port=n["port"], password=pw["default"])
-            assert _wait(lambda c=client: c.get(key)) == value.encode(), n["name"]
+    sentinel.master_for(ep.master_name).set(key, value)
+    assert sentinel.slave_for(ep.master_name).get(key) in (value.encode(), None)
+    for n in out.of("redis"):
+        client = redis.Redis(host=n.host, port=n.port, password=pw.default)
+        assert _wait(lambda c=client: c.get(key)) == value.encode(), n.name
 
 
 def test_topics_have_partitions_rf_isr_and_an_acks_all_message_round_trips(e2e_stack):
     out = e2e_stack.outputs()
-    kafka = out["endpoints"]["kafka"]
-    conf = {"bootstrap.servers": kafka["bootstrap_servers"],
-            "security.protocol": kafka["security_protocol"],
-            "sasl.mechanism": kafka["sasl_mechanism"], "sasl.username": kafka["username"],
-            "sasl.password": out["secrets"]["kafka"]["app"]}
-    admin_conf = {**conf, "sasl.username": kafka["admin_username"],
-                  "sasl.password": out["secrets"]["kafka"]["admin"]}
+    kafka = out.endpoints.kafka
+    conf = {"bootstrap.servers": kafka.bootstrap_servers,
+            "security.protocol": kafka.security_protocol,
+            "sasl.mechanism": kafka.sasl_mechanism, "sasl.username": kafka.username,
+            "sasl.password": out.secrets.kafka.app}
+    admin_conf = {**conf, "sasl.username": kafka.admin_username,
+                  "sasl.password": out.secrets.kafka.admin}
     admin = AdminClient(admin_conf)  # kept alive until its futures resolve
     meta = admin.list_topics(timeout=10)
     expected = {"ms.agent.events": 12, "ms.system.metrics": 6}
@@ -153,7 +149,7 @@ def test_second_up_changes_nothing(e2e_stack):
     before = e2e_stack.outputs()
     result = e2e_stack.up()
     assert set(result.summary.resource_changes) <= {"same"}, result.summary.resource_changes
-    assert e2e_stack.outputs()["nodes"] == before["nodes"]
+    assert e2e_stack.outputs().nodes == before.nodes
 
 
 def test_a_new_migration_shows_in_preview_and_up_applies_it(e2e_stack, tmp_path):
@@ -175,11 +171,11 @@ def test_a_new_migration_shows_in_preview_and_up_applies_it(e2e_stack, tmp_path)
     assert result.summary.resource_changes.get("update") == 1
     assert "ms_config.e2e_note" in _tables(e2e_stack.outputs())
     # leave the shipped schema for the tests after this one
-    rollback(e2e_stack.outputs()["endpoints"]["postgres"]["write_dsn"], mdir, target=7)
+    rollback(e2e_stack.outputs().endpoints.postgres.write_dsn, mdir, target=7)
 
 
-def _tables(outputs: dict) -> set[str]:
-    with psycopg.connect(outputs["endpoints"]["postgres"]["write_dsn"]) as conn:
+def _tables(outputs: StackOutputs) -> set[str]:
+    with psycopg.connect(outputs.endpoints.postgres.write_dsn) as conn:
         return {r[0] for r in conn.execute(
             "SELECT schemaname || '.' || tablename FROM pg_tables")}
 
@@ -203,11 +199,11 @@ def test_the_primary_archives_finished_wal_segments(e2e_stack):
 def test_sync_commit_waits_for_a_replica_and_up_brings_killed_replicas_back(e2e_stack):
     out = e2e_stack.outputs()
     for name in _replicas(out):
-        os.kill(node(out, name)["handle"]["pid"], signal.SIGKILL)
+        os.kill(out.node(name).handle.pid, signal.SIGKILL)
     done = threading.Event()
 
     def commit():
-        with psycopg.connect(out["endpoints"]["postgres"]["write_dsn"], autocommit=True) as c:
+        with psycopg.connect(out.endpoints.postgres.write_dsn, autocommit=True) as c:
             c.execute("INSERT INTO e2e_rows VALUES ('sync')")
         done.set()
 
@@ -218,7 +214,7 @@ def test_sync_commit_waits_for_a_replica_and_up_brings_killed_replicas_back(e2e_
     assert done.wait(30), "the commit did not complete once the replicas were back"
     after = e2e_stack.outputs()
     for name in _replicas(after):
-        assert node(after, name)["handle"]["pid"] != node(out, name)["handle"]["pid"]
+        assert after.node(name).handle.pid != out.node(name).handle.pid
         with _pg(after, name) as conn:
             assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
 
@@ -235,7 +231,7 @@ def test_reloadable_setting_keeps_the_process_and_a_postmaster_one_restarts(e2e_
     primary = _primary(mid)
     with _pg(mid, primary) as conn:
         assert conn.execute("SHOW work_mem").fetchone()[0] == "8MB"
-    assert node(mid, primary)["handle"]["pid"] == node(before, primary)["handle"]["pid"]
+    assert mid.node(primary).handle.pid == before.node(primary).handle.pid
 
     e2e_stack.edit(lambda c: c["datakit:postgres"]["settings"].update(max_connections=120))
     e2e_stack.up()
@@ -276,24 +272,23 @@ def _port_taken(port: int) -> socket.socket:
 
 def test_scaling_replicas_down_and_up_touches_only_that_node(e2e_stack):
     before = e2e_stack.outputs()
-    kafka_pids = {n["name"]: n["handle"]["pid"] for n in before["nodes"]
-                  if n["service"] == "kafka"}
-    pg3 = node(before, "pg-3")
+    kafka_pids = {n.name: n.handle.pid for n in before.of("kafka")}
+    pg3 = before.node("pg-3")
     assert _primary(before) != "pg-3", "this test removes pg-3 as a replica"
     e2e_stack.edit(lambda c: c["datakit:postgres"].update(nodes=2))
     e2e_stack.up()
     mid = e2e_stack.outputs()
-    assert "pg-3" not in {n["name"] for n in mid["nodes"]}
-    assert not Path(pg3["handle"]["data_dir"]).exists()
+    assert "pg-3" not in {n.name for n in mid.nodes}
+    assert not Path(pg3.handle.data_dir).exists()
     with _pg(mid, _primary(mid)) as conn:
         slots = [r[0] for r in conn.execute("SELECT slot_name FROM pg_replication_slots")]
     assert not any("pg_3" in s or "pg-3" in s for s in slots), slots
 
     # A taken port fails `up` with a clear message; the next `up` continues.
-    blocker = _port_taken(pg3["port"])
+    blocker = _port_taken(pg3.port)
     try:
         e2e_stack.edit(lambda c: c["datakit:postgres"].update(nodes=3))
-        with pytest.raises(StackError, match=f"{pg3['port']}.*in use"):
+        with pytest.raises(StackError, match=f"{pg3.port}.*in use"):
             e2e_stack.up()
     finally:
         blocker.close()
@@ -303,16 +298,15 @@ def test_scaling_replicas_down_and_up_touches_only_that_node(e2e_stack):
         states = dict(conn.execute(
             "SELECT application_name, state FROM pg_stat_replication").fetchall())
     assert states.get("pg-3") == "streaming", states
-    assert {n["name"]: n["handle"]["pid"] for n in after["nodes"]
-            if n["service"] == "kafka"} == kafka_pids
+    assert {n.name: n.handle.pid for n in after.of("kafka")} == kafka_pids
 
 
 def test_down_leaves_no_process_port_or_data_dir(e2e_stack):
     out = e2e_stack.outputs()
     e2e_stack.destroy()
-    for n in out["nodes"]:
-        assert not process.is_running(n["handle"]["pid"], n["handle"]["start_time"]), n["name"]
+    for n in out.nodes:
+        assert not process.is_running(n.handle.pid, n.handle.start_time), n.name
         with socket.socket() as sock:
-            assert sock.connect_ex(("127.0.0.1", n["port"])) != 0, f"{n['name']} still listens"
-    assert not any(d.exists() for d in data_dirs(out))
-    assert not data_dirs(out)[0].parent.exists(), "the stack's data folder was left behind"
+            assert sock.connect_ex(("127.0.0.1", n.port)) != 0, f"{n.name} still listens"
+    assert not any(d.exists() for d in out.data_dirs())
+    assert not out.data_dirs()[0].parent.exists(), "the stack's data folder was left behind"
