@@ -89,8 +89,8 @@ PROBES = {"postgres": _postgres, "redis": _redis, "sentinel": _sentinel, "kafka"
 
 
 def _rest(node: Node) -> dict:
-    rest_port = int((node.rest_url or "").rsplit(":", 1)[-1])
-    return {"name": node.name, "host": node.host, "port": node.port, "rest_port": rest_port}
+    return {"name": node.name, "host": node.host, "port": node.port,
+            "rest_port": node.rest_port}
 
 
 def patroni_view(outputs: StackOutputs) -> dict[str, Any]:

@@ -69,7 +69,8 @@ def test_shipped_stack_loads_and_validates(stack):
 def test_local_stack_is_the_ha_data_layer_on_loopback_ports():
     t = load("local", PROJECT_DIR)
     assert (t.substrate, t.disposable) == ("local", True)
-    assert t.postgres.synchronous_standby_names() == 'ANY 1 ("pg-2", "pg-3")'
+    assert (t.postgres.synchronous_standbys, t.postgres.patroni.synchronous_mode_strict) == (
+        1, True)
     assert t.redis.mode == "sentinel"
     assert (t.redis.sentinel.count, t.redis.sentinel.quorum) == (3, 2)
     assert t.redis.sentinel.down_after_ms == 1500  # the floor: fast drills, no double failover
@@ -142,7 +143,7 @@ def test_docker_nodes_name_their_own_host_or_the_stacks():
 def test_scaling_replicas_changes_only_the_node_list_tail():
     one = from_config(with_change("postgres.nodes", 2), stack="local", memory_total=PLENTY)
     assert [n.name for n in one.nodes("postgres")] == ["pg-1", "pg-2"]
-    assert one.postgres.synchronous_standby_names("pg-2") == 'ANY 1 ("pg-1")'
+    assert [n.name for n in one.nodes("etcd")] == ["etcd-1", "etcd-2", "etcd-3"]
 
 
 def test_settings_render_for_the_servers():

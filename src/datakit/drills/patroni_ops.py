@@ -19,9 +19,8 @@ def member(node: Node, outputs: StackOutputs) -> dict:
     if not node.rest_url:
         raise DatakitError(f"node {node.name}: the stack's outputs name no Patroni REST API "
                            "(rest_url): run `datakit up` with this datakit")
-    host_port = node.rest_url.split("://", 1)[-1]
     return {"name": node.name, "host": node.host, "port": node.port,
-            "rest_port": int(host_port.rsplit(":", 1)[1]),
+            "rest_port": node.rest_port,
             "rest_user": outputs.endpoints.postgres.rest_user,
             "rest_password": outputs.need_secrets().postgres.rest}
 

@@ -94,6 +94,11 @@ class Node(Model):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def rest_port(self) -> int | None:
+        """The port of its Patroni REST API (PostgreSQL nodes), from `rest_url`."""
+        return int(self.rest_url.rsplit(":", 1)[1].rstrip("/")) if self.rest_url else None
+
 
 class PostgresSecrets(Model):
     superuser: str

@@ -43,8 +43,7 @@ class PatroniControl(LocalControl):
 
     @property
     def props(self) -> dict:
-        rest = int((self.node.rest_url or "").rsplit(":", 1)[-1] or 0)
-        return {"name": self.name, "port": self.node.port, "rest_port": rest,
+        return {"name": self.name, "port": self.node.port, "rest_port": self.node.rest_port,
                 "host": self.node.host, "data_dir": str(self.data_dir)}
 
     def pid(self) -> int | None:
