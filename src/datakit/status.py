@@ -41,8 +41,14 @@ def _timeline(node: Node, secrets: Secrets) -> int | None:
         with psycopg.connect(host=node.host, port=node.port, dbname="postgres",
                              user="postgres", password=secrets.postgres.superuser,
                              connect_timeout=2) as conn:
-            return int(conn.execute("SELECT timeline_id FROM pg_control_checkpoint()"
-                                    ).fetchone()[0])
+            # A primary writes on its timeline (its WAL file names start with it); a
+            # standby is on the one its WAL receiver streams (the checkpoint's is stale).
+            found = conn.execute(
+                "SELECT CASE WHEN pg_is_in_recovery() "
+                "THEN (SELECT received_tli FROM pg_stat_wal_receiver) "
+                "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int "
+                "END").fetchone()[0]
+            return None if found is None else int(found)
     except psycopg.Error:
         return None
 

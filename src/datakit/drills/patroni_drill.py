@@ -115,8 +115,9 @@ class PatroniDrill(Drill):
 
     def whole_again(self) -> dict:
         """Until the cluster is whole (records "redundant"); its leader and timeline."""
-        ready = pat.wait_ready(self.out, synchronous_standbys=self.quorum,
-                               timeout=RECOVERY_TIMEOUT_S)
+        # The non-durable mode runs without the quorum until `prepared` puts it back.
+        ready = pat.wait_ready(self.out, synchronous_standbys=self.quorum if self.ctx.durable
+                               else 0, timeout=RECOVERY_TIMEOUT_S)
         self.event("redundant")
         lines = {m.get("timeline") for m in ready["members"]}
         self.result.extra.update(new_leader=ready["leader"],

@@ -59,6 +59,9 @@ class Baselines(Spec):
         "postgres-crash": 15.0,  # restarted in place within primary_start_timeout
         "postgres-switchover": 10.0,
         "etcd-member-loss": 2.0,  # the writes go on
+        # Without failsafe_mode the primary demotes and writes wait until the drill starts
+        # etcd again, after the leader key's ttl and a few loops.
+        "etcd-quorum-loss": 120.0,
         "redis-failover": 3.5,  # down-after 1.5 s (its floor) + vote + promotion
         "redis-cluster-failover": 5.0,
         "kafka-broker-loss": 15.0,  # broker.session.timeout.ms fences a dead broker
