@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from datakit.errors import DatakitError
-from datakit.nodes import etcd, patroni
+from datakit.nodes import etcd, patroni, patroni_config, patroni_member
 from datakit.nodes.readiness import wait_until
 
 pytestmark = pytest.mark.slow
@@ -141,7 +141,7 @@ def test_members_run_as_postgres(cluster):
     for m in cluster.members:
         for pid, _ in (patroni.patroni_process(m.props, m.outs), patroni.postmaster(m.props)):
             uid = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0]
-            assert int(uid) == patroni._account().uid
+            assert int(uid) == patroni.account().uid
 
 
 def test_switchover_through_the_rest_api(cluster):
@@ -195,7 +195,68 @@ def test_a_crashed_postmaster_alone_leaves_patroni_running_and_the_cluster_recov
     assert patroni.alive(leader.props, leader.outs) and patroni.postmaster(leader.props)
 
 
+# --- changes to a running cluster -------------------------------------------------------
+
+
+def _show(member: Member, name: str, password: str) -> tuple[str, str]:
+    with psycopg.connect(host="127.0.0.1", port=member.props["port"], user="postgres",
+                         password=password, dbname="postgres") as conn:
+        return (conn.execute(f"show {name}").fetchone()[0],
+                str(conn.execute("select pg_postmaster_start_time()").fetchone()[0]))
+
+
+def _group(cluster: Cluster, **change) -> dict:
+    first = cluster.members[0].props
+    spec = {k: first[k] for k in ("settings", "patroni", "synchronous_standbys",
+                                  "superuser_password")}
+    return {**spec, "members": cluster.props, **change}
+
+
+def test_settings_change_through_patch_config_and_restart_only_where_pending(cluster,
+                                                                            password):
+    su = password("pg-superuser")
+    before = {m.props["name"]: _show(m, "work_mem", su)[1] for m in cluster.members}
+    done = patroni_config.converge(_group(cluster, settings={**SETTINGS, "work_mem": "8MB"}))
+    assert done["changed"] == ["work_mem"] and done["restarted"] == []
+    for m in cluster.members:  # reloaded, not restarted
+        assert _show(m, "work_mem", su) == ("8MB", before[m.props["name"]])
+    raised = {**SETTINGS, "work_mem": "8MB", "max_connections": 50}
+    done = patroni_config.converge(_group(cluster, settings=raised))
+    assert sorted(set(done["restarted"])) == sorted(m.props["name"] for m in cluster.members)
+    for m in cluster.members:
+        shown, started = _show(m, "max_connections", su)
+        assert shown == "50" and started != before[m.props["name"]]
+    assert patroni_config.converge(_group(cluster, settings=raised))["changed"] == []
+    patroni_config.converge(_group(cluster))  # back as the stack had it
+    for m in cluster.members:
+        assert _show(m, "max_connections", su)[0] == str(SETTINGS["max_connections"])
+
+
+def test_a_rotated_password_is_set_on_the_leader_before_the_members_get_it(cluster):
+    old = [dict(m.props) for m in cluster.members]
+    new_app = old[0]["app_password"] + "-rotated"
+    for m, was in zip(cluster.members, old, strict=True):
+        m.props = {**was, "app_password": new_app}
+        m.outs = patroni_member.update(was, m.outs, m.props)
+    assert cluster.members[0].outs["applied"]["roles"] == ["app"]
+    cluster.app["password"] = new_app
+    cluster.write("with the new password")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(cluster.dsn(password=old[0]["app_password"]))
+
+
 # --- bad input ------------------------------------------------------------------------
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_line_naming_the_node(cluster, workdir,
+                                                                   free_port, password):
+    props = lone_props(workdir, free_port, password, cluster.etcd, name="pg-4")
+    Path(props["data_dir"]).write_text("a file where the node's folder should be\n")
+    with pytest.raises(DatakitError) as err:
+        patroni.create(props)
+    line = str(err.value)
+    assert "\n" not in line and line.startswith("patroni node pg-4")
+    assert "cannot write its data dir" in line and not patroni.alive(props)
 
 
 def lone_props(workdir, free_port, password, etcd_nodes, name="pg-9", **extra) -> dict:
