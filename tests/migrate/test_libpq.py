@@ -71,11 +71,9 @@ def test_notices_do_not_reach_the_terminal(dsn, mdir):
     assert run.returncode == 0 and run.stderr == ""
 
 
-def test_ctrl_c_cancels_the_running_statement(dsn, mdir):
-    write(mdir, "V1__t.sql", "CREATE TABLE t (a int);")
-    write(mdir, "V2__sleep.sql", "SELECT pg_sleep(3600);")
-    proc = subprocess.Popen([DATAKIT, "migrate", "apply", "--dsn", dsn, "--migrations-dir",
-                             str(mdir)], cwd=PROJECT, stdout=subprocess.PIPE,
+def interrupt_when_sleeping(dsn: str, *args: str) -> subprocess.CompletedProcess:
+    """Run `datakit migrate ARGS`, press Ctrl-C once the server sleeps in pg_sleep(3600)."""
+    proc = subprocess.Popen([DATAKIT, "migrate", *args], cwd=PROJECT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3600)%' " \
                "AND pid <> pg_backend_pid()"
@@ -84,10 +82,28 @@ def test_ctrl_c_cancels_the_running_statement(dsn, mdir):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=600)  # it sleeps an hour: only a cancel ends it sooner
-    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    out, err = proc.communicate(timeout=600)  # it sleeps an hour: only a cancel ends it sooner
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_ctrl_c_cancels_the_running_statement(dsn, mdir):
+    write(mdir, "V1__t.sql", "CREATE TABLE t (a int);")
+    write(mdir, "V2__sleep.sql", "SELECT pg_sleep(3600);")
+    run = interrupt_when_sleeping(dsn, "apply", "--dsn", dsn, "--migrations-dir", str(mdir))
+    assert run.returncode != 0 and "KeyboardInterrupt" in run.stderr
     # V1 committed before V2 began, in the same round trip; V2 did not
     assert query(dsn, "SELECT version FROM ms_migrations.schema_versions") == [(1,)]
+
+
+def test_ctrl_c_in_an_undo_rolls_it_back(dsn, mdir):
+    write(mdir, "V1__t.sql", "CREATE TABLE t (a int);")
+    write(mdir, "U1__t.sql", "DROP TABLE t;\nSELECT pg_sleep(3600);")
+    apply(dsn, mdir)
+    run = interrupt_when_sleeping(dsn, "rollback", "--steps", "1", "--dsn", dsn,
+                                  "--migrations-dir", str(mdir))
+    assert run.returncode != 0 and "in progress" not in run.stderr, run.stderr
+    assert query(dsn, "SELECT version FROM ms_migrations.schema_versions") == [(1,)]
+    assert query(dsn, "SELECT to_regclass('t') IS NOT NULL") == [(True,)]
 
 
 def test_a_connection_lost_in_a_batch_is_one_clear_line(dsn, mdir):

@@ -25,8 +25,7 @@ import sys
 
 from datakit.migrate import sqlvalues
 
-OK, BAD = 0, 1  # ConnStatusType
-IDLE = 0  # PGTransactionStatusType
+OK, IDLE = 0, 0  # CONNECTION_OK, PQTRANS_IDLE
 _TUPLES_OK, _COPY_OUT, _COPY_IN, _BAD_RESPONSE, _FATAL_ERROR = 2, 3, 4, 5, 7
 _SQLSTATE, _MESSAGE_PRIMARY, _STATEMENT_POSITION = ord("C"), ord("M"), ord("P")
 
@@ -51,8 +50,7 @@ class ProgrammingError(Error):
 
 class Diagnostic:
     def __init__(self, message_primary: str | None, statement_position: str | None) -> None:
-        self.message_primary = message_primary
-        self.statement_position = statement_position
+        self.message_primary, self.statement_position = message_primary, statement_position
 
 
 class _Option(ctypes.Structure):  # PQconninfoOption
@@ -178,8 +176,15 @@ class Connection:
     def __init__(self, lib, pg) -> None:
         self._lib, self._pg = lib, pg
         lib.PQsetNoticeProcessor(pg, _NOTICES, None)
-        encoding = (lib.PQparameterStatus(pg, b"client_encoding") or b"UTF8").decode()
-        self.encoding = {"UTF8": "utf-8", "SQL_ASCII": "ascii"}.get(encoding, encoding)
+        name = (lib.PQparameterStatus(pg, b"client_encoding") or b"UTF8").decode()
+        self.encoding = {"UTF8": "utf-8", "SQL_ASCII": "ascii"}.get(
+            name, name.replace("WIN", "cp") if name.startswith("WIN") else name)
+        try:
+            "".encode(self.encoding)
+        except LookupError:
+            self.close()
+            raise OperationalError(f"client_encoding {name} is not one Python knows; add "
+                                   "client_encoding=UTF8 to the DSN") from None
 
     @property
     def closed(self) -> bool:
@@ -240,7 +245,10 @@ class Connection:
                 elif status in (_BAD_RESPONSE, _FATAL_ERROR):
                     error = error or self._error(res)
                 elif error is None:
-                    results.append(self._result(res, status))
+                    try:
+                        results.append(self._result(res, status))
+                    except ValueError as exc:  # a value of a type we cannot read
+                        error = Error(str(exc))
             finally:
                 lib.PQclear(res)
         if error is not None:
@@ -254,11 +262,18 @@ class Connection:
             select.select([lib.PQsocket(pg)], [], [])
 
     def _cancel(self) -> None:
-        """Ask the server to stop the running statement (as psycopg does on Ctrl-C)."""
-        cancel = self._lib.PQgetCancel(self._pg)
+        """Stop the running statement on the server and read what is left of the query, so
+        the connection can still roll back (as psycopg does on Ctrl-C)."""
+        lib, pg = self._lib, self._pg
+        cancel = lib.PQgetCancel(pg)
         if cancel:
-            self._lib.PQcancel(cancel, ctypes.create_string_buffer(256), 256)
-            self._lib.PQfreeCancel(cancel)
+            lib.PQcancel(cancel, ctypes.create_string_buffer(256), 256)
+            lib.PQfreeCancel(cancel)
+        while res := lib.PQgetResult(pg):
+            status = lib.PQresultStatus(res)
+            lib.PQclear(res)
+            if status in (_COPY_IN, _COPY_OUT):
+                self._end_copy(status)
 
     def _end_copy(self, status: int) -> None:
         lib, pg = self._lib, self._pg
@@ -291,20 +306,17 @@ class Connection:
             return command, []
         nrows, nfields = lib.PQntuples(res), lib.PQnfields(res)
         datestyle = self.parameter("DateStyle")
+        loads = [sqlvalues.loader(lib.PQftype(res, c), datestyle) for c in range(nfields)]
         rows = []
-        try:
-            loads = [sqlvalues.loader(lib.PQftype(res, c), datestyle) for c in range(nfields)]
-            for r in range(nrows):
-                row = []
-                for c in range(nfields):
-                    raw = lib.PQgetvalue(res, r, c)
-                    if not raw and lib.PQgetisnull(res, r, c):
-                        row.append(None)
-                    else:
-                        row.append(loads[c](raw.decode(self.encoding)))
-                rows.append(tuple(row))
-        except ValueError as exc:
-            raise Error(str(exc)) from None
+        for r in range(nrows):
+            row = []
+            for c in range(nfields):
+                raw = lib.PQgetvalue(res, r, c)
+                if not raw and lib.PQgetisnull(res, r, c):
+                    row.append(None)
+                else:
+                    row.append(loads[c](raw.decode(self.encoding)))
+            rows.append(tuple(row))
         return command, rows
 
     def parameter(self, name: str) -> str | None:

@@ -208,10 +208,10 @@ def test_a_removed_container_is_missing_and_acts_on_it_say_how_to_fix(engine, ma
 
 
 def test_no_engine_at_the_handles_url_is_one_clear_error(tmp_path):
-    row = {"service": "postgres", "role": "primary", "name": "pg-1", "host": "127.0.0.1",
-           "port": 63001, "ports": {"client": 63001}, "testinfra": "docker://x",
-           "handle": {"kind": "docker", "container": "datakit-x-pg-1",
-                      "docker_host": f"unix://{tmp_path}/nothing.sock"}}
+    row = Node(service="postgres", role="primary", name="pg-1", host="127.0.0.1", port=63001,
+               ports={"client": 63001}, testinfra="docker://x",
+               handle={"kind": "docker", "container": "datakit-x-pg-1",
+                       "docker_host": f"unix://{tmp_path}/nothing.sock"})
     with pytest.raises(DatakitError, match=r"node pg-1: no Docker engine answers at unix://"
                                            r".*nothing\.sock .*start it"):
         control(row).status()
