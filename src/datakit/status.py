@@ -18,7 +18,7 @@ import psycopg
 import redis as redis_py
 
 from datakit.errors import DatakitError
-from datakit.nodes import etcd, patroni
+from datakit.nodes import etcd, patroni_cluster
 from datakit.stack.schema import Node, Secrets, StackOutputs
 
 # What Patroni's role means for what the server should say of itself.
@@ -105,10 +105,11 @@ def patroni_view(outputs: StackOutputs) -> dict[str, Any]:
     if not nodes:
         return {"leader": None, "quorum_standbys": [], "members": {}, "error": None}
     try:
-        view = patroni.cluster_view([_rest(n) for n in nodes])
+        view = patroni_cluster.cluster_view([_rest(n) for n in nodes])
     except DatakitError as exc:
         return {"leader": None, "quorum_standbys": [], "members": {}, "error": str(exc)}
-    return {"leader": patroni.leader_of(view), "quorum_standbys": patroni.quorum_standbys(view),
+    return {"leader": patroni_cluster.leader_of(view),
+            "quorum_standbys": patroni_cluster.quorum_standbys(view),
             "members": {m["name"]: m for m in view.get("members") or []}, "error": None}
 
 

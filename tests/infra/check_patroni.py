@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from datakit.nodes import patroni
+from datakit.nodes import patroni_cluster
 from datakit.stack.schema import Node
 from datakit.verify import Mismatch
 
@@ -25,7 +25,7 @@ def cluster_view(nodes_of):
     members = _members(nodes_of)
     if not members:
         pytest.skip("the stack's outputs name no Patroni REST API")
-    return lambda: patroni.cluster_view(members)
+    return lambda: patroni_cluster.cluster_view(members)
 
 
 def test_patroni_one_leader(cluster_view, checker):
@@ -62,7 +62,7 @@ def test_patroni_quorum_standbys(cluster_view, topology, checker):
     want = topology.postgres.synchronous_standbys
 
     def probe() -> list[str]:
-        return patroni.quorum_standbys(cluster_view())
+        return patroni_cluster.quorum_standbys(cluster_view())
 
     checker.expect("Patroni: quorum standbys", "postgres", f">= {want}", probe,
                    ok=lambda found: len(found) >= want)

@@ -10,7 +10,7 @@ through `PATCH /config` for the run and back afterwards.
 from __future__ import annotations
 
 from datakit.errors import DatakitError
-from datakit.nodes import etcd, patroni
+from datakit.nodes import etcd, patroni, patroni_cluster
 from datakit.stack.schema import Node, StackOutputs
 
 
@@ -31,12 +31,12 @@ def members(outputs: StackOutputs) -> list[dict]:
 
 def view(outputs: StackOutputs) -> dict:
     """Patroni's `/cluster`, from the first member that answers."""
-    return patroni.cluster_view(members(outputs))
+    return patroni_cluster.cluster_view(members(outputs))
 
 
 def leader(outputs: StackOutputs) -> str | None:
     """The member Patroni names leader now (None when there is not exactly one)."""
-    return patroni.leader_of(view(outputs))
+    return patroni_cluster.leader_of(view(outputs))
 
 
 def config(outputs: StackOutputs) -> dict:
@@ -72,7 +72,7 @@ def patch(outputs: StackOutputs, body: dict) -> None:
 def wait_ready(outputs: StackOutputs, *, synchronous_standbys: int,
                timeout: float = 120.0) -> dict:
     """Until one leader runs, every member streams and the quorum is listed."""
-    return patroni.wait_cluster(members(outputs), synchronous_standbys=synchronous_standbys,
+    return patroni_cluster.wait_cluster(members(outputs), synchronous_standbys=synchronous_standbys,
                                 timeout=timeout)
 
 

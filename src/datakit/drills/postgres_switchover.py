@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datakit.drills import patroni_ops as pat
 from datakit.drills.patroni_drill import PatroniDrill
-from datakit.nodes import patroni
+from datakit.nodes import patroni_cluster
 
 
 class PostgresSwitchover(PatroniDrill):
@@ -22,7 +22,7 @@ class PostgresSwitchover(PatroniDrill):
     def fault(self) -> None:
         self.say(f"switchover from {self.leader.name} (POST /switchover)")
         self.event("switchover")
-        done = patroni.switchover(pat.members(self.out), synchronous_standbys=self.quorum,
+        done = patroni_cluster.switchover(pat.members(self.out), synchronous_standbys=self.quorum,
                                   timeout=120)
         self.event("switched")
         self.result.extra["patroni_took_s"] = done["took_s"]

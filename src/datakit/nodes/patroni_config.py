@@ -27,7 +27,7 @@ import time
 from patroni.utils import compare_values
 
 from datakit.errors import DatakitError
-from datakit.nodes import patroni
+from datakit.nodes import patroni, patroni_cluster
 from datakit.nodes.patroni_conf import dynamic_config
 from datakit.nodes.postgres_client import connect
 from datakit.nodes.readiness import wait_until
@@ -164,7 +164,7 @@ def converge(spec: dict, *, timeout: float = patroni.START_TIMEOUT) -> dict:
     superuser_password. Returns {leader, quorum_standbys, changed, restarted, waited_s}."""
     began = time.monotonic()
     members = spec["members"]
-    patroni.wait_cluster(members, synchronous_standbys=0, timeout=timeout)
+    patroni_cluster.wait_cluster(members, synchronous_standbys=0, timeout=timeout)
     current = _config(members)
     patch = patch_for(current, dynamic_config(spec))
     restarted: list[str] = []
@@ -175,7 +175,7 @@ def converge(spec: dict, *, timeout: float = patroni.START_TIMEOUT) -> dict:
             _wait_taken(spec, params)
     # Also what an earlier, interrupted `up` left pending.
     restarted = restart_pending(members, leader_first=_lowered(patch, current))
-    ready = patroni.wait_cluster(members, synchronous_standbys=int(
+    ready = patroni_cluster.wait_cluster(members, synchronous_standbys=int(
         spec.get("synchronous_standbys") or 0), timeout=timeout)
     return {"leader": ready["leader"], "quorum_standbys": ready["quorum_standbys"],
             "changed": sorted(_flat(patch)), "restarted": restarted,

@@ -19,7 +19,7 @@ import os
 import signal
 
 from datakit.errors import DatakitError
-from datakit.nodes import patroni
+from datakit.nodes import patroni, patroni_cluster
 from datakit.nodes.patroni_conf import host, render, replication_user, superuser
 from datakit.nodes.postgres_client import WrongPassword, connect, ensure_role
 
@@ -31,8 +31,8 @@ def _changed(old: dict, new: dict, keys) -> list[str]:
 
 
 def _leader(props: dict) -> dict:
-    view = patroni.cluster_view([props])
-    name = patroni.leader_of(view)
+    view = patroni_cluster.cluster_view([props])
+    name = patroni_cluster.leader_of(view)
     for member in view.get("members") or []:
         if member["name"] == name:
             return {"name": name, "host": member.get("host") or host(props),

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from datakit.errors import DatakitError
-from datakit.nodes import etcd, patroni, patroni_config, patroni_member
+from datakit.nodes import etcd, patroni, patroni_cluster, patroni_config, patroni_member
 from datakit.nodes.readiness import wait_until
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ class Cluster:
             conn.execute("insert into notes (text) values (%s)", [text])
 
     def leader(self) -> Member:
-        return self.member(patroni.leader_of(patroni.cluster_view(self.props)))
+        return self.member(patroni_cluster.leader_of(patroni_cluster.cluster_view(self.props)))
 
 
 def start_etcd(base: Path, free_port, teardown, token: str) -> list[dict]:
@@ -95,7 +95,7 @@ def cluster(workdir, free_port, password, teardown) -> Cluster:
         teardown.add(f"delete {m.props['name']}", lambda m=m: patroni.delete(m.props, m.outs))
     for m in members:  # all at once: one takes etcd's initialise key, the others clone it
         m.outs = patroni.create(m.props, wait=False)
-    patroni.wait_cluster([m.props for m in members], synchronous_standbys=1)
+    patroni_cluster.wait_cluster([m.props for m in members], synchronous_standbys=1)
     made = Cluster(etcd_nodes, members, {"user": "app", "password": password("pg-app"),
                                          "dbname": "appdb"})
     with psycopg.connect(made.dsn(), autocommit=True) as conn:
@@ -105,8 +105,8 @@ def cluster(workdir, free_port, password, teardown) -> Cluster:
 
 def wait_quorum_of_two(cl: Cluster) -> dict:
     def both() -> dict | None:
-        view = patroni.cluster_view(cl.props)
-        ready = not patroni.cluster_problems(view, [m.props["name"] for m in cl.members], 2)
+        view = patroni_cluster.cluster_view(cl.props)
+        ready = not patroni_cluster.cluster_problems(view, [m.props["name"] for m in cl.members], 2)
         return view if ready else None
 
     return wait_until(both, what="both replicas quorum standbys", timeout=60)
@@ -148,7 +148,7 @@ def test_switchover_through_the_rest_api(cluster):
     wait_quorum_of_two(cluster)
     old = cluster.leader().props["name"]
     candidate = next(m.props["name"] for m in cluster.members if m.props["name"] != old)
-    result = patroni.switchover(cluster.props, candidate=candidate, synchronous_standbys=1)
+    result = patroni_cluster.switchover(cluster.props, candidate=candidate, synchronous_standbys=1)
     assert (result["old"], result["new"]) == (old, candidate)
     cluster.write("after switchover")
     status = patroni.member_status(cluster.member(candidate).props)
@@ -175,7 +175,7 @@ def test_leader_node_loss_fails_over_by_itself_and_the_old_leader_rejoins(cluste
     new = cluster.leader()
     assert new is not old
     old.outs = patroni.start(old.props)  # streaming again: rewound or simply following
-    view = patroni.wait_cluster(cluster.props, synchronous_standbys=1)
+    view = patroni_cluster.wait_cluster(cluster.props, synchronous_standbys=1)
     timelines = {m["name"]: m.get("timeline") for m in view["members"]}
     assert timelines[old.props["name"]] == timelines[new.props["name"]]
     with psycopg.connect(host="127.0.0.1", port=old.props["port"], **cluster.app) as conn:
@@ -191,7 +191,7 @@ def test_a_crashed_postmaster_alone_leaves_patroni_running_and_the_cluster_recov
     # Right after the kill Patroni's view still shows the old state: wait for a write.
     wait_until(lambda: cluster.write("after the crash") or True, what="a write after the crash",
                timeout=FAILOVER_TIMEOUT, max_interval=0.2)
-    patroni.wait_cluster(cluster.props, synchronous_standbys=1, timeout=FAILOVER_TIMEOUT)
+    patroni_cluster.wait_cluster(cluster.props, synchronous_standbys=1, timeout=FAILOVER_TIMEOUT)
     assert patroni.alive(leader.props, leader.outs) and patroni.postmaster(leader.props)
 
 
