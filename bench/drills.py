@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 
 from datakit.drills import runner
 from datakit.topology.baselines import DRILLS
+
+WHAT_PATRONI_DID = ("outcome", "primary_during_outage")
 
 
 def main() -> int:
@@ -36,9 +39,13 @@ def main() -> int:
         if not s["runs"]:
             print(f"{name} n/a ({results[0].reason})", flush=True)
             continue
+        # What Patroni chose, where a drill reports it (postgres-crash, etcd-quorum-loss).
+        chose = Counter(r.extra.get(k) for r in results for k in WHAT_PATRONI_DID
+                        if r.extra.get(k))
         print(f"{name} rto_median_s={s['rto_median_s']} rto_max_s={s['rto_max_s']} "
               f"lost={s['lost']} redundancy_median_s={s['rto_redundancy_median_s']} "
-              f"runs={s['runs']}", flush=True)
+              f"runs={s['runs']}" + "".join(f" {k.replace(' ', '_')}={v}"
+                                            for k, v in chose.items()), flush=True)
         failed |= not s["passed"]
     return 1 if failed else 0
 

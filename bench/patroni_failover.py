@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 
-from datakit.nodes import etcd, patroni, process
+from datakit.nodes import etcd, patroni, patroni_cluster, process
 from datakit.topology import load
 
 PORTS = range(62000, 62500)  # apart from the node tests' 63000-63499 and the stacks' 64xxx
@@ -96,7 +96,7 @@ def one_run(base: Path, settings: dict) -> dict:
         began = time.monotonic()
         for m in members:
             patroni.create(m, wait=False)
-        patroni.wait_cluster(members, synchronous_standbys=settings["synchronous_standbys"])
+        patroni_cluster.wait_cluster(members, synchronous_standbys=settings["synchronous_standbys"])
         out["patroni_up_s"] = time.monotonic() - began
         out["patroni_rss_mb"] = max(rss_mb(patroni.patroni_process(m)[0]) for m in members)
         out["etcd_rss_mb"] = max(rss_mb(etcd._live(e)[0]) for e in eprops)
@@ -110,10 +110,11 @@ def one_run(base: Path, settings: dict) -> dict:
         writer.start()
         time.sleep(1)
         old = next(m for m in members
-                   if m["name"] == patroni.leader_of(patroni.cluster_view(members)))
+                   if m["name"] == patroni_cluster.leader_of(patroni_cluster.cluster_view(members)))
         patroni.kill(old)
         fault = time.monotonic()  # Patroni and postmaster are gone now
-        while (leader := patroni.leader_of(patroni.cluster_view(members))) in (None, old["name"]):
+        while (leader := patroni_cluster.leader_of(
+                patroni_cluster.cluster_view(members))) in (None, old["name"]):
             time.sleep(0.05)
         new = next(m for m in members if m["name"] == leader)
         out["rto_s"] = writer.wait_ack(fault, new["port"])
@@ -122,9 +123,10 @@ def one_run(base: Path, settings: dict) -> dict:
         out["rejoin_s"] = time.monotonic() - began
         log = patroni.paths(old)["log"].read_text(errors="replace")
         out["rewound"] = "pg_rewind exit code=0" in log
-        patroni.wait_cluster(members, synchronous_standbys=settings["synchronous_standbys"])
+        patroni_cluster.wait_cluster(members, synchronous_standbys=settings["synchronous_standbys"])
         began = time.monotonic()
-        moved = patroni.switchover(members, synchronous_standbys=settings["synchronous_standbys"])
+        moved = patroni_cluster.switchover(
+            members, synchronous_standbys=settings["synchronous_standbys"])
         out["switchover_ready_s"] = time.monotonic() - began
         target = next(m for m in members if m["name"] == moved["new"])
         out["switchover_s"] = writer.wait_ack(began, target["port"])

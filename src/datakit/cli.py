@@ -129,20 +129,34 @@ def outputs(stack: str = StackOpt, show_secrets: bool = typer.Option(False, "--s
 
 @app.command()
 def status(stack: str = StackOpt, as_json: bool = JsonOpt) -> None:
-    """Each node's live role and health, asked of the servers."""
+    """Each node's live role and health, asked of the servers, beside Patroni's view of
+    each PostgreSQL node (a disagreement is flagged) and etcd's members and leader."""
     from datakit import status as live
     from datakit.stack import outputs as stack_outputs
 
-    rows = live.live(stack_outputs.read(stack))
+    outputs = stack_outputs.read(stack)
+    rows = live.live(outputs)
+    whole = live.clusters(outputs)
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"nodes": rows, **whole}, indent=2))
     else:
-        table = Table("service", "name", "address", "role now", "initial role", "health")
+        table = Table("service", "name", "address", "role now", "initial role", "health",
+                      "Patroni says", "disagrees")
         for r in rows:
             table.add_row(r["service"], r["name"], r["address"], r["role"], r["initial_role"],
-                          r["health"])
+                          r["health"], r.get("patroni") or "", r.get("disagrees") or "")
         console.print(table)
-    if any(not r["health"].startswith("up") for r in rows):
+        if pat := whole.get("patroni"):
+            console.print(f"Patroni cluster {pat['cluster']}: leader {pat['leader']}, quorum "
+                          f"standbys {', '.join(pat['quorum_standbys']) or 'none'}, timeline "
+                          f"{pat['timeline']}")
+        if et := whole.get("etcd"):
+            console.print(f"etcd: leader {et['leader']}, "
+                          + ", ".join(f"{k} {v}" for k, v in et["members"].items()))
+        for problem in whole["problems"]:
+            err.print(f"[red]{problem}[/red]")
+    if any(not r["health"].startswith("up") or r.get("disagrees") for r in rows) or \
+            whole["problems"]:
         raise typer.Exit(1)
 
 

@@ -11,7 +11,8 @@ from datakit.stack.schema import Node
 from datakit.verify import Mismatch
 
 # The system user each service's process runs as (the Debian packages' users).
-SERVICE_USER = {"postgres": "postgres", "redis": "redis", "sentinel": "redis", "kafka": "kafka"}
+SERVICE_USER = {"postgres": "postgres", "redis": "redis", "sentinel": "redis", "kafka": "kafka",
+                "etcd": "etcd"}
 _SS_PID = re.compile(r"pid=(\d+)")
 
 

@@ -3,7 +3,7 @@
 `datakit verify` writes a context file (outputs with secrets, topology, timeout) and names
 it in $DATAKIT_VERIFY_CONTEXT; the outputs are read into the typed model (StackOutputs, its
 nodes `Node`s). A test asks for `pg_node`, `redis_node`, `sentinel_node`, `kafka_node`,
-`any_node` or `topic` and runs once per such node (ids are node names, so `-k pg-2`
+`etcd_node`, `any_node` or `topic` and runs once per such node (ids are node names, so `-k pg-2`
 selects one node). Every check goes through `checker.expect` (datakit.verify),
 which retries until ready up to the timeout and records expected, found and waited_s.
 """
@@ -23,7 +23,7 @@ from datakit.topology import Topology
 from datakit.verify.expect import Checker
 
 NODE_PARAMS = {"pg_node": "postgres", "redis_node": "redis", "sentinel_node": "sentinel",
-               "kafka_node": "kafka"}
+               "kafka_node": "kafka", "etcd_node": "etcd"}
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -35,7 +35,7 @@ class DerivedStack:
         self.path = PROJECT_DIR / "stacks" / f"Pulumi.{name}.yaml"
         shipped = yaml.safe_load((PROJECT_DIR / "stacks" / f"Pulumi.{base}.yaml").read_text())
         self.config = copy.deepcopy(shipped["config"])
-        for key in ("datakit:postgres", "datakit:redis", "datakit:kafka"):
+        for key in ("datakit:postgres", "datakit:redis", "datakit:kafka", "datakit:etcd"):
             _shift_ports(self.config[key], port_shift)
         self.pristine = copy.deepcopy(self.config)
         self.running = False

@@ -69,7 +69,8 @@ def test_shipped_stack_loads_and_validates(stack):
 def test_local_stack_is_the_ha_data_layer_on_loopback_ports():
     t = load("local", PROJECT_DIR)
     assert (t.substrate, t.disposable) == ("local", True)
-    assert t.postgres.synchronous_standby_names() == 'ANY 1 ("pg-2", "pg-3")'
+    assert (t.postgres.synchronous_standbys, t.postgres.patroni.synchronous_mode_strict) == (
+        1, True)
     assert t.redis.mode == "sentinel"
     assert (t.redis.sentinel.count, t.redis.sentinel.quorum) == (3, 2)
     assert t.redis.sentinel.down_after_ms == 1500  # the floor: fast drills, no double failover
@@ -115,6 +116,9 @@ def test_nodes_carry_names_initial_roles_and_ports():
         ("kafka", "kafka-1", "broker+controller", 64500, None),
         ("kafka", "kafka-2", "broker+controller", 64501, None),
         ("kafka", "kafka-3", "broker+controller", 64502, None),
+        ("etcd", "etcd-1", "member", 64700, None),
+        ("etcd", "etcd-2", "member", 64701, None),
+        ("etcd", "etcd-3", "member", 64702, None),
     ]
     assert [n.ports() for n in t.nodes("kafka")][0] == {"client": 64500, "controller": 64600}
     assert t.node("kafka-3").index == 3
@@ -139,7 +143,7 @@ def test_docker_nodes_name_their_own_host_or_the_stacks():
 def test_scaling_replicas_changes_only_the_node_list_tail():
     one = from_config(with_change("postgres.nodes", 2), stack="local", memory_total=PLENTY)
     assert [n.name for n in one.nodes("postgres")] == ["pg-1", "pg-2"]
-    assert one.postgres.synchronous_standby_names("pg-2") == 'ANY 1 ("pg-1")'
+    assert [n.name for n in one.nodes("etcd")] == ["etcd-1", "etcd-2", "etcd-3"]
 
 
 def test_settings_render_for_the_servers():
@@ -239,7 +243,8 @@ def test_redis_cluster_needs_three_masters():
 
 def test_memory_budget_larger_than_the_machine_names_the_biggest_part():
     (line,) = problems_of(local_config(), memory=1 * GiB)
-    assert line.startswith("stack local: datakit:kafka.heap: memory budget 2.1 GiB")
+    assert line.startswith("stack local: datakit:kafka.heap: memory budget 2.4 GiB")
+    assert "+ Patroni 3 x 64.0 MiB + etcd 3 x 64.0 MiB)" in line
     assert "larger than this machine's 1.0 GiB" in line
 
 

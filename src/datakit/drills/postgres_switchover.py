@@ -1,43 +1,49 @@
-"""postgres-switchover: the planned version. Writes are fenced (the writer pauses with
-nothing in flight and drops its connection), the primary is stopped cleanly (a fast
-shutdown sends all WAL to the standbys), the most caught-up standby is promoted, the
-others re-pointed, the fence lifted, and the old primary rejoins as a standby.
+"""postgres-switchover: the planned version, through Patroni's REST API. `POST /switchover`
+asks the leader to hand over to a quorum standby Patroni picks: it stops PostgreSQL cleanly
+(a fast shutdown sends all WAL to the standbys), the candidate is promoted, the old leader
+follows it. The writer is not fenced: a write in flight at the shutdown is an unknown
+outcome and the ones refused meanwhile are failures, as a real client sees them.
 
-No write fails or is lost; the price is the fenced pause, reported as the RTO (fence to
-first write). Without the fence, the in-flight write on the stopping primary would end
-in an error whose outcome is unknown: that is the failover drill.
+RTO: the request to the first acknowledged write on the new leader, i.e. the first
+acknowledged write after the old one stopped taking writes (a write acknowledged by the
+old leader before its shutdown is no recovery). Nothing acknowledged may be lost.
 """
 
 from __future__ import annotations
 
-from datakit.drills import postgres_ops as po
-from datakit.drills.postgres_handover import PostgresHandover
+from datakit.drills import patroni_ops as pat
+from datakit.drills.patroni_drill import PatroniDrill
+from datakit.nodes import patroni_cluster
 
 
-class PostgresSwitchover(PostgresHandover):
-    fault_event = "fence"
-    final: int  # the old primary's last WAL position, read behind the fence
+class PostgresSwitchover(PatroniDrill):
+    fault_event = "switchover"
 
     def fault(self) -> None:
-        self.event("fence")
-        self.writer.pause()
-        self.say(f"stopping primary {self.old.name} cleanly")
-        self.final = po.lsn(po.one(self.old, self.out, "select pg_current_wal_lsn()::text"))
-        self.control(self.old).stop()
-        self.event("stopped")
+        self.say(f"switchover from {self.leader.name} (POST /switchover)")
+        self.event("switchover")
+        done = patroni_cluster.switchover(pat.members(self.out), synchronous_standbys=self.quorum,
+                                  timeout=120)
+        self.event("switched")
+        self.result.extra["patroni_took_s"] = done["took_s"]
 
     def watch(self) -> None:
-        lsns = {r.name: po.received_lsn(r, self.out) for r in self.replicas}
-        best = self.take_over(lsns)
-        if lsns[best.name] < self.final:
-            self.result.notes.append(f"{best.name} had received {lsns[best.name]:X} < "
-                                     f"{self.final:X} at the old primary's stop")
-        self.writer.resume()
-        self.event("unfenced")
-        self.rejoin_after("unfenced")
+        self.first_write_after("switched")
+        self.whole_again()
+
+    def measure(self) -> None:
+        super().measure()
+        t0 = self.rec.at("switchover")
+        if t0 is None:
+            return
+        ops = sorted(self.result.ops, key=lambda o: o.start)
+        gap = next((o.start for o in ops if o.start >= t0 and o.status != "ok"), None)
+        since = gap if gap is not None else (self.rec.at("switched") or t0)
+        after = [o.end for o in ops if o.status == "ok" and o.start >= since]
+        self.result.rto_s = round(min(after) - t0, 3) if after else None
+        self.result.extra["write_gap"] = gap is not None
 
     def verdict(self) -> str | None:
-        failed = self.result.check.failed + self.result.check.unknown
-        if self.result.check.lost or failed:
-            return f"planned switchover: {len(self.result.check.lost)} lost, {failed} failed"
+        if self.result.check.lost:
+            return f"planned switchover: {len(self.result.check.lost)} acknowledged writes lost"
         return None

@@ -26,6 +26,15 @@ class _Service(pulumi.ComponentResource):
         return [p.resource for p in self.nodes]
 
 
+class EtcdCluster(_Service):
+    """Patroni's store: made before the PostgreSQL cluster, whose members need it."""
+
+    kind = "EtcdCluster"
+
+    def _build(self, topo, substrate, secrets):
+        return substrate.etcd(topo, secrets, parent=self)
+
+
 class PostgresCluster(_Service):
     kind = "PostgresCluster"
 

@@ -16,9 +16,11 @@ from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
 from datakit.stack.schema import Endpoints, KafkaEndpoints, PostgresEndpoints, RedisEndpoints
 from datakit.topology import Topology
+from datakit.topology.patroni import NAMESPACE
 
 POSTGRES_SUPERUSER = "postgres"
 POSTGRES_REPLICATION_USER = "replicator"
+PATRONI_REST_USER = "patroni"
 KAFKA_ADMIN_USER = "admin"
 KAFKA_APP_USER = "app"
 
@@ -42,7 +44,9 @@ def endpoints(topo: Topology, nodes: list[Provisioned]) -> Endpoints:
             read_dsn=postgres_dsn(pg, dbname=pg_spec.database, user=pg_spec.app_user,
                                   attrs="prefer-standby"),
             database=pg_spec.database, app_user=pg_spec.app_user,
-            superuser=POSTGRES_SUPERUSER, replication_user=POSTGRES_REPLICATION_USER),
+            superuser=POSTGRES_SUPERUSER, replication_user=POSTGRES_REPLICATION_USER,
+            cluster=topo.patroni_scope, namespace=NAMESPACE, dcs=hostports("etcd"),
+            rest_user=PATRONI_REST_USER),
         redis=RedisEndpoints(mode=topo.redis.mode, master_name=topo.redis.master_name,
                              sentinels=hostports("sentinel"), seeds=hostports("redis")),
         kafka=KafkaEndpoints(bootstrap_servers=",".join(hostports("kafka")),
@@ -51,12 +55,19 @@ def endpoints(topo: Topology, nodes: list[Provisioned]) -> Endpoints:
     )
 
 
-def node_rows(nodes: list[Provisioned]) -> list[dict]:
+def rest_url(topo: Topology, p: Provisioned) -> str | None:
+    """A PostgreSQL node's Patroni REST API, on the address clients reach the node at."""
+    if p.node.service != "postgres":
+        return None
+    return f"http://{p.host}:{topo.postgres.rest_port(p.node.name)}"
+
+
+def node_rows(topo: Topology, nodes: list[Provisioned]) -> list[dict]:
     """The schema's `Node` fields per node; `handle` is still a Pulumi Output here."""
     return [{
         "service": p.node.service, "role": p.node.initial_role, "name": p.node.name,
         "host": p.host, "port": p.node.port, "ports": p.node.ports(),
-        "handle": p.handle, "testinfra": p.testinfra,
+        "handle": p.handle, "testinfra": p.testinfra, "rest_url": rest_url(topo, p),
     } for p in nodes]
 
 
@@ -65,5 +76,5 @@ def export(topo: Topology, nodes: list[Provisioned], secrets: Secrets) -> None:
     pulumi.export("substrate", topo.substrate)
     pulumi.export("disposable", topo.disposable)
     pulumi.export("endpoints", endpoints(topo, nodes).model_dump())
-    pulumi.export("nodes", node_rows(nodes))
+    pulumi.export("nodes", node_rows(topo, nodes))
     pulumi.export("secrets", pulumi.Output.secret(secrets.as_output()))

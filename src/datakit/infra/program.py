@@ -9,7 +9,7 @@ from __future__ import annotations
 import pulumi
 
 from datakit.infra import outputs
-from datakit.infra.components import KafkaCluster, PostgresCluster, RedisGroup
+from datakit.infra.components import EtcdCluster, KafkaCluster, PostgresCluster, RedisGroup
 from datakit.infra.local.substrate import LocalSubstrate
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Substrate
@@ -30,10 +30,11 @@ def build(topo: Topology | None = None) -> None:
     topo = topo or from_pulumi_config()
     substrate = for_topology(topo)
     secrets = Secrets()
+    etcd = EtcdCluster("etcd", topo, substrate, secrets)  # before PostgreSQL: Patroni's store
     postgres = PostgresCluster("postgres", topo, substrate, secrets)
     redis = RedisGroup("redis", topo, substrate, secrets)
     kafka = KafkaCluster("kafka", topo, substrate, secrets)
     substrate.migrations(topo, secrets, after=postgres.resources,
                          parent=postgres)
-    outputs.export(topo, [*postgres.nodes, *redis.nodes, *kafka.nodes], secrets)
+    outputs.export(topo, [*postgres.nodes, *redis.nodes, *kafka.nodes, *etcd.nodes], secrets)
     pulumi.log.debug(f"datakit stack {topo.name}: {len(topo.nodes())} nodes")

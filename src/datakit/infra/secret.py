@@ -38,7 +38,7 @@ class Secrets:
     """Every generated password of a stack, per service and role."""
 
     ROLES = {
-        "postgres": ("superuser", "replication", "app"),
+        "postgres": ("superuser", "replication", "app", "rest"),  # rest: Patroni's REST API
         "redis": ("default", "sentinel"),
         "kafka": ("admin", "app"),
     }

@@ -30,6 +30,11 @@ class Provisioned:
 class Substrate(Protocol):
     name: str
 
+    def etcd(self, topo: Topology, secrets: Secrets,
+             parent: pulumi.Resource) -> list[Provisioned]:
+        """Patroni's store; called before `postgres`, whose members start after it."""
+        ...
+
     def postgres(self, topo: Topology, secrets: Secrets,
                  parent: pulumi.Resource) -> list[Provisioned]: ...
 

@@ -113,7 +113,7 @@ def _write_config(props: dict, account: RunAs) -> None:
 # --------------------------------------------------------------------------- lifecycle
 
 
-def _live(props: dict, outs: dict | None = None) -> tuple[int, int] | None:
+def live(props: dict, outs: dict | None = None) -> tuple[int, int] | None:
     """(pid, start time) of this member's process now: the recorded one, or one started
     since on the same config file (by a drill)."""
     outs = outs or {}
@@ -133,7 +133,7 @@ def _outs(props: dict, pid: int, started: int | None) -> dict:
 def start(props: dict, *, timeout: float = START_TIMEOUT) -> dict:
     """Start the member (if it does not run already) and wait until it listens on its
     client port. It does not wait for the other members: see `wait_cluster`."""
-    running = _live(props)
+    running = live(props)
     if running:
         return _outs(props, *running)
     host = props.get("host") or HOST
@@ -141,8 +141,13 @@ def start(props: dict, *, timeout: float = START_TIMEOUT) -> dict:
         process.require_free(int(port), f"{label(props)} {what}", host)
     account = _account(props)
     etcd = venv_program("etcd", account)
-    _write_config(props, account)
     root, conf, _, log = _paths(props)
+    try:
+        _write_config(props, account)
+    except OSError as exc:
+        raise DatakitError(f"{label(props)}: cannot write its data dir {root}: "
+                           f"{exc.strerror or exc} ({exc.filename or root}); make it a "
+                           "writable directory (or change the stack's data_dir)") from None
     pid = account.spawn([str(etcd), "--config-file", str(conf)], log=log, cwd=str(root))
     started = process.start_time(pid)
 
@@ -172,18 +177,18 @@ def create(props: dict) -> dict:
 
 def stop(props: dict, outs: dict | None = None, *, timeout: float = 20.0) -> None:
     """SIGTERM (etcd leaves its data consistent), SIGKILL after `timeout`. Gone is fine."""
-    if live := _live(props, outs):
-        process.stop(*live, timeout=timeout)
+    if found := live(props, outs):
+        process.stop(*found, timeout=timeout)
 
 
 def kill(props: dict, outs: dict | None = None) -> None:
     """SIGKILL, as a member-loss drill does."""
-    if live := _live(props, outs):
-        process.kill(*live)
+    if found := live(props, outs):
+        process.kill(*found)
 
 
 def alive(props: dict, outs: dict | None = None) -> bool:
-    return _live(props, outs) is not None
+    return live(props, outs) is not None
 
 
 def delete(props: dict, outs: dict | None = None) -> None:
@@ -311,6 +316,15 @@ def require_reachable(nodes: list[dict], *, needed_by: str, timeout: float = 2.0
         tried.append(h["error"] or f"{label_of(node)}: {h['reason'] or 'not healthy'}")
     raise Unreachable(f"{needed_by}: no healthy etcd member ({'; '.join(tried)}); start the "
                       "etcd cluster first (`datakit up`) or fix etcd's hosts in the stack")
+
+
+def key_exists(nodes: list[dict], key: str, *, timeout: float = 2.0) -> bool:
+    """Whether `key` is in the store, asked of the first healthy member."""
+    url_ = require_reachable(nodes, needed_by=f"reading {key} from etcd", timeout=timeout)
+    member = next(n for n in nodes if url(n) == url_)
+    answer = call(member, "/v3/kv/range", {"key": base64.b64encode(key.encode()).decode(),
+                                           "count_only": True}, timeout=timeout)
+    return int(answer.get("count", 0)) > 0
 
 
 def delete_prefix(nodes: list[dict], prefix: str, *, timeout: float = 5.0) -> int:

@@ -4,7 +4,7 @@ Patroni owns each member's PostgreSQL: initdb and bootstrap on whichever member 
 cluster's initialise key in etcd, the replicas' clones, replication slots, the synchronous
 quorum, failover, and pg_rewind when a former leader rejoins. datakit writes patroni.yml
 (see patroni_conf), starts Patroni as the node's account from the venv, and watches through
-Patroni's REST API (`GET /patroni`, `GET /cluster`, `POST /switchover`).
+Patroni's REST API (`GET /patroni`); the cluster as a whole is patroni_cluster's.
 
 props keys: name, port (PostgreSQL), rest_port, data_dir (the node's own dir: patroni.yml,
 pgdata/, patroni.log, pgpass; removed on delete), scope (the cluster's name), namespace
@@ -15,7 +15,9 @@ replication_password, app_user, app_password, app_database (all three or none), 
 patroni ({ttl, loop_wait, retry_timeout, failsafe_mode, maximum_lag_on_failover,
 primary_start_timeout, synchronous_mode_strict}), version (PostgreSQL major; default the
 newest installed), archive_dir (optional), rest_user/rest_password (optional: Patroni then
-asks for them on every POST), sync_bootstrap (default false: initdb and basebackup skip fsync).
+asks for them on every POST), sync_bootstrap (default false: initdb and basebackup skip fsync),
+join (a fresh member starts only once another member initialised the cluster), host,
+listen_host, client_networks (see patroni_conf).
 outs keys: name, host, port, rest_port, rest_url, pid, start_time (Patroni's process),
 data_dir, pgdata, config, log_path.
 """
@@ -27,7 +29,6 @@ import json
 import os
 import shutil
 import signal
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -37,9 +38,10 @@ import yaml
 from datakit.errors import DatakitError
 from datakit.nodes import etcd, process
 from datakit.nodes.executables import venv_program
-from datakit.nodes.patroni_conf import HOST, paths, problems, render, rest_auth
+from datakit.nodes.patroni_conf import host, paths, problems, render, rest_auth
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
+from datakit.topology.patroni import NAMESPACE
 
 START_TIMEOUT = 90.0
 _OURS = {"patroni.yml", "patroni.yml.tmp", "pgdata", "patroni.log", "pgpass", "bootstrap.json"}
@@ -48,14 +50,14 @@ _FAILED = {"start failed", "bootstrap failed", "crashed"}
 
 
 def label(props: dict) -> str:
-    return f"patroni node {props['name']} ({HOST}:{int(props['port'])})"
+    return f"patroni node {props['name']} ({host(props)}:{int(props['port'])})"
 
 
 def rest_url(props: dict) -> str:
-    return f"http://{props.get('host') or HOST}:{int(props['rest_port'])}"
+    return f"http://{host(props)}:{int(props['rest_port'])}"
 
 
-def _account() -> RunAs:
+def account() -> RunAs:
     return RunAs.service("postgres")
 
 
@@ -132,7 +134,7 @@ def patroni_process(props: dict, outs: dict | None = None) -> tuple[int, int] | 
 
 def _outs(props: dict, pid: int, started: int | None) -> dict:
     node = paths(props)
-    return {"name": props["name"], "host": HOST, "port": int(props["port"]),
+    return {"name": props["name"], "host": host(props), "port": int(props["port"]),
             "rest_port": int(props["rest_port"]), "rest_url": rest_url(props), "pid": pid,
             "start_time": started, "data_dir": str(node["root"]), "pgdata": str(node["pgdata"]),
             "config": str(node["config"]), "log_path": str(node["log"])}
@@ -146,7 +148,7 @@ def _write_private(path: Path, text: str, account: RunAs) -> None:
     tmp.replace(path)
 
 
-def _write_files(props: dict, config: dict, account: RunAs) -> None:
+def write_files(props: dict, config: dict, account: RunAs) -> None:
     node = paths(props)
     account.own(node["root"], 0o700)
     if props.get("archive_dir"):
@@ -166,8 +168,8 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
     be what Patroni takes as written; each failure is one line naming the node and key."""
     live = patroni_process(props)
     if live is None:
-        account = _account()
-        program = venv_program("patroni", account)
+        user = account()
+        program = venv_program("patroni", user)
         if postmaster(props) is None:  # a postmaster that outlived its Patroni is adopted
             process.require_free(int(props["port"]), f"{label(props)} PostgreSQL port")
         process.require_free(int(props["rest_port"]), f"{label(props)} REST API port")
@@ -176,10 +178,18 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
         if refused := problems(props, config):
             raise DatakitError(f"{label(props)}: {'; '.join(refused)}; nothing was started: "
                                "fix the stack config")
-        _write_files(props, config, account)
         node = paths(props)
-        pid = account.spawn([str(program), str(node["config"])], log=node["log"],
-                            cwd=str(node["root"]))
+        if props.get("join") and not (node["pgdata"] / "PG_VERSION").exists():
+            _await_initialised(props, timeout=timeout)
+        try:
+            write_files(props, config, user)
+        except OSError as exc:
+            raise DatakitError(f"{label(props)}: cannot write its data dir {node['root']}: "
+                               f"{exc.strerror or exc} ({exc.filename or node['root']}); make "
+                               "it a writable directory (or change the stack's data_dir)"
+                               ) from None
+        pid = user.spawn([str(program), str(node["config"])], log=node["log"],
+                         cwd=str(node["root"]))
         live = (pid, process.start_time(pid) or 0)
     outs = _outs(props, *live)
     if wait:
@@ -187,23 +197,40 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
     return outs
 
 
-def wait_member(props: dict, outs: dict, *, timeout: float = START_TIMEOUT) -> dict:
-    """Wait until the member serves (leader running, or replica streaming); its /patroni."""
+def _await_initialised(props: dict, *, timeout: float) -> None:
+    """A joining member starts once another has initialised the cluster: so the member
+    the stack names first (pg-1) is the one that runs initdb, and the initial roles in the
+    outputs are true. It costs nothing: a clone cannot start before the leader serves."""
+    key = f"{props.get('namespace') or NAMESPACE}{props['scope']}/initialize"
+    wait_until(lambda: etcd.key_exists(props["etcd"], key),
+               what=f"{label(props)} waiting for the cluster {props['scope']} to be "
+               "initialised by its first member", timeout=timeout, max_interval=0.25)
+
+
+def wait_member(props: dict, outs: dict | None = None, *,
+                timeout: float = START_TIMEOUT) -> dict:
+    """Wait until the member serves (leader running, or replica streaming); its /patroni.
+    With `outs` (a process datakit started), that process exiting ends the wait at once."""
     log = paths(props)["log"]
+    alive = None if not (outs and outs.get("pid")) else \
+        (lambda: process.exit_reason(outs["pid"], outs["start_time"], log))
 
     def serving() -> dict | None:
         state = member_status(props)
         if state.get("state") in _FAILED:
             raise _Failed(f"{label(props)}: Patroni reports {state['state']!r}; last log "
                           f"lines:\n{process.log_tail(log)}\nfull log: {log}")
-        leading = state.get("role") == "primary" and state.get("state") == "running"
-        streaming = state.get("role") == "replica" and \
-            state.get("replication_state") == "streaming"
-        return state if leading or streaming else None
+        return state if serving(state) else None
 
     return wait_until(serving, what=f"{label(props)} serving", timeout=timeout,
-                      max_interval=0.25, fatal=(_Failed,),
-                      alive=lambda: process.exit_reason(outs["pid"], outs["start_time"], log))
+                      max_interval=0.25, fatal=(_Failed,), alive=alive)
+
+
+def serving(state: dict) -> bool:
+    """A member's own /patroni says it serves: the leader running, or a replica streaming."""
+    if state.get("role") == "primary":
+        return state.get("state") == "running"
+    return state.get("role") == "replica" and state.get("replication_state") == "streaming"
 
 
 class _Failed(DatakitError):
@@ -235,10 +262,16 @@ def stop(props: dict, outs: dict | None = None, *, timeout: float = 60.0) -> Non
 def kill(props: dict, outs: dict | None = None, *, postmaster_only: bool = False) -> None:
     """SIGKILL the node, as a drill does: Patroni and its postmaster together (a node lost),
     or with `postmaster_only` the postmaster alone (a crash Patroni sees and handles)."""
-    if not postmaster_only and (live := patroni_process(props, outs)):
-        process.kill(*live)  # first, or it would restart the postmaster killed next
+    if postmaster_only:
+        if pm := postmaster(props):
+            process.kill(*pm)
+        return
+    # Patroni first, or it would restart the postmaster killed next; each with its group
+    # (Patroni's pg_basebackup or pg_rewind, the postmaster's backends), as a lost machine.
+    if live := patroni_process(props, outs):
+        process.kill_group(*live)
     if pm := postmaster(props):
-        process.kill(*pm)
+        process.kill_group(*pm)
 
 
 def alive(props: dict, outs: dict | None = None) -> bool:
@@ -258,6 +291,7 @@ def delete(props: dict, outs: dict | None = None, *, graceful: bool = True) -> N
     root = paths(props)["root"]
     if not root.exists():
         return
+    process.await_gone_from(root, what=f"deleting {label(props)}")
     # A killed postmaster leaves its socket and lock file in the socket dir (the node's).
     strangers = {p.name for p in root.iterdir() if not p.name.startswith(".s.PGSQL.")} - _OURS
     if strangers:
@@ -281,101 +315,3 @@ def health(props: dict, outs: dict | None = None) -> dict:
                   timeline=state.get("timeline"),
                   replication_state=state.get("replication_state"))
     return result
-
-
-# --------------------------------------------------------------------------- the cluster
-
-
-def cluster_view(members: list[dict], *, timeout: float = 2.0) -> dict:
-    """`GET /cluster` from the first member that answers; raise naming each one tried."""
-    errors = []
-    for props in members:
-        try:
-            return cluster_status(props, timeout=timeout)
-        except DatakitError as exc:
-            errors.append(str(exc))
-    raise DatakitError("no Patroni member answers: " + "; ".join(errors))
-
-
-def cluster_problems(view: dict, names: list[str], synchronous_standbys: int) -> list[str]:
-    """What keeps a cluster from being ready, from Patroni's `/cluster` view: not exactly
-    one running leader, a member missing or not streaming, fewer quorum standbys than the
-    configured count. Empty when ready."""
-    members = {m["name"]: m for m in view.get("members") or []}
-    out = [f"{name} is not in the cluster" for name in names if name not in members]
-    leaders = [n for n, m in members.items() if m.get("role") == "leader"]
-    if len(leaders) != 1:
-        out.append(f"{len(leaders)} leaders ({', '.join(leaders) or 'none'})")
-    for name, m in members.items():
-        if m.get("role") == "leader":
-            if m.get("state") != "running":
-                out.append(f"leader {name} is {m.get('state')}")
-        elif m.get("state") != "streaming":
-            out.append(f"{name} is {m.get('state')}, not streaming")
-    standbys = quorum_standbys(view)
-    if len(standbys) < synchronous_standbys:
-        out.append(f"{len(standbys)} quorum standbys ({', '.join(standbys) or 'none'}) of "
-                   f"{synchronous_standbys} configured")
-    return out
-
-
-def quorum_standbys(view: dict) -> list[str]:
-    return sorted(m["name"] for m in view.get("members") or []
-                  if m.get("role") in ("quorum_standby", "sync_standby"))
-
-
-def leader_of(view: dict) -> str | None:
-    leaders = [m["name"] for m in view.get("members") or [] if m.get("role") == "leader"]
-    return leaders[0] if len(leaders) == 1 else None
-
-
-def wait_cluster(members: list[dict], *, synchronous_standbys: int,
-                 timeout: float = START_TIMEOUT) -> dict:
-    """Wait until the cluster is ready: one leader, every member streaming, the quorum
-    standbys listed. Returns {leader, quorum_standbys, members, waited_s}.
-
-    The view is Patroni's, from etcd: right after a fault it still shows the members as
-    they were (a killed leader stays `running` until its key expires), so after a fault
-    wait for what the fault should change (a write, a new leader) before calling this."""
-    began = time.monotonic()
-    names = [m["name"] for m in members]
-
-    def ready() -> dict:
-        view = cluster_view(members)
-        if wrong := cluster_problems(view, names, synchronous_standbys):
-            raise DatakitError("; ".join(wrong))
-        return view
-
-    view = wait_until(ready, what=f"Patroni cluster ({', '.join(names)})", timeout=timeout,
-                      max_interval=0.25)
-    return {"leader": leader_of(view), "quorum_standbys": quorum_standbys(view),
-            "members": view["members"], "waited_s": round(time.monotonic() - began, 3)}
-
-
-def switchover(members: list[dict], *, candidate: str | None = None,
-               synchronous_standbys: int = 0, timeout: float = 60.0) -> dict:
-    """A planned switchover through Patroni's REST API (`POST /switchover`), to `candidate`
-    or to the replica Patroni picks; returns when the cluster is ready again under the new
-    leader: {old, new, took_s}."""
-    began = time.monotonic()
-    old = leader_of(cluster_view(members))
-    if old is None:
-        raise DatakitError("switchover: the cluster has no single leader to switch from")
-    by_name = {m["name"]: m for m in members}
-    body = {"leader": old, **({"candidate": candidate} if candidate else {})}
-    status, answer = rest(by_name[old], "/switchover", body=body, timeout=timeout)
-    if status != 200:
-        raise DatakitError(f"switchover from {old}: Patroni answered {status}: {answer}")
-
-    def switched() -> dict:
-        view = cluster_view(members)
-        new = leader_of(view)
-        if new in (None, old) or (candidate and new != candidate):
-            raise DatakitError(f"leader is {new}")
-        if wrong := cluster_problems(view, list(by_name), synchronous_standbys):
-            raise DatakitError("; ".join(wrong))
-        return view
-
-    view = wait_until(switched, what=f"switchover from {old}", timeout=timeout,
-                      max_interval=0.25)
-    return {"old": old, "new": leader_of(view), "took_s": round(time.monotonic() - began, 3)}

@@ -10,7 +10,14 @@ API (`PATCH /config`).
 Secrets: the file holds the superuser, replication and REST passwords, so it is written
 0600 for the node's account; the application role's password goes to `bootstrap.json`
 (0600), read by `patroni_bootstrap` when Patroni runs it after initdb. Nothing secret is on
-a command line.
+a command line. A member whose props carry no passwords (a container, which gets them as
+Patroni's PATRONI_*_PASSWORD environment) has none in the file either.
+
+Addresses: `host` is the address the member is reached at (connect_address; default
+loopback), `listen_host` the one it binds (default `host`; a container binds 0.0.0.0), and
+`client_networks` where TCP clients may come from (default `host`/32), all SCRAM. Patroni
+itself talks to its own PostgreSQL over the Unix socket as the postgres OS user (peer), so a
+rotated superuser password never locks Patroni out of its own server.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from patroni.validator import populate_validate_params, schema
 from datakit.errors import DatakitError
 from datakit.nodes.archive import archive_command
 from datakit.nodes.postgres_conf import RESERVED, bin_dir
-from datakit.topology.patroni import TIMEOUT_FLOORS
+from datakit.topology.patroni import NAMESPACE, TIMEOUT_FLOORS
 
 # Importing Patroni sets this process's umask to 077 (patroni/file_perm.py, for the files
 # it makes under PGDATA): datakit's own directories would then be closed to the service
@@ -35,10 +42,11 @@ from datakit.topology.patroni import TIMEOUT_FLOORS
 os.umask(pg_perm.orig_umask)
 
 HOST = "127.0.0.1"
-NAMESPACE = "/datakit/"
 # Patroni sets these itself (the sync quorum, replication, the member's own addresses).
 PATRONI_MANAGED = RESERVED | {"synchronous_standby_names", "hot_standby", "restore_command",
                               "recovery_target_timeline"}
+# Replication slots that are not Patroni's: the restore drills' streaming archives.
+FOREIGN_SLOTS = ("datakit_drill_archive", "datakit_drill_stack_archive")
 # A patroni.yml path -> the stack config key it comes from, for error lines.
 STACK_KEYS = {
     "bootstrap.dcs.synchronous_node_count": "postgres.synchronous_standbys",
@@ -62,29 +70,40 @@ def paths(props: dict) -> dict[str, Path]:
             "bootstrap": root / "bootstrap.json"}
 
 
+def host(props: dict) -> str:
+    """The address the member is reached at (its connect_address)."""
+    return props.get("host") or HOST
+
+
+def _with_password(username: str, password: str | None) -> dict:
+    return {"username": username, **({"password": password} if password else {})}
+
+
 def superuser(props: dict) -> dict:
-    return {"username": props.get("superuser") or "postgres",
-            "password": props["superuser_password"]}
+    return _with_password(props.get("superuser") or "postgres", props.get("superuser_password"))
 
 
 def replication_user(props: dict) -> dict:
-    return {"username": props.get("replication_user") or "replicator",
-            "password": props["replication_password"]}
+    return _with_password(props.get("replication_user") or "replicator",
+                          props.get("replication_password"))
 
 
 def _etcd_hosts(props: dict) -> list[str]:
     return [f"{n.get('host') or HOST}:{int(n['port'])}" for n in props["etcd"]]
 
 
-def _dcs(props: dict) -> dict:
-    """bootstrap.dcs: Patroni's timeouts, the quorum, and every server setting."""
+def dynamic_config(props: dict) -> dict:
+    """Patroni's cluster-wide configuration (bootstrap.dcs, later `PATCH /config`): its
+    timeouts, the quorum, and every server setting. From props' patroni, settings and
+    synchronous_standbys only, so the cluster's group resource computes the same."""
     p = props.get("patroni") or {}
     sync = int(props.get("synchronous_standbys") or 0)
     settings = props.get("settings") or {}
     for name in settings:
         if name in PATRONI_MANAGED:
-            raise DatakitError(f"patroni node {props['name']}: setting {name!r} is set by "
-                               "Patroni or datakit; remove it from postgres.settings")
+            raise DatakitError(f"patroni node {props.get('name') or 'cluster'}: setting "
+                               f"{name!r} is set by Patroni or datakit; remove it from "
+                               "postgres.settings")
     # Pulumi's wire may turn integers into floats: Patroni wants integers.
     dcs: dict = {key: int(p[key]) for key in ("ttl", "loop_wait", "retry_timeout",
                                               "maximum_lag_on_failover",
@@ -96,6 +115,8 @@ def _dcs(props: dict) -> dict:
                    synchronous_mode_strict=bool(p.get("synchronous_mode_strict", False)))
     else:
         dcs["synchronous_mode"] = False
+    # Patroni drops every physical slot it does not manage, unless told to leave it.
+    dcs["ignore_slots"] = [{"name": slot, "type": "physical"} for slot in FOREIGN_SLOTS]
     dcs["postgresql"] = {"use_pg_rewind": True, "use_slots": True,
                          "parameters": {"password_encryption": "scram-sha-256", **settings}}
     return dcs
@@ -104,9 +125,10 @@ def _dcs(props: dict) -> dict:
 def _pg_hba(props: dict) -> list[str]:
     """Peer for the superuser on the socket, SCRAM everywhere else, no trust at all."""
     su, repl = superuser(props)["username"], replication_user(props)["username"]
+    networks = props.get("client_networks") or [f"{host(props)}/32"]
     return [f"local all {su} peer", "local all all scram-sha-256",
-            f"host all all {HOST}/32 scram-sha-256",
-            f"host replication {repl} {HOST}/32 scram-sha-256"]
+            *[f"host all all {net} scram-sha-256" for net in networks],
+            *[f"host replication {repl} {net} scram-sha-256" for net in networks]]
 
 
 def _local_parameters(props: dict) -> dict:
@@ -119,26 +141,28 @@ def _local_parameters(props: dict) -> dict:
 def render(props: dict) -> dict:
     """patroni.yml of one member, as a dict."""
     node = paths(props)
-    rest = f"{HOST}:{int(props['rest_port'])}"
-    pg = f"{HOST}:{int(props['port'])}"
+    at, bind = host(props), props.get("listen_host") or host(props)
+    rest, rest_bind = f"{at}:{int(props['rest_port'])}", f"{bind}:{int(props['rest_port'])}"
+    pg, pg_bind = f"{at}:{int(props['port'])}", f"{bind}:{int(props['port'])}"
     no_sync = [] if props.get("sync_bootstrap") else ["no-sync"]
     config: dict = {
         "scope": props["scope"],
         "namespace": props.get("namespace") or NAMESPACE,
         "name": props["name"],
         "log": {"level": "INFO", "deduplicate_heartbeat_logs": True},
-        "restapi": {"listen": rest, "connect_address": rest},
+        "restapi": {"listen": rest_bind, "connect_address": rest},
         "etcd3": {"hosts": _etcd_hosts(props), "protocol": "http"},
         "bootstrap": {
-            "dcs": _dcs(props),
+            "dcs": dynamic_config(props),
             # No trust, not even before Patroni writes pg_hba (it sets the superuser's
             # password through initdb's --pwfile).
             "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, {"auth-local": "peer"},
                        {"auth-host": "scram-sha-256"}, *no_sync],
         },
         "postgresql": {
-            "listen": pg, "connect_address": pg,
-            "data_dir": str(node["pgdata"]), "bin_dir": str(bin_dir(props.get("version"))),
+            "listen": pg_bind, "connect_address": pg, "use_unix_socket": True,
+            "data_dir": str(node["pgdata"]),
+            "bin_dir": props.get("bin_dir") or str(bin_dir(props.get("version"))),
             "pgpass": str(node["pgpass"]),
             "authentication": {"superuser": superuser(props),
                                "replication": replication_user(props)},

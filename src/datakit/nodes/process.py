@@ -180,6 +180,36 @@ def kill(pid: int, started: int | None = None) -> None:
             time.sleep(0.01)
 
 
+def kill_group(pid: int, started: int | None = None) -> None:
+    """SIGKILL `pid` and, when it leads its process group (every daemon datakit starts
+    does), everything in that group too: the children it started (a PostgreSQL's backends,
+    a Patroni's pg_basebackup) die with it instead of writing on for a moment."""
+    if not is_running(pid, started):
+        return
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    kill(pid, started)
+
+
+def await_gone_from(folder: Path, *, what: str, timeout: float = 30.0) -> None:
+    """Wait until no process works in `folder` (its cwd there or below): a killed daemon's
+    last children may still be writing its files."""
+    want = folder.resolve()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [e.name for e in Path("/proc").iterdir() if e.name.isdigit()
+                and (cwd_of(int(e.name)) or Path("/")).is_relative_to(want)]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise DatakitError(f"{what}: processes {', '.join(left)} still work in {folder} "
+                               f"after {timeout:g}s; stop them, then run the command again")
+        time.sleep(0.05)
+
+
 def _reap() -> None:
     for child in list(_children):
         if child.poll() is not None:

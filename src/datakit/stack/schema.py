@@ -5,11 +5,12 @@ drills and status read it through `stack.outputs.read()`, never as a raw dict. A
 that datakit did not make can be described by a JSON file of the same shape
 (`$DATAKIT_OUTPUTS_FILE`): `StackOutputs.model_json_schema()` is its contract.
 
-    endpoints.postgres  write_dsn, read_dsn (libpq multi-host), database, users
+    endpoints.postgres  write_dsn, read_dsn (libpq multi-host), database, users, Patroni's
+                        cluster name and namespace, its DCS endpoints (etcd), REST user
     endpoints.redis     mode, master_name, sentinels ["host:port"], seeds ["host:port"]
     endpoints.kafka     bootstrap_servers, security_protocol, sasl_mechanism, usernames
-    nodes               [{service, role, name, host, port, ports, handle, testinfra}]
-    secrets             {postgres: {superuser, replication, app}, redis: {...}, kafka: {...}}
+    nodes               [{service, role, name, host, port, ports, handle, testinfra, rest_url}]
+    secrets             {postgres: {superuser, replication, app, rest}, redis, kafka}
     stack, substrate, disposable
 """
 
@@ -35,6 +36,14 @@ class PostgresEndpoints(Model):
     app_user: str
     superuser: str = "postgres"
     replication_user: str = "replicator"
+    cluster: str | None = None  # Patroni's scope: the cluster's name
+    namespace: str = "/datakit/"  # its keys in etcd live under <namespace><cluster>/
+    dcs: list[str] = []  # host:port of the etcd members Patroni uses
+    rest_user: str = "patroni"  # Patroni's REST API asks for it on every POST
+
+    @property
+    def dcs_prefix(self) -> str:
+        return f"{self.namespace}{self.cluster}/"
 
 
 class RedisEndpoints(Model):
@@ -71,7 +80,7 @@ class Handle(Model):
 
 
 class Node(Model):
-    service: str  # postgres, redis, sentinel, kafka
+    service: str  # postgres, redis, sentinel, kafka, etcd
     role: str  # the role it was made with; ask the node for its role now
     name: str
     host: str
@@ -79,16 +88,23 @@ class Node(Model):
     ports: dict[str, int] = {}
     handle: Handle
     testinfra: str  # a testinfra host URL: local://, docker://NAME
+    rest_url: str | None = None  # postgres: its Patroni's REST API (http://host:port)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def rest_port(self) -> int | None:
+        """The port of its Patroni REST API (PostgreSQL nodes), from `rest_url`."""
+        return int(self.rest_url.rsplit(":", 1)[1].rstrip("/")) if self.rest_url else None
 
 
 class PostgresSecrets(Model):
     superuser: str
     replication: str
     app: str
+    rest: str | None = None  # Patroni's REST API (user endpoints.postgres.rest_user)
 
 
 class RedisSecrets(Model):

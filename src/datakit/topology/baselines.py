@@ -16,7 +16,10 @@ Ms = Annotated[float, Field(gt=0)]
 # with underscores), and the CLI, the benches and the RTO baselines below take them from here.
 DrillName = Literal[
     "postgres-failover",
+    "postgres-crash",
     "postgres-switchover",
+    "etcd-member-loss",
+    "etcd-quorum-loss",
     "redis-failover",
     "redis-cluster-failover",
     "kafka-broker-loss",
@@ -51,8 +54,14 @@ class Baselines(Spec):
     replica_lag_max_bytes: Annotated[Size, Field(gt=0)] = 16 * 1024**2
     replica_lag_max_s: float = Field(1.0, gt=0)
     rto_s: dict[DrillName, Annotated[float, Field(gt=0)]] = {
-        "postgres-failover": 3.0,
-        "postgres-switchover": 3.0,
+        # Patroni's defaults (ttl 30, loop_wait 10): a lost leader's key expires in 30 s.
+        "postgres-failover": 45.0,
+        "postgres-crash": 15.0,  # restarted in place within primary_start_timeout
+        "postgres-switchover": 10.0,
+        "etcd-member-loss": 2.0,  # the writes go on
+        # Without failsafe_mode the primary demotes and writes wait until the drill starts
+        # etcd again, after the leader key's ttl and a few loops.
+        "etcd-quorum-loss": 120.0,
         "redis-failover": 3.5,  # down-after 1.5 s (its floor) + vote + promotion
         "redis-cluster-failover": 5.0,
         "kafka-broker-loss": 15.0,  # broker.session.timeout.ms fences a dead broker

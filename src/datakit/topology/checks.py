@@ -26,6 +26,7 @@ def port_sources(t: Topology) -> list[tuple[str, str, int]]:
         "redis": "redis.port_base",
         "sentinel": "redis.sentinel.port_base",
         "kafka": "kafka.port_base",
+        "etcd": "etcd.port_base",
     }
     out = []
     for node in t.nodes():
@@ -36,9 +37,8 @@ def port_sources(t: Topology) -> list[tuple[str, str, int]]:
             out.append(("redis.cluster.bus_port_base", node.name, node.bus_port))
     for name in t.postgres.node_names:
         out.append(("postgres.patroni.rest_port_base", name, t.postgres.rest_port(name)))
-    members = t.etcd_nodes()
-    out += [("etcd.port_base", node.name, node.port) for node in members]
-    out += [("etcd.peer_port_base", node.name, node.peer_port or 0) for node in members]
+    # Peer ports last: a collision is reported against the base that moved onto a client port.
+    out += [("etcd.peer_port_base", n.name, n.peer_port) for n in t.nodes("etcd") if n.peer_port]
     return out
 
 
@@ -88,12 +88,20 @@ def memory_total(meminfo: Path = Path("/proc/meminfo")) -> int:
     raise RuntimeError(f"no MemTotal in {meminfo}")
 
 
+# Resident memory of the agents beside each server, rounded up from what bench/
+# patroni_failover.py measured on this kind of machine (Patroni about 50 MB, etcd 32-45 MB).
+PATRONI_RSS = 64 * 1024**2
+ETCD_RSS = 64 * 1024**2
+
+
 def memory_budget(t: Topology) -> dict[str, int]:
     """Bytes each part of the stack reserves, keyed by the config key that sizes it."""
     return {
         "postgres.settings.shared_buffers": t.postgres.nodes * t.postgres.settings.shared_buffers,
+        "postgres.patroni": t.postgres.nodes * PATRONI_RSS,
         "kafka.heap": t.kafka.nodes * t.kafka.heap,
         "redis.settings.maxmemory": t.redis.data_nodes * t.redis.settings.maxmemory,
+        "etcd.nodes": t.etcd.nodes * ETCD_RSS,
     }
 
 
@@ -109,7 +117,8 @@ def memory_problems(t: Topology, total: int) -> list[Problem]:
         f"postgres {t.postgres.nodes} x shared_buffers "
         f"{human_size(t.postgres.settings.shared_buffers)} + kafka {t.kafka.nodes} x heap "
         f"{human_size(t.kafka.heap)} + redis {t.redis.data_nodes} x maxmemory "
-        f"{human_size(t.redis.settings.maxmemory)}"
+        f"{human_size(t.redis.settings.maxmemory)} + Patroni {t.postgres.nodes} x "
+        f"{human_size(PATRONI_RSS)} + etcd {t.etcd.nodes} x {human_size(ETCD_RSS)}"
     )
     biggest = max(budget, key=lambda k: budget[k])
     return [

@@ -14,13 +14,14 @@ from pydantic import Field, field_validator
 from datakit.topology.problems import Spec
 from datakit.topology.units import Size, invalid
 
-DockerService = Literal["postgres", "redis", "sentinel", "kafka"]
+DockerService = Literal["postgres", "redis", "sentinel", "kafka", "etcd"]
 HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
 HOST_ALLOWED = "a DOCKER_HOST URL: unix:///var/run/docker.sock, tcp://HOST:2376, ssh://USER@HOST"
 IMAGE_ALLOWED = (
-    "an exact tag (postgres:15.8, redis:7.0.15, apache/kafka:4.1.1) or a @sha256: digest"
+    "an exact tag (postgres:15.8, redis:7.0.15, apache/kafka:4.1.1, quay.io/coreos/etcd:v3.6.5)"
+    " or a @sha256: digest"
 )
-_EXACT_TAG = re.compile(r"^[\w./-]+(:\d+\.\d+[\w.-]*)?(@sha256:[0-9a-f]{64})?$")
+_EXACT_TAG = re.compile(r"^[\w./-]+(:v?\d+\.\d+[\w.-]*)?(@sha256:[0-9a-f]{64})?$")
 
 
 def _docker_host(value: str) -> str:
@@ -30,11 +31,14 @@ def _docker_host(value: str) -> str:
 
 
 class Images(Spec):
+    # The base of the PostgreSQL image the program builds: this image plus Patroni from PyPI.
     postgres: str = "postgres:15.8"
     redis: str = "redis:7.0.15"
     kafka: str = "apache/kafka:4.1.1"
+    # etcd's own release image (distroless: no shell, so its health check is exec form).
+    etcd: str = "quay.io/coreos/etcd:v3.7.3"  # as tools/versions.env builds locally
 
-    @field_validator("postgres", "redis", "kafka")
+    @field_validator("postgres", "redis", "kafka", "etcd")
     @classmethod
     def _exact(cls, value: str) -> str:
         match = _EXACT_TAG.match(value)
@@ -43,7 +47,7 @@ class Images(Spec):
         return value
 
     def tag(self, service: str) -> str | None:
-        """The tag of a service's image ("15.8"), or None for a digest-only reference."""
+        """The tag of a service's image ("15.8", "v3.6.5"), or None for a digest-only one."""
         match = _EXACT_TAG.match(getattr(self, service))
         return match.group(1)[1:] if match and match.group(1) else None
 

@@ -16,14 +16,14 @@ from datakit.topology.baselines import Baselines
 from datakit.topology.docker import DockerSpec
 from datakit.topology.etcd import EtcdSpec
 from datakit.topology.kafka import KafkaSpec
+from datakit.topology.patroni import NAMESPACE
 from datakit.topology.postgres import PostgresSpec
 from datakit.topology.problems import Spec
 from datakit.topology.redis import RedisSpec
 
 Service = Literal["postgres", "redis", "sentinel", "kafka", "etcd"]
-# The services `nodes()` lists. etcd's members come from `etcd_nodes()` until the
-# substrates run them (issue 12's integration step adds them here).
-SERVICES: tuple[Service, ...] = ("postgres", "redis", "sentinel", "kafka")
+# The services `nodes()` lists, in its order. etcd's members are Patroni's store.
+SERVICES: tuple[Service, ...] = ("postgres", "redis", "sentinel", "kafka", "etcd")
 
 # Initial roles. A node's identity is its name; its live role is asked of the server.
 PRIMARY, REPLICA, MASTER, SENTINEL, BROKER_CONTROLLER, MEMBER = (
@@ -41,7 +41,7 @@ class Node:
     """One process/container of the stack, as the topology plans it."""
 
     service: Service
-    name: str  # pg-1, redis-2, sentinel-3, kafka-1
+    name: str  # pg-1, redis-2, sentinel-3, kafka-1, etcd-1
     index: int  # 1-based; Kafka's node.id
     initial_role: str  # primary | replica | master | sentinel | broker+controller | member
     port: int  # the client port
@@ -85,9 +85,10 @@ class Topology(Spec):
         return self.data_path() / "wal-archive"
 
     def nodes(self, service: Service | None = None) -> tuple[Node, ...]:
-        """Every node of the stack in a stable order (postgres, redis, sentinel, kafka), or
-        only those of `service`."""
-        out = [*self._postgres(), *self._redis(), *self._sentinels(), *self._kafka()]
+        """Every node of the stack in a stable order (postgres, redis, sentinel, kafka, etcd),
+        or only those of `service`."""
+        out = [*self._postgres(), *self._redis(), *self._sentinels(), *self._kafka(),
+               *self.etcd_nodes()]
         if self.substrate == "docker":
             out = [_with_host(n, self.docker.host_of(n.name)) for n in out]
         return tuple(n for n in out if service is None or n.service == service)
@@ -104,6 +105,11 @@ class Topology(Spec):
     def patroni_scope(self) -> str:
         """The Patroni cluster's name (its `scope`, the etcd key prefix): one per stack."""
         return f"datakit-{self.name}"
+
+    @property
+    def patroni_prefix(self) -> str:
+        """Every etcd key of the stack's Patroni cluster starts with this."""
+        return f"{NAMESPACE}{self.patroni_scope}/"
 
     def node(self, name: str) -> Node:
         for n in self.nodes():

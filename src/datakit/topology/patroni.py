@@ -19,6 +19,8 @@ from pydantic import Field
 from datakit.topology.problems import Problem, Spec
 from datakit.topology.units import Size
 
+# Where every datakit Patroni cluster keeps its keys in etcd: <NAMESPACE><scope>/...
+NAMESPACE = "/datakit/"
 # Patroni 4.1's floors (config.py, _validate_and_adjust_timeouts; validator.py's schema).
 TIMEOUT_FLOORS = {"ttl": 20, "loop_wait": 1, "retry_timeout": 3}
 # Server settings Patroni passes on the postmaster's command line, with the minimum below

@@ -1,7 +1,8 @@
 """The PostgreSQL part of a topology: nodes pg-1..pg-N, streaming replication, settings, pool.
 
-A node's identity is not its role: pg-1 is only the *initial* primary. After a failover the
-same names stay, and whoever is primary lists the others in `synchronous_standby_names`.
+A node's identity is not its role: pg-1 is only the *initial* primary (the member that
+initialises the cluster). After a failover the same names stay; Patroni keeps whoever
+leads with `synchronous_standbys` quorum standbys among the others.
 """
 
 from __future__ import annotations
@@ -116,13 +117,6 @@ class PostgresSpec(Spec):
     def rest_port(self, name: str) -> int:
         """The port of node `name`'s Patroni REST API."""
         return self.patroni.rest_port_base + self.node_names.index(name)
-
-    def synchronous_standby_names(self, primary: str = "pg-1") -> str:
-        """The value for `primary`: `ANY k ("pg-2", "pg-3")`, or "" when asynchronous."""
-        if self.synchronous_standbys == 0:
-            return ""
-        others = ", ".join(f'"{n}"' for n in self.node_names if n != primary)
-        return f"ANY {self.synchronous_standbys} ({others})"
 
     def problems(self) -> list[Problem]:
         out = []

@@ -12,8 +12,9 @@ from datakit.stack.schema import StackOutputs
 
 def assert_healthy(outputs: StackOutputs) -> None:
     rows = status.live(outputs)
-    down = [r for r in rows if r["health"] != "up"]
+    down = [r for r in rows if r["health"] != "up" or r.get("disagrees")]
     assert not down, down
+    assert not status.clusters(outputs)["problems"]
     primary, others = postgres_ops.roles(outputs)
     assert set(postgres_ops.wait_redundant(primary, outputs, others)) == \
         {o.name for o in others}

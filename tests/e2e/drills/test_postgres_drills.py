@@ -1,33 +1,35 @@
-"""PostgreSQL failover and switchover on a live stack: nothing acknowledged is lost under
-the synchronous quorum, the next `up` keeps the new roles, and the checker finds real
-losses when replication is made asynchronous."""
+"""PostgreSQL drills on a live stack, where Patroni heals it and the drill only watches: a
+lost leader node, a crashed postmaster, a switchover through the REST API, one etcd member
+lost and etcd's quorum lost. Nothing acknowledged is lost under the synchronous quorum, the
+next `up` keeps the new roles, and the checker finds real losses when the quorum is off."""
 
 from __future__ import annotations
 
 import psycopg
 from conftest import assert_healthy
 
-from datakit.drills import postgres_ops, runner
+from datakit.drills import patroni_ops, runner
 from datakit.drills.targets import SCHEMA
 from datakit.nodes.control import control_for
 from datakit.stack.schema import StackOutputs
 
 
-def _live(outputs: StackOutputs) -> dict[str, tuple[str, int | None]]:
-    primary, _ = postgres_ops.roles(outputs)
-    return {n.name: ("primary" if n.name == primary.name else "replica",
-                     control_for(n, outputs).pid())
-            for n in postgres_ops.nodes(outputs)}
+def _live(outputs: StackOutputs) -> dict[str, tuple[str | None, int | None]]:
+    """Each node's role in Patroni and its Patroni's pid."""
+    view = {m["name"]: m["role"] for m in patroni_ops.view(outputs)["members"]}
+    return {n.name: (view.get(n.name), control_for(n, outputs).pid())
+            for n in outputs.of("postgres")}
 
 
 def test_failover_loses_no_acknowledged_write_and_up_keeps_the_new_roles(e2e_stack, outputs):
-    before, _ = postgres_ops.roles(outputs)
+    before = patroni_ops.leader(outputs)
     result = runner.run_once("postgres-failover", e2e_stack.name, outputs=outputs)
     assert result.passed, result.reason
     assert result.check.acked > 0 and result.lost == 0
     assert result.rto_s is not None and result.rto_redundancy_s is not None
-    after, _ = postgres_ops.roles(outputs)
-    assert after.name != before.name
+    assert result.extra["old_leader"] == before != result.extra["new_leader"]
+    assert patroni_ops.leader(outputs) == result.extra["new_leader"]
+    assert result.extra["timeline"] > 1
     assert_healthy(outputs)
 
     live = _live(outputs)
@@ -37,16 +39,28 @@ def test_failover_loses_no_acknowledged_write_and_up_keeps_the_new_roles(e2e_sta
     assert_healthy(fresh)
 
 
-def test_switchover_has_no_lost_and_no_failed_write(e2e_stack, outputs):
+def test_a_crashed_postmaster_is_handled_by_patroni_and_the_drill_says_how(e2e_stack,
+                                                                           outputs):
+    result = runner.run_once("postgres-crash", e2e_stack.name, outputs=outputs)
+    assert result.passed, result.reason
+    assert result.check.acked > 0 and result.lost == 0
+    # local: primary_start_timeout 0, so Patroni fails over rather than restart in place
+    assert result.extra["outcome"] == "failed over"
+    assert result.extra["new_leader"] != result.extra["old_leader"]
+    assert_healthy(outputs)
+
+
+def test_switchover_through_the_rest_api_loses_nothing(e2e_stack, outputs):
     result = runner.run_once("postgres-switchover", e2e_stack.name, outputs=outputs)
     assert result.passed, result.reason
-    assert result.check.failed == 0 and result.check.unknown == 0 and result.lost == 0
+    assert result.lost == 0 and result.check.acked > 0
+    assert result.extra["new_leader"] != result.extra["old_leader"]
     assert_healthy(outputs)
 
 
 def test_a_drill_over_its_rto_baseline_fails_and_names_the_key(e2e_stack, outputs,
                                                                monkeypatch):
-    assert runner.rto_baseline(e2e_stack.name, "postgres-switchover") == 3.0  # the stack's
+    assert runner.rto_baseline(e2e_stack.name, "postgres-switchover") is not None
     monkeypatch.setattr(runner, "rto_baseline", lambda _stack, _drill: 0.001)
     result = runner.run_once("postgres-switchover", e2e_stack.name, outputs=outputs)
     assert result.lost == 0 and result.rto_s > 0.001
@@ -56,20 +70,38 @@ def test_a_drill_over_its_rto_baseline_fails_and_names_the_key(e2e_stack, output
 
 
 def test_checker_finds_the_writes_async_replication_really_lost(e2e_stack, outputs):
-    """Asynchronous commits made while the standbys' links are down are lost with the
-    primary: the checker must report exactly the writes an independent read cannot find."""
-    for _ in range(2):
-        result = runner.run_once("postgres-failover", e2e_stack.name, outputs=outputs,
-                                 durable=False, warmup_s=0.5, tail_s=0.2)
-        with psycopg.connect(outputs.endpoints.postgres.write_dsn) as conn:
-            present = {r[0] for r in conn.execute(
-                f"select id from {SCHEMA}.writes where run = %s",
-                [result.extra["run_id"]]).fetchall()}
-        acked = {o.id for o in result.ops if o.status == "ok"}
-        assert result.check.lost, "no acknowledged commit was lost: the fault did not bite"
-        assert set(result.check.lost) == acked - present
-        for node in postgres_ops.nodes(outputs):  # durable again on every node
-            assert postgres_ops.one(node, outputs, "show synchronous_standby_names")
+    """Asynchronous commits made while the standbys were cut off are lost with the leader:
+    the checker must report exactly the writes an independent read cannot find."""
+    result = runner.run_once("postgres-failover", e2e_stack.name, outputs=outputs,
+                             durable=False, warmup_s=0.5, tail_s=0.2)
+    with psycopg.connect(outputs.endpoints.postgres.write_dsn) as conn:
+        present = {r[0] for r in conn.execute(
+            f"select id from {SCHEMA}.writes where run = %s",
+            [result.extra["run_id"]]).fetchall()}
+    acked = {o.id for o in result.ops if o.status == "ok"}
+    assert result.check.lost, "no acknowledged commit was lost: the fault did not bite"
+    assert set(result.check.lost) == acked - present
+    config = patroni_ops.config(outputs)  # durable again
+    assert config["synchronous_mode"] == "quorum" and config["synchronous_mode_strict"]
+    assert_healthy(outputs)
+
+
+def test_one_etcd_member_lost_and_the_writes_go_on(e2e_stack, outputs):
+    result = runner.run_once("etcd-member-loss", e2e_stack.name, outputs=outputs)
+    assert result.passed, result.reason
+    assert result.lost == 0 and result.check.failed == 0 and result.check.unknown == 0
+    assert result.extra["etcd_new_leader"] != result.extra["etcd_victim"]
+    assert result.extra["patroni_leader_during"] == result.extra["old_leader"]
+    assert_healthy(outputs)
+
+
+def test_etcd_quorum_lost_the_primary_stays_writable_with_failsafe(e2e_stack, outputs):
+    result = runner.run_once("etcd-quorum-loss", e2e_stack.name, outputs=outputs)
+    assert result.passed, result.reason
+    assert result.lost == 0
+    assert result.extra["failsafe_mode"] is True  # the local stack's setting
+    assert result.extra["primary_during_outage"] == "stayed read-write", result.extra
+    assert result.extra["acked_during_outage"] > 0
     assert_healthy(outputs)
 
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from datakit.errors import DatakitError
-from datakit.nodes import etcd, patroni
+from datakit.nodes import etcd, patroni, patroni_cluster, patroni_config, patroni_member
 from datakit.nodes.readiness import wait_until
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ class Cluster:
             conn.execute("insert into notes (text) values (%s)", [text])
 
     def leader(self) -> Member:
-        return self.member(patroni.leader_of(patroni.cluster_view(self.props)))
+        return self.member(patroni_cluster.leader_of(patroni_cluster.cluster_view(self.props)))
 
 
 def start_etcd(base: Path, free_port, teardown, token: str) -> list[dict]:
@@ -95,7 +95,7 @@ def cluster(workdir, free_port, password, teardown) -> Cluster:
         teardown.add(f"delete {m.props['name']}", lambda m=m: patroni.delete(m.props, m.outs))
     for m in members:  # all at once: one takes etcd's initialise key, the others clone it
         m.outs = patroni.create(m.props, wait=False)
-    patroni.wait_cluster([m.props for m in members], synchronous_standbys=1)
+    patroni_cluster.wait_cluster([m.props for m in members], synchronous_standbys=1)
     made = Cluster(etcd_nodes, members, {"user": "app", "password": password("pg-app"),
                                          "dbname": "appdb"})
     with psycopg.connect(made.dsn(), autocommit=True) as conn:
@@ -105,8 +105,8 @@ def cluster(workdir, free_port, password, teardown) -> Cluster:
 
 def wait_quorum_of_two(cl: Cluster) -> dict:
     def both() -> dict | None:
-        view = patroni.cluster_view(cl.props)
-        ready = not patroni.cluster_problems(view, [m.props["name"] for m in cl.members], 2)
+        view = patroni_cluster.cluster_view(cl.props)
+        ready = not patroni_cluster.cluster_problems(view, [m.props["name"] for m in cl.members], 2)
         return view if ready else None
 
     return wait_until(both, what="both replicas quorum standbys", timeout=60)
@@ -141,14 +141,14 @@ def test_members_run_as_postgres(cluster):
     for m in cluster.members:
         for pid, _ in (patroni.patroni_process(m.props, m.outs), patroni.postmaster(m.props)):
             uid = Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0]
-            assert int(uid) == patroni._account().uid
+            assert int(uid) == patroni.account().uid
 
 
 def test_switchover_through_the_rest_api(cluster):
     wait_quorum_of_two(cluster)
     old = cluster.leader().props["name"]
     candidate = next(m.props["name"] for m in cluster.members if m.props["name"] != old)
-    result = patroni.switchover(cluster.props, candidate=candidate, synchronous_standbys=1)
+    result = patroni_cluster.switchover(cluster.props, candidate=candidate, synchronous_standbys=1)
     assert (result["old"], result["new"]) == (old, candidate)
     cluster.write("after switchover")
     status = patroni.member_status(cluster.member(candidate).props)
@@ -175,7 +175,7 @@ def test_leader_node_loss_fails_over_by_itself_and_the_old_leader_rejoins(cluste
     new = cluster.leader()
     assert new is not old
     old.outs = patroni.start(old.props)  # streaming again: rewound or simply following
-    view = patroni.wait_cluster(cluster.props, synchronous_standbys=1)
+    view = patroni_cluster.wait_cluster(cluster.props, synchronous_standbys=1)
     timelines = {m["name"]: m.get("timeline") for m in view["members"]}
     assert timelines[old.props["name"]] == timelines[new.props["name"]]
     with psycopg.connect(host="127.0.0.1", port=old.props["port"], **cluster.app) as conn:
@@ -191,11 +191,72 @@ def test_a_crashed_postmaster_alone_leaves_patroni_running_and_the_cluster_recov
     # Right after the kill Patroni's view still shows the old state: wait for a write.
     wait_until(lambda: cluster.write("after the crash") or True, what="a write after the crash",
                timeout=FAILOVER_TIMEOUT, max_interval=0.2)
-    patroni.wait_cluster(cluster.props, synchronous_standbys=1, timeout=FAILOVER_TIMEOUT)
+    patroni_cluster.wait_cluster(cluster.props, synchronous_standbys=1, timeout=FAILOVER_TIMEOUT)
     assert patroni.alive(leader.props, leader.outs) and patroni.postmaster(leader.props)
 
 
+# --- changes to a running cluster -------------------------------------------------------
+
+
+def _show(member: Member, name: str, password: str) -> tuple[str, str]:
+    with psycopg.connect(host="127.0.0.1", port=member.props["port"], user="postgres",
+                         password=password, dbname="postgres") as conn:
+        return (conn.execute(f"show {name}").fetchone()[0],
+                str(conn.execute("select pg_postmaster_start_time()").fetchone()[0]))
+
+
+def _group(cluster: Cluster, **change) -> dict:
+    first = cluster.members[0].props
+    spec = {k: first[k] for k in ("settings", "patroni", "synchronous_standbys",
+                                  "superuser_password")}
+    return {**spec, "members": cluster.props, **change}
+
+
+def test_settings_change_through_patch_config_and_restart_only_where_pending(cluster,
+                                                                            password):
+    su = password("pg-superuser")
+    before = {m.props["name"]: _show(m, "work_mem", su)[1] for m in cluster.members}
+    done = patroni_config.converge(_group(cluster, settings={**SETTINGS, "work_mem": "8MB"}))
+    assert done["changed"] == ["work_mem"] and done["restarted"] == []
+    for m in cluster.members:  # reloaded, not restarted
+        assert _show(m, "work_mem", su) == ("8MB", before[m.props["name"]])
+    raised = {**SETTINGS, "work_mem": "8MB", "max_connections": 50}
+    done = patroni_config.converge(_group(cluster, settings=raised))
+    assert sorted(set(done["restarted"])) == sorted(m.props["name"] for m in cluster.members)
+    for m in cluster.members:
+        shown, started = _show(m, "max_connections", su)
+        assert shown == "50" and started != before[m.props["name"]]
+    assert patroni_config.converge(_group(cluster, settings=raised))["changed"] == []
+    patroni_config.converge(_group(cluster))  # back as the stack had it
+    for m in cluster.members:
+        assert _show(m, "max_connections", su)[0] == str(SETTINGS["max_connections"])
+
+
+def test_a_rotated_password_is_set_on_the_leader_before_the_members_get_it(cluster):
+    old = [dict(m.props) for m in cluster.members]
+    new_app = old[0]["app_password"] + "-rotated"
+    for m, was in zip(cluster.members, old, strict=True):
+        m.props = {**was, "app_password": new_app}
+        m.outs = patroni_member.update(was, m.outs, m.props)
+    assert cluster.members[0].outs["applied"]["roles"] == ["app"]
+    cluster.app["password"] = new_app
+    cluster.write("with the new password")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(cluster.dsn(password=old[0]["app_password"]))
+
+
 # --- bad input ------------------------------------------------------------------------
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_line_naming_the_node(cluster, workdir,
+                                                                   free_port, password):
+    props = lone_props(workdir, free_port, password, cluster.etcd, name="pg-4")
+    Path(props["data_dir"]).write_text("a file where the node's folder should be\n")
+    with pytest.raises(DatakitError) as err:
+        patroni.create(props)
+    line = str(err.value)
+    assert "\n" not in line and line.startswith("patroni node pg-4")
+    assert "cannot write its data dir" in line and not patroni.alive(props)
 
 
 def lone_props(workdir, free_port, password, etcd_nodes, name="pg-9", **extra) -> dict:

@@ -5,9 +5,7 @@ The tests share one stack and run in file order: each leaves it healthy for the 
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import threading
 import time
@@ -22,6 +20,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from redis.sentinel import Sentinel
 
 from datakit.nodes import process
+from datakit.nodes.control import control_for
 from datakit.stack.lifecycle import StackError
 from datakit.stack.schema import StackOutputs
 
@@ -196,10 +195,16 @@ def test_the_primary_archives_finished_wal_segments(e2e_stack):
         conn.execute("DROP TABLE archived")
 
 
+def _started(outputs: StackOutputs, name: str) -> str:
+    """When the node's postmaster started (Patroni's pid is the node's handle)."""
+    with _pg(outputs, name) as conn:
+        return str(conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0])
+
+
 def test_sync_commit_waits_for_a_replica_and_up_brings_killed_replicas_back(e2e_stack):
     out = e2e_stack.outputs()
-    for name in _replicas(out):
-        os.kill(out.node(name).handle.pid, signal.SIGKILL)
+    for name in _replicas(out):  # the node lost: Patroni and its postmaster
+        control_for(out.node(name), out).kill()
     done = threading.Event()
 
     def commit():
@@ -209,9 +214,10 @@ def test_sync_commit_waits_for_a_replica_and_up_brings_killed_replicas_back(e2e_
 
     writer = threading.Thread(target=commit, daemon=True)
     writer.start()
+    # synchronous_mode_strict: no quorum standby left, so no commit is acknowledged.
     assert not done.wait(2.0), "a synchronous commit was acknowledged with no replica up"
-    e2e_stack.up()  # refresh notices the dead replicas; up starts them again
-    assert done.wait(30), "the commit did not complete once the replicas were back"
+    e2e_stack.up()  # refresh notices the dead members; up starts their Patroni again
+    assert done.wait(60), "the commit did not complete once the replicas were back"
     after = e2e_stack.outputs()
     for name in _replicas(after):
         assert after.node(name).handle.pid != out.node(name).handle.pid
@@ -224,14 +230,17 @@ def _set_pg_setting(config: dict, **values) -> None:
 
 
 def test_reloadable_setting_keeps_the_process_and_a_postmaster_one_restarts(e2e_stack):
+    # Through Patroni: PATCH /config, then POST /restart where Patroni marks it pending.
     before = e2e_stack.outputs()
+    started = {n.name: _started(before, n.name) for n in before.of("postgres")}
     e2e_stack.edit(lambda c: _set_pg_setting(c, work_mem="8MB"))
     e2e_stack.up()
     mid = e2e_stack.outputs()
     primary = _primary(mid)
-    with _pg(mid, primary) as conn:
-        assert conn.execute("SHOW work_mem").fetchone()[0] == "8MB"
-    assert mid.node(primary).handle.pid == before.node(primary).handle.pid
+    for n in mid.of("postgres"):
+        with _pg(mid, n.name) as conn:
+            assert conn.execute("SHOW work_mem").fetchone()[0] == "8MB", n.name
+        assert _started(mid, n.name) == started[n.name], f"{n.name} restarted for work_mem"
 
     e2e_stack.edit(lambda c: c["datakit:postgres"]["settings"].update(max_connections=120))
     e2e_stack.up()
@@ -242,6 +251,7 @@ def test_reloadable_setting_keeps_the_process_and_a_postmaster_one_restarts(e2e_
     for name in (primary, *_replicas(after)):
         with _pg(after, name) as conn:
             assert conn.execute("SHOW max_connections").fetchone()[0] == "120", name
+        assert _started(after, name) != started[name], f"{name} was not restarted"
     with _pg(after, primary) as conn:
         states = _wait(lambda: dict(conn.execute(
             "SELECT application_name, state FROM pg_stat_replication").fetchall()) if len(
@@ -280,9 +290,11 @@ def test_scaling_replicas_down_and_up_touches_only_that_node(e2e_stack):
     mid = e2e_stack.outputs()
     assert "pg-3" not in {n.name for n in mid.nodes}
     assert not Path(pg3.handle.data_dir).exists()
-    with _pg(mid, _primary(mid)) as conn:
-        slots = [r[0] for r in conn.execute("SELECT slot_name FROM pg_replication_slots")]
-    assert not any("pg_3" in s or "pg-3" in s for s in slots), slots
+    with _pg(mid, _primary(mid)) as conn:  # Patroni drops the slot of a member gone
+        slots = _wait(lambda: (lambda names: names if not any(
+            "pg_3" in s for s in names) else None)([r[0] for r in conn.execute(
+                "SELECT slot_name FROM pg_replication_slots")]))
+    assert slots is not None and not any("pg_3" in s for s in slots), slots
 
     # A taken port fails `up` with a clear message; the next `up` continues.
     blocker = _port_taken(pg3.port)
@@ -292,7 +304,7 @@ def test_scaling_replicas_down_and_up_touches_only_that_node(e2e_stack):
             e2e_stack.up()
     finally:
         blocker.close()
-    e2e_stack.up()
+    e2e_stack.up()  # Patroni clones pg-3 again from the leader
     after = e2e_stack.outputs()
     with _pg(after, _primary(after)) as conn:
         states = dict(conn.execute(

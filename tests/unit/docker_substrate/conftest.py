@@ -82,6 +82,8 @@ class Mocks(pulumi.runtime.Mocks):
         if args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256-of-{args.inputs['name']}"
             state["repoDigest"] = f"{args.inputs['name']}@sha256:{'0' * 64}"
+        if args.typ == "docker:index/image:Image":  # built by the program, kept on its host
+            state["imageName"] = args.inputs["imageName"]
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):

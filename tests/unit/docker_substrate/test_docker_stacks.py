@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from datakit.infra import outputs as writer
+from datakit.toolchain.versions import pinned
 from datakit.topology import load
 
 from .conftest import DOCKER_STACKS, plain_strings, unwrap
@@ -17,6 +19,7 @@ BUNDLED = Path(__file__).resolve().parents[3] / "migrations"
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
+BUILT = "docker:index/image:Image"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 stacks = pytest.mark.parametrize("stack", DOCKER_STACKS)
@@ -42,6 +45,7 @@ def test_one_container_per_node_plus_the_topic_job(snapshots, stack):
     assert sum(k == "redis" for k in kinds.values()) == topo.redis.nodes
     assert sum(k == "sentinel" for k in kinds.values()) == topo.redis.sentinel.count
     assert sum(k == "kafka" for k in kinds.values()) == topo.kafka.nodes
+    assert sum(k == "etcd" for k in kinds.values()) == topo.etcd.nodes
     # Container names are unique per stack (and carry it, so stacks share an engine).
     docker_names = [c.inputs["name"] for c in s.containers]
     assert len(set(docker_names)) == len(docker_names)
@@ -52,13 +56,33 @@ def test_one_container_per_node_plus_the_topic_job(snapshots, stack):
 def test_images_are_the_stacks_pinned_tags(snapshots, stack):
     s = snapshots[stack]
     images = s.topo.docker.images
-    pinned = {images.postgres, images.redis, images.kafka}
+    pinned = {images.redis, images.kafka, images.etcd}
     assert {i.inputs["name"] for i in s.of_type(IMAGE)} == pinned
-    family = {"pg": images.postgres, "redis": images.redis, "sentinel": images.redis,
-              "kafka": images.kafka}
+    family = {"redis": images.redis, "sentinel": images.redis, "kafka": images.kafka,
+              "etcd": images.etcd}
     for c in s.containers:
+        if c.name.startswith("pg-"):
+            continue
         want = family[c.name.split("-")[0]]
         assert c.inputs["image"] == f"sha256-of-{want}", c.name
+
+
+@stacks
+def test_postgres_image_is_built_from_the_pinned_image_plus_pinned_patroni(snapshots, stack):
+    s = snapshots[stack]
+    built = s.of_type(BUILT)
+    assert len(built) == (3 if stack == "prod" else 1)  # one per Docker host
+    patroni = pinned()["PATRONI_VERSION"]
+    for image in built:
+        assert image.inputs["skipPush"] is True
+        assert image.inputs["build"]["args"] == {
+            "POSTGRES_IMAGE": s.topo.docker.images.postgres, "PATRONI_VERSION": patroni}
+        dockerfile = Path(image.inputs["build"]["dockerfile"]).read_text()
+        assert "FROM ${POSTGRES_IMAGE}" in dockerfile
+        assert 'patroni[etcd3,psycopg3]==${PATRONI_VERSION}' in dockerfile
+        assert image.inputs["imageName"] == f"datakit/postgres-15.8-patroni:{patroni}"
+    for node in s.topo.nodes("postgres"):
+        assert s.container(node.name).inputs["image"] == f"datakit/postgres-15.8-patroni:{patroni}"
 
 
 @stacks
@@ -126,9 +150,12 @@ def test_limits_restart_and_health_checks(snapshots, stack):
         assert c.inputs["restart"] == "unless-stopped"
         assert c.inputs["wait"] is True  # `up` waits for healthy: what depends_on relies on
         check = c.inputs["healthcheck"]
-        assert check["tests"][0] == "CMD-SHELL"
+        # etcd's image has no shell: its check is exec form.
+        assert check["tests"][0] == ("CMD" if node.service == "etcd" else "CMD-SHELL")
         probe_port = 19092 if node.service == "kafka" and stack != "prod" else node.port
-        assert f"{probe_port}" in check["tests"][1], node.name
+        if node.service == "postgres":  # Patroni's readiness, on its REST API
+            probe_port = s.topo.postgres.rest_port(node.name)
+        assert f"{probe_port}" in " ".join(check["tests"][1:]), node.name
     topics = s.container("kafka-topics")
     assert topics.inputs["restart"] == "no" and topics.inputs["mustRun"] is False
     assert topics.inputs["attach"] is True
@@ -144,8 +171,8 @@ def test_published_ports_are_unique_per_docker_host(snapshots, stack):
             assert key not in seen, f"{c.name} and {seen[key]} both publish {key[1]}"
             seen[key] = c.name
             assert port["ip"] == s.topo.docker.publish_address
-    if stack != "prod":  # dev/staging publish every client port the stack asks for
-        assert len(seen) == len(s.topo.nodes())
+    if stack != "prod":  # dev/staging publish every client port (and Patroni's REST API)
+        assert len(seen) == len(s.topo.nodes()) + s.topo.postgres.nodes
     ports = [p for n in s.topo.nodes() for p in n.ports().values()]
     assert len(ports) == len(set(ports))  # host networking needs stack-wide unique ports
 
@@ -153,48 +180,81 @@ def test_published_ports_are_unique_per_docker_host(snapshots, stack):
 # --- PostgreSQL ----------------------------------------------------------------------------
 
 
+def patroni_yml(container) -> dict:
+    (upload,) = [u for u in container.inputs["uploads"]
+                 if u["file"] == "/etc/patroni/patroni.yml"]
+    return yaml.safe_load(upload["content"])
+
+
 @stacks
-def test_postgres_primary_command_env_and_init(snapshots, stack):
+def test_postgres_members_run_patroni_on_the_etcd_containers(snapshots, stack):
     s = snapshots[stack]
     pg = s.topo.postgres
-    c = s.container("pg-1")
-    cmd = unwrap(c.inputs["command"])
-    assert cmd[0] == "postgres"
-    settings = dict(a.split("=", 1) for a in cmd[2::2])
-    assert settings["port"] == "64100" and settings["cluster_name"] == "pg-1"
-    assert settings["synchronous_standby_names"] == 'ANY 1 ("pg-2", "pg-3")'
-    assert settings["shared_buffers"] == pg.settings.gucs()["shared_buffers"]
-    assert settings["archive_mode"] == "on"
-    env = env_of(c)
-    assert env["PGDATA"] == "/var/lib/postgresql/data/pgdata"
-    assert env["DATAKIT_APP_USER"] == pg.app_user and env["DATAKIT_DATABASE"] == pg.database
-    assert {"POSTGRES_PASSWORD", "DATAKIT_REPLICATION_PASSWORD", "DATAKIT_APP_PASSWORD"} <= set(env)
-    (upload,) = c.inputs["uploads"]
-    assert upload["file"] == "/docker-entrypoint-initdb.d/10-datakit.sh"
-    assert "REPLICATION PASSWORD :'repl_pass'" in upload["content"]
-    assert c.inputs["volumes"][0]["containerPath"] == "/var/lib/postgresql/data"
-    assert "pg_isready" in c.inputs["healthcheck"]["tests"][1]
+    etcd_urns = {s.container(n.name).urn for n in s.topo.nodes("etcd")}
+    for node in s.topo.nodes("postgres"):
+        c = s.container(node.name)
+        assert unwrap(c.inputs["command"]) == ["patroni", "/etc/patroni/patroni.yml"]
+        assert c.inputs["user"] == "postgres"
+        conf = patroni_yml(c)
+        assert conf["scope"] == s.topo.patroni_scope and conf["name"] == node.name
+        host = (node.docker_host.split("@")[1] if stack == "prod"
+                else f"datakit-{stack}-{node.name}")
+        assert conf["postgresql"]["listen"] == f"0.0.0.0:{node.port}"
+        assert conf["postgresql"]["connect_address"] == f"{host}:{node.port}"
+        assert conf["restapi"]["connect_address"] == f"{host}:{pg.rest_port(node.name)}"
+        etcd_hosts = conf["etcd3"]["hosts"]
+        assert [h.split(":")[1] for h in etcd_hosts] == [str(n.port)
+                                                          for n in s.topo.nodes("etcd")]
+        dcs = conf["bootstrap"]["dcs"]
+        assert dcs["synchronous_mode"] == "quorum"
+        assert dcs["synchronous_node_count"] == pg.synchronous_standbys
+        assert dcs["ttl"] == pg.patroni.ttl and dcs["loop_wait"] == pg.patroni.loop_wait
+        assert dcs["postgresql"]["parameters"]["shared_buffers"] == \
+            pg.settings.gucs()["shared_buffers"]
+        assert conf["bootstrap"]["post_bootstrap"] == "/etc/patroni/post-bootstrap.sh"
+        assert conf["postgresql"]["parameters"]["archive_mode"] == "on"
+        assert all(line.endswith("scram-sha-256") for line in conf["postgresql"]["pg_hba"]
+                   if line.startswith("host"))
+        # No password in the file: Patroni reads them from its (secret) environment.
+        assert "password" not in conf["postgresql"]["authentication"]["superuser"]
+        assert "authentication" not in conf["restapi"]
+        env = env_of(c)
+        assert {"PATRONI_SUPERUSER_PASSWORD", "PATRONI_REPLICATION_PASSWORD",
+                "PATRONI_RESTAPI_PASSWORD", "DATAKIT_APP_PASSWORD"} <= set(env)
+        assert env["DATAKIT_APP_USER"] == pg.app_user and env["DATAKIT_DATABASE"] == pg.database
+        assert etcd_urns <= set(c.dependencies)
+        assert c.inputs["volumes"][0]["containerPath"] == "/var/lib/postgresql/data"
+        assert "/readiness" in c.inputs["healthcheck"]["tests"][1]
 
 
 @stacks
-def test_postgres_replicas_clone_the_primary_with_a_slot_each(snapshots, stack):
+def test_pg_1_initialises_and_the_others_clone_it(snapshots, stack):
     s = snapshots[stack]
-    primary = s.container("pg-1")
-    for name, slot in (("pg-2", "pg_2"), ("pg-3", "pg_3")):
-        c = s.container(name)
-        env = env_of(c)
-        assert env["DATAKIT_SLOT"] == slot
-        assert env["DATAKIT_PRIMARY_PORT"] == "64100"
-        expected_host = ("data-1.prod.internal" if stack == "prod"
-                         else f"datakit-{stack}-pg-1")
-        assert env["DATAKIT_PRIMARY_HOST"] == expected_host
-        script = script_of(c)
-        assert "pg_basebackup" in script and "-R -S \"$DATAKIT_SLOT\"" in script
-        assert 'clone -C' in script  # the slot is created by the clone
-        assert 'if [ ! -s "$PGDATA/PG_VERSION" ]' in script  # only when the volume is empty
-        assert f"cluster_name={name}" in unwrap(c.inputs["command"])
-        assert "pg_stat_wal_receiver" in c.inputs["healthcheck"]["tests"][1]
-        assert primary.urn in c.dependencies  # after the primary (which waits for healthy)
+    first = s.container("pg-1")
+    (script,) = [u["content"] for u in first.inputs["uploads"]
+                 if u["file"] == "/etc/patroni/post-bootstrap.sh"]
+    assert "CREATE ROLE" in script and "$DATAKIT_APP_PASSWORD" in script
+    for name in ("pg-2", "pg-3"):
+        assert first.urn in s.container(name).dependencies
+
+
+# --- etcd ------------------------------------------------------------------------------------
+
+
+@stacks
+def test_etcd_members_form_one_static_cluster_of_the_stack(snapshots, stack):
+    s = snapshots[stack]
+    clusters = set()
+    for node in s.topo.nodes("etcd"):
+        cmd = unwrap(s.container(node.name).inputs["command"])
+        args = dict(zip(cmd[1::2], cmd[2::2], strict=False))
+        assert args["--name"] == node.name
+        assert args["--initial-cluster-token"] == f"datakit-{stack}"
+        assert args["--listen-client-urls"] == f"http://0.0.0.0:{node.port}"
+        assert args["--heartbeat-interval"] == str(s.topo.etcd.heartbeat_ms)
+        clusters.add(args["--initial-cluster"])
+    (cluster,) = clusters
+    assert cluster.count("=http://") == s.topo.etcd.nodes
 
 
 # --- Redis -----------------------------------------------------------------------------------
@@ -285,7 +345,7 @@ def test_topics_are_created_after_every_broker(snapshots, stack):
 
 
 @stacks
-def test_migrations_run_after_the_primary(snapshots, stack):
+def test_migrations_run_after_the_first_member(snapshots, stack):
     s = snapshots[stack]
     (run,) = [r for r in s.resources if r.name == "migrations"]
     assert s.container("pg-1").urn in run.dependencies
@@ -301,7 +361,7 @@ def test_migrations_run_after_the_primary(snapshots, stack):
 @stacks
 def test_no_secret_is_stored_in_plain_text(snapshots, stack):
     s = snapshots[stack]
-    assert len(s.passwords) == 7
+    assert len(s.passwords) == 8
     leaks = [(r.type, r.name, path) for r in s.resources
              for path, text in plain_strings(r.inputs)
              for pw in s.passwords if pw in text]
@@ -323,7 +383,11 @@ def test_outputs_match_the_schema(snapshots, stack):
     assert [n.name for n in out.nodes] == [n.name for n in s.topo.nodes()]
     for node in out.nodes:
         assert node.model_fields_set == {"service", "role", "name", "host", "port", "ports",
-                                         "handle", "testinfra"}
+                                         "handle", "testinfra", "rest_url"}
+        if node.service == "postgres":
+            assert node.rest_url == f"http://{node.host}:{s.topo.postgres.rest_port(node.name)}"
+        else:
+            assert node.rest_url is None
         container = f"datakit-{stack}-{node.name}"
         assert node.handle.model_dump(exclude_unset=True) == {
             "kind": "docker", "container": container,
@@ -337,6 +401,8 @@ def test_outputs_match_the_schema(snapshots, stack):
     else:  # published on 127.0.0.1 of the Docker host
         assert pg.write_dsn.startswith("host=127.0.0.1,127.0.0.1,127.0.0.1 "
                                        "port=64100,64101,64102 ")
+    assert pg.cluster == f"datakit-{stack}" and pg.dcs_prefix == f"/datakit/datakit-{stack}/"
+    assert [d.split(":")[1] for d in pg.dcs] == [str(n.port) for n in s.topo.nodes("etcd")]
     assert out.endpoints.kafka.username == writer.KAFKA_APP_USER
     assert len(out.endpoints.redis.sentinels) == 3
 

@@ -45,6 +45,16 @@ def test_local_and_docker_make_the_same_nodes_and_endpoint_shape():
         return [p.split(":")[1] for p in hostports]
 
     assert nodes(docker) == nodes(local)
+    assert [n.name for n in local.of("etcd")] == ["etcd-1", "etcd-2", "etcd-3"]
+
+    def rest_ports(out):
+        return [n.rest_url and n.rest_url.rsplit(":", 1)[1] for n in out.nodes]
+
+    assert rest_ports(docker) == rest_ports(local)
+    assert all(rest_ports(local)[:3])
+    for key in ("cluster", "namespace", "rest_user"):
+        assert getattr(docker.endpoints.postgres, key) == getattr(local.endpoints.postgres, key)
+    assert ports(docker.endpoints.postgres.dcs) == ports(local.endpoints.postgres.dcs)
     assert docker.model_fields_set == local.model_fields_set
     for service in ("postgres", "redis", "kafka"):
         assert getattr(docker.endpoints, service).model_fields_set == getattr(
@@ -102,7 +112,7 @@ def test_a_bad_docker_config_fails_before_any_resource(key, value, named):
 
 def test_the_shipped_dev_config_runs_through_the_same_path():
     snapshot = run_program_from_config(dev_config())
-    assert len(snapshot.containers) == 13
+    assert len(snapshot.containers) == 16  # 15 nodes (3 of them etcd) and the topic job
 
 
 def test_a_stack_spanning_hosts_with_a_node_on_the_local_engine_is_refused():

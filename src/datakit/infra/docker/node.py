@@ -8,6 +8,7 @@ data lives); `NodeContainers.container` adds the rest the same way for every nod
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
@@ -23,15 +24,17 @@ HEALTH_WAIT_S = 300  # `pulumi up` waits this long for a node to report healthy
 class NodeSpec:
     """What a service module decides about one node's container."""
 
-    service: str  # the image and resource limits to use: postgres, redis, sentinel, kafka
+    service: str  # the image and resource limits to use: postgres, redis, sentinel, kafka, etcd
     command: list[str]
-    health: str  # a shell command; exit 0 = healthy
+    health: str | list[str]  # a shell command, or an exec argv (an image without a shell)
     data_path: str | None  # where the named volume is mounted; None = stateless
     env: dict[str, str] = field(default_factory=dict)
     secret_env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     uploads: dict[str, str] = field(default_factory=dict)  # path -> content (no secrets)
     start_period_s: int = 30
     user: str | None = None
+    extra_ports: list[int] = field(default_factory=list)  # published beside the client port
+    image: pulumi.Input[str] | None = None  # an image the program built, not a pinned one
 
 
 def env_list(env: dict[str, str], secret_env: dict[str, pulumi.Input[str]]) -> list:
@@ -49,6 +52,7 @@ class NodeContainers:
         self.layout = layout
         self.topo = layout.topo
         self._images: dict[tuple[str, str], docker.RemoteImage] = {}
+        self._built: dict[tuple[str, str], docker.Image] = {}
 
     def image(self, service: str, docker_host: str | None,
               parent: pulumi.Resource) -> docker.RemoteImage:
@@ -63,6 +67,20 @@ class NodeContainers:
                 opts=self.layout.providers.opts(docker_host, parent=parent))
         return self._images[key]
 
+    def built_image(self, name: str, image_name: str, context: Path, args: dict[str, str],
+                    docker_host: str | None, parent: pulumi.Resource) -> docker.Image:
+        """An image the program builds on a Docker host from `context` (its Dockerfile),
+        kept on that host only (no registry is needed or pushed to)."""
+        key = (image_name, docker_host or "")
+        if key not in self._built:
+            suffix = "" if len(self.layout.hosts) == 1 else f"-{slug(docker_host)}"
+            self._built[key] = docker.Image(
+                f"image-{name}{suffix}", image_name=image_name, skip_push=True,
+                build=docker.DockerBuildArgs(context=str(context),
+                                             dockerfile=str(context / "Dockerfile"), args=args),
+                opts=self.layout.providers.opts(docker_host, parent=parent))
+        return self._built[key]
+
     def container(self, place: Placement, spec: NodeSpec, parent: pulumi.Resource,
                   depends_on: list[pulumi.Resource] | None = None, *,
                   name: str | None = None, one_shot: bool = False) -> docker.Container:
@@ -75,7 +93,7 @@ class NodeContainers:
                   docker.ContainerLabelArgs(label="datakit.node", value=name or place.node.name)]
         args: dict = {
             "name": container_name,
-            "image": self.image(spec.service, host, parent).image_id,
+            "image": spec.image or self.image(spec.service, host, parent).image_id,
             "command": spec.command,
             "envs": env_list(spec.env, spec.secret_env),
             "labels": labels,
@@ -105,16 +123,19 @@ class NodeContainers:
             args["volumes"] = [docker.ContainerVolumeArgs(volume_name=volume.name,
                                                           container_path=spec.data_path)]
         if network is not None and place.published:
-            args["ports"] = [docker.ContainerPortArgs(internal=node.port, external=node.port,
-                                                      ip=topo.docker.publish_address)]
+            args["ports"] = [docker.ContainerPortArgs(internal=port, external=port,
+                                                      ip=topo.docker.publish_address)
+                             for port in (node.port, *spec.extra_ports)]
         limits = topo.docker.resources.get(spec.service)  # type: ignore[call-overload]
         if limits is not None:
             if limits.memory is not None:
                 args["memory"] = max(6, int(limits.memory) // 1024**2)  # MB
             if limits.cpus is not None:
                 args["cpus"] = f"{limits.cpus:g}"  # NanoCPUs: a hard cap, like --cpus
+        test = ["CMD-SHELL", spec.health] if isinstance(spec.health, str) else \
+            ["CMD", *spec.health]
         args["healthcheck"] = docker.ContainerHealthcheckArgs(
-            tests=["CMD-SHELL", spec.health], interval="5s", timeout="5s", retries=6,
+            tests=test, interval="5s", timeout="5s", retries=6,
             start_period=f"{spec.start_period_s}s", start_interval="1s")
         args.update(restart=RESTART, wait=True, wait_timeout=HEALTH_WAIT_S,
                     destroy_grace_seconds=30, stop_timeout=30)

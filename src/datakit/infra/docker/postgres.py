@@ -1,19 +1,24 @@
-"""PostgreSQL nodes as containers of the official image: a primary, then replicas cloned
-from it with pg_basebackup, each with its own replication slot.
+"""PostgreSQL nodes as containers run by Patroni, on the stack's etcd containers.
 
-The primary's first start runs the image's initdb with `POSTGRES_PASSWORD`, then
-`/docker-entrypoint-initdb.d/10-datakit.sh` (uploaded, no secrets in it: it reads them from
-the secret environment) creates the replication and app roles, the database, and a
-pg_hba line for replication. A replica whose volume is empty waits for the primary, clones
-it with `pg_basebackup -R -C -S <slot>` (slot created by the clone; reused if it exists),
-then starts as a hot standby. Settings are `-c` arguments, so a change is a new container
-on the same volume. Every node carries `synchronous_standby_names` as if it were the
-primary, so a promoted replica keeps the configured quorum.
+The image is built by the program (pulumi-docker's `Image`) from the stack's pinned
+official PostgreSQL image plus Patroni from PyPI at the pinned version
+(postgres_image/Dockerfile). Each container runs `patroni /etc/patroni/patroni.yml`: the
+same patroni.yml the local substrate writes (patroni_conf.render), with the container's
+addresses (it binds 0.0.0.0 and is reached at its peer address) and no password in it:
+Patroni takes them from its PATRONI_*_PASSWORD environment, which is secret. Patroni owns
+initdb, the replicas' clones, the slots, the synchronous quorum, failover and pg_rewind.
+
+pg-1 starts first and initialises the cluster (its container is healthy once Patroni says
+it is ready); the others depend on it and clone it. The application role and database come
+from Patroni's post_bootstrap, an uploaded script that reads them from the environment.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pulumi
+import yaml
 
 from datakit.infra import outputs
 from datakit.infra.docker.network import Layout
@@ -21,118 +26,102 @@ from datakit.infra.docker.node import NodeContainers, NodeSpec
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
 from datakit.nodes.archive import archive_command
+from datakit.nodes.patroni_conf import render
+from datakit.toolchain.versions import patroni_version
 from datakit.topology import Node, Topology
 
 VOLUME = "/var/lib/postgresql/data"
-PGDATA = f"{VOLUME}/pgdata"
 ARCHIVE = f"{VOLUME}/archive"
-INIT_SCRIPT = "/docker-entrypoint-initdb.d/10-datakit.sh"
+CONFIG = "/etc/patroni/patroni.yml"
+POST_BOOTSTRAP = "/etc/patroni/post-bootstrap.sh"
+IMAGE_CONTEXT = Path(__file__).parent / "postgres_image"
 
-PRIMARY_INIT = f"""#!/bin/bash
-# datakit: roles, database and replication access, on the primary's first start only.
+# Patroni runs it once, on the member that initialises, with the superuser's connection URL.
+POST_BOOTSTRAP_SCRIPT = """#!/bin/bash
+# datakit: the application role and database of a new cluster (no secret in this file).
 set -euo pipefail
-mkdir -p {ARCHIVE}
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \\
-  --set repl_user="$DATAKIT_REPLICATION_USER" --set repl_pass="$DATAKIT_REPLICATION_PASSWORD" \\
-  --set app_user="$DATAKIT_APP_USER" --set app_pass="$DATAKIT_APP_PASSWORD" \\
-  --set db="$DATAKIT_DATABASE" <<'SQL'
-CREATE ROLE :"repl_user" WITH LOGIN REPLICATION PASSWORD :'repl_pass';
+psql "$1" -v ON_ERROR_STOP=1 --set app_user="$DATAKIT_APP_USER" \\
+  --set app_pass="$DATAKIT_APP_PASSWORD" --set db="$DATAKIT_DATABASE" <<'SQL'
 CREATE ROLE :"app_user" WITH LOGIN PASSWORD :'app_pass';
 CREATE DATABASE :"db" OWNER :"app_user";
 SQL
-echo "host replication $DATAKIT_REPLICATION_USER all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-"""
-
-# $0 is a label; "$@" is the postgres command line handed on to the image's entrypoint.
-REPLICA_START = f"""set -euo pipefail
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  mkdir -p "$PGDATA" {ARCHIVE}
-  chown -R postgres:postgres {VOLUME}
-  chmod 700 "$PGDATA"
-  until pg_isready -q -h "$DATAKIT_PRIMARY_HOST" -p "$DATAKIT_PRIMARY_PORT"; do sleep 1; done
-  clone() {{
-    gosu postgres pg_basebackup -h "$DATAKIT_PRIMARY_HOST" -p "$DATAKIT_PRIMARY_PORT" \\
-      -U "$DATAKIT_REPLICATION_USER" -D "$PGDATA" -X stream -R -S "$DATAKIT_SLOT" "$@"
-  }}
-  clone -C || {{ find "$PGDATA" -mindepth 1 -delete; clone; }}
-fi
-exec docker-entrypoint.sh "$@"
 """
 
 
-def slot_name(node: str) -> str:
-    return node.replace("-", "_")
+def image_name(topo: Topology) -> str:
+    """The built image's name: its base tag and Patroni's version, so either changing makes
+    a new image (and new containers on the same volumes)."""
+    base = topo.docker.images.postgres.split("/")[-1].replace(":", "-").replace("@", "-")
+    return f"datakit/{base}-patroni:{patroni_version()}"
 
 
-def server_args(topo: Topology, node: Node) -> list[str]:
-    """The `postgres -c ...` command line of `node` (no secrets)."""
+def patroni_yml(topo: Topology, layout: Layout, node: Node) -> str:
+    """patroni.yml of `node`'s container, without passwords."""
     spec = topo.postgres
-    gucs = {
-        "port": str(node.port),
-        "listen_addresses": "*",
-        "cluster_name": node.name,  # the WAL receiver's application_name
-        "hot_standby": "on",
-        **spec.settings.gucs(),
-        "synchronous_standby_names": spec.synchronous_standby_names(node.name),
+    props = {
+        "name": node.name, "port": node.port, "rest_port": spec.rest_port(node.name),
+        "data_dir": VOLUME, "scope": topo.patroni_scope,
+        "host": layout[node.name].peer_host, "listen_host": "0.0.0.0",
+        # SCRAM from anywhere on the stack's network (or the machines, on host networking).
+        "client_networks": ["all"],
+        "etcd": [{"name": n.name, "host": layout[n.name].peer_host, "port": n.port}
+                 for n in topo.nodes("etcd")],
+        "superuser": outputs.POSTGRES_SUPERUSER,
+        "replication_user": outputs.POSTGRES_REPLICATION_USER,
+        "settings": spec.settings.gucs(), "synchronous_standbys": spec.synchronous_standbys,
+        "patroni": spec.patroni.model_dump(exclude={"rest_port_base"}),
+        "bin_dir": f"/usr/lib/postgresql/{spec.version}/bin",
+        "sync_bootstrap": True,  # a container's disk is the one to trust
     }
     if spec.archive:
-        gucs["archive_mode"] = "on"
-        gucs["archive_command"] = archive_command(ARCHIVE)
-    args = ["postgres"]
-    for key, value in gucs.items():
-        args += ["-c", f"{key}={value}"]
-    return args
+        props["archive_dir"] = ARCHIVE
+    config = render(props)
+    config["postgresql"]["parameters"] = {
+        "unix_socket_directories": "/var/run/postgresql",
+        **({"archive_mode": "on", "archive_command": archive_command(ARCHIVE)}
+           if spec.archive else {})}
+    config["bootstrap"]["post_bootstrap"] = POST_BOOTSTRAP
+    config["log"] = {"level": "INFO", "deduplicate_heartbeat_logs": True}  # to docker logs
+    return "# Written by datakit; passwords come from the environment.\n" + yaml.safe_dump(
+        config, sort_keys=False)
 
 
-def health(node: Node, replica: bool) -> str:
-    ready = f"pg_isready -q -h 127.0.0.1 -p {node.port} -U {outputs.POSTGRES_SUPERUSER}"
-    if not replica:
-        return ready
-    # A replica is healthy once it is a standby that streams WAL from its upstream.
-    query = "select status from pg_stat_wal_receiver"
-    return (f'{ready} && [ "$(PGPASSWORD="$DATAKIT_SUPERUSER_PASSWORD" psql -h 127.0.0.1 '
-            f"-p {node.port} -U {outputs.POSTGRES_SUPERUSER} -d postgres -Atc '{query}')\" "
-            "= streaming ]")
+def health(topo: Topology, node: Node) -> str:
+    """Ready as Patroni means it: the leader running, or a replica streaming and caught up."""
+    rest = topo.postgres.rest_port(node.name)
+    return (f"/opt/patroni/bin/python -c \"import urllib.request as u; "
+            f"u.urlopen('http://127.0.0.1:{rest}/readiness', timeout=4)\"")
 
 
 def build(topo: Topology, secrets: Secrets, layout: Layout, containers: NodeContainers,
-          parent: pulumi.Resource) -> list[Provisioned]:
+          parent: pulumi.Resource, *, after: list[pulumi.Resource]) -> list[Provisioned]:
+    """The members, after `after` (the etcd containers)."""
     spec = topo.postgres
-    nodes = topo.nodes("postgres")
-    primary_node = nodes[0]
-    primary_place = layout[primary_node.name]
-    common_env = {"PGDATA": PGDATA, "POSTGRES_USER": outputs.POSTGRES_SUPERUSER,
-                  "DATAKIT_REPLICATION_USER": outputs.POSTGRES_REPLICATION_USER}
-    superuser = secrets.get("postgres", "superuser")
+    secret_env = {
+        "PATRONI_SUPERUSER_PASSWORD": secrets.get("postgres", "superuser"),
+        "PATRONI_REPLICATION_PASSWORD": secrets.get("postgres", "replication"),
+        "PATRONI_RESTAPI_PASSWORD": secrets.get("postgres", "rest"),
+        "DATAKIT_APP_PASSWORD": secrets.get("postgres", "app"),
+    }
+    env = {"PATRONI_RESTAPI_USERNAME": outputs.PATRONI_REST_USER,
+           "DATAKIT_APP_USER": spec.app_user, "DATAKIT_DATABASE": spec.database}
     made: list[Provisioned] = []
-    primary = None
-    for node in nodes:
+    first = None
+    for node in topo.nodes("postgres"):
         place = layout[node.name]
-        env = {**common_env, "PGPORT": str(node.port)}  # initdb's temporary server too
-        if node is primary_node:
-            env.update(DATAKIT_APP_USER=spec.app_user, DATAKIT_DATABASE=spec.database)
-            secret_env = {"POSTGRES_PASSWORD": superuser,
-                          "DATAKIT_REPLICATION_PASSWORD": secrets.get("postgres", "replication"),
-                          "DATAKIT_APP_PASSWORD": secrets.get("postgres", "app")}
-            node_spec = NodeSpec("postgres", server_args(topo, node),
-                                 health(node, replica=False), VOLUME, env, secret_env,
-                                 uploads={INIT_SCRIPT: PRIMARY_INIT})
-            res = containers.container(place, node_spec, parent)
-            primary = res
-        else:
-            env.update(DATAKIT_PRIMARY_HOST=primary_place.peer_host,
-                       DATAKIT_PRIMARY_PORT=str(primary_node.port),
-                       DATAKIT_SLOT=slot_name(node.name))
-            # pg_basebackup reads the replication password from PGPASSWORD (and -R writes
-            # it into the standby's primary_conninfo, on the volume); the health probe's
-            # psql logs in as the superuser with its own variable.
-            secret_env = {"PGPASSWORD": secrets.get("postgres", "replication"),
-                          "DATAKIT_SUPERUSER_PASSWORD": superuser}
-            command = ["bash", "-c", REPLICA_START, "datakit-replica",
-                       *server_args(topo, node)]
-            node_spec = NodeSpec("postgres", command, health(node, replica=True), VOLUME,
-                                 env, secret_env,
-                                 start_period_s=120)
-            res = containers.container(place, node_spec, parent, depends_on=[primary])
+        image = containers.built_image(
+            "postgres-patroni", image_name(topo), IMAGE_CONTEXT,
+            {"POSTGRES_IMAGE": topo.docker.images.postgres,
+             "PATRONI_VERSION": patroni_version()}, place.docker_host, parent)
+        node_spec = NodeSpec(
+            "postgres", ["patroni", CONFIG], health(topo, node), VOLUME, env, secret_env,
+            uploads={CONFIG: patroni_yml(topo, layout, node),
+                     POST_BOOTSTRAP: POST_BOOTSTRAP_SCRIPT},
+            start_period_s=120, user="postgres", image=image.image_name,
+            extra_ports=[spec.rest_port(node.name)])
+        # pg-1 initialises the cluster; the others start once it is ready, and clone it.
+        res = containers.container(place, node_spec, parent,
+                                   depends_on=[*after, *([first] if first else [])])
+        first = first or res
         made.append(Provisioned(node, res, place.client_host, place.handle, place.testinfra))
     return made

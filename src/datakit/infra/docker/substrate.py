@@ -1,6 +1,6 @@
 """The docker substrate: the topology's nodes as containers, made with pulumi-docker.
 
-One module per service (postgres, redis, kafka) behind the Substrate contract; `network`
+One module per service (etcd, postgres, redis, kafka) behind the Substrate contract; `network`
 decides where each node runs and how it is reached, `node` builds the container every
 service shares, `provider` makes one pulumi-docker provider per Docker host.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pulumi
 
 from datakit.infra import outputs
-from datakit.infra.docker import kafka, postgres, redis
+from datakit.infra.docker import etcd, kafka, postgres, redis
 from datakit.infra.docker.migrations import MigrationRun
 from datakit.infra.docker.network import Layout
 from datakit.infra.docker.node import NodeContainers
@@ -25,6 +25,7 @@ class DockerSubstrate:
 
     def __init__(self) -> None:
         self._layouts: dict[str, tuple[Layout, NodeContainers]] = {}
+        self._dcs: dict[str, list[pulumi.Resource]] = {}  # per stack: its etcd containers
 
     def _for(self, topo: Topology) -> tuple[Layout, NodeContainers]:
         """The stack's layout, made (and checked) at the first call, before any resource of
@@ -34,8 +35,15 @@ class DockerSubstrate:
             self._layouts[topo.name] = (layout, NodeContainers(layout))
         return self._layouts[topo.name]
 
+    def etcd(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
+        made = etcd.build(topo, secrets, *self._for(topo), parent)
+        self._dcs[topo.name] = [p.resource for p in made]
+        return made
+
     def postgres(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
-        return postgres.build(topo, secrets, *self._for(topo), parent)
+        # Patroni's members start once their store is healthy.
+        return postgres.build(topo, secrets, *self._for(topo), parent,
+                              after=self._dcs.get(topo.name, []))
 
     def redis(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
         return redis.build(topo, secrets, *self._for(topo), parent)

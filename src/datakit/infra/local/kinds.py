@@ -1,15 +1,15 @@
 """The kinds of local node: what `create`, `update`, `delete` and `refresh` do for each.
 
-Each kind binds the plain node functions of one service module (postgres.py, redis*.py,
-kafka.py, the migration runner) to the dynamic provider's four calls. `replace_keys` are
+Each kind binds the plain node functions of one service module (etcd.py, patroni*.py,
+redis*.py, kafka.py, the migration runner) to the dynamic provider's four calls. `replace_keys` are
 the spec keys whose change makes a new node; any other change is an in-place update.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 Spec = dict[str, Any]
@@ -52,26 +52,57 @@ class Kind:
 NODE_KEYS = frozenset({"name", "port", "data_dir", "version"})
 
 
-def _postgres() -> dict[str, Kind]:
-    from datakit.nodes import postgres as pg
-    from datakit.nodes import postgres_standby
+def _etcd() -> dict[str, Kind]:
+    from datakit.nodes import etcd
 
-    def update(old, state, new):
-        return {**state, **pg.update(old, state, new)}
-
-    def update_replica(old, state, new):
-        if postgres_standby.lowered(old, new):
-            postgres_standby.await_replay_of_primary(new)
-        return update(old, state, new)
-
-    def live(_spec, state):
-        return pg._running_postmaster(Path(state["pgdata"])) if state.get("pgdata") else None
+    def restart(_old, state, new):
+        # Raft timing is read at start: the member restarts on its data.
+        etcd.stop(new, state)
+        return {**state, **etcd.start(new)}
 
     return {
-        "postgres-primary": Kind(pg.create_primary, pg.delete, pg.alive, update, NODE_KEYS,
-                                 live),
-        "postgres-replica": Kind(pg.create_replica, pg.delete, pg.alive, update_replica,
-                                 NODE_KEYS, live),
+        "etcd-member": Kind(etcd.create, etcd.delete, etcd.alive, restart, etcd.REPLACE_KEYS,
+                            etcd.live),
+        # The group: every member healthy under one leader. Deleted after every Patroni
+        # member (they depend on it) and before the etcd members: it removes the clusters'
+        # keys then, so a store that outlives the stack keeps none of them.
+        "etcd-cluster": Kind(lambda spec: etcd.wait_cluster(spec["members"]),
+                             lambda spec, _st: _forget_prefixes(spec),
+                             update=lambda _o, _st, new: etcd.wait_cluster(new["members"])),
+    }
+
+
+def _forget_prefixes(spec: Spec) -> None:
+    from datakit.nodes import etcd
+
+    for prefix in spec.get("prefixes") or []:
+        with contextlib.suppress(etcd.Unreachable):  # the members go next, with their data
+            etcd.delete_prefix(spec["members"], prefix)
+
+
+# A member is its name, ports, dirs, cluster and version; settings, passwords and the etcd
+# list are in-place updates (patroni_member), cluster-wide values the group's (converge).
+PATRONI_KEYS = frozenset({"name", "port", "rest_port", "data_dir", "version", "scope",
+                          "namespace"})
+
+
+def _patroni() -> dict[str, Kind]:
+    from datakit.nodes import patroni, patroni_config, patroni_member
+
+    def update(old, state, new):
+        return {**state, **patroni_member.update(old, state, new)}
+
+    def remove_all(spec, _state):
+        # The whole cluster goes (the group is deleted only with its members): kill rather
+        # than stop, or each stop hands the leader key to a member that is leaving too.
+        for member in spec["members"]:
+            patroni.kill(member)
+
+    return {
+        "patroni-member": Kind(lambda spec: patroni.create(spec, wait=False), patroni.delete,
+                               patroni.alive, update, PATRONI_KEYS, patroni.patroni_process),
+        "patroni-cluster": Kind(patroni_config.converge, remove_all,
+                                update=lambda _o, _st, new: patroni_config.converge(new)),
     }
 
 
@@ -135,7 +166,7 @@ def _migrations() -> dict[str, Kind]:
 class _Registry(dict):
     """Loads a service's kinds on first use, so a provider imports only what it runs."""
 
-    loaders = {"postgres": _postgres, "redis": _redis, "kafka": _kafka,
+    loaders = {"etcd": _etcd, "patroni": _patroni, "redis": _redis, "kafka": _kafka,
                "migrations": _migrations}
 
     def __missing__(self, name: str) -> Kind:

@@ -1,14 +1,15 @@
 """The local substrate: each node a native daemon on loopback, as a Pulumi dynamic resource.
 
-Creation order is the only coordination: replicas after the primary, Sentinels after the
-Redis data nodes, the cluster-ready wait after every Kafka node, topics after that. Each
-node's `create` returns when that node is ready; none waits on another's `create` (the
-dynamic provider serves at most four calls at once).
+Creation order is the only coordination: Patroni's members after the etcd cluster is
+ready, then the Patroni cluster's ready wait, the migrations after that; Sentinels after
+the Redis data nodes; the cluster-ready wait after every Kafka node, topics after that.
+Each node's `create` returns when that node is ready, or, where members only form a
+cluster together (etcd, Patroni), when it runs, and a group resource waits for the whole;
+none waits on another's `create` (the dynamic provider serves at most four calls at once).
 """
 
 from __future__ import annotations
 
-import shlex
 import uuid
 from base64 import urlsafe_b64encode
 
@@ -18,7 +19,6 @@ from datakit.infra import outputs
 from datakit.infra.local.node_resource import LocalNode
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
-from datakit.nodes.archive import archive_command
 from datakit.paths import PROJECT_DIR
 from datakit.topology import Node, Topology
 
@@ -36,6 +36,12 @@ def _generation(nodes: list[LocalNode]) -> pulumi.Output:
 class LocalSubstrate:
     name = "local"
 
+    def __init__(self) -> None:
+        # Per stack: the etcd group resource (Patroni's members start after it) and the
+        # Patroni group resource (the migrations run after it).
+        self._dcs: dict[str, LocalNode] = {}
+        self._ready: dict[str, LocalNode] = {}
+
     def _provisioned(self, node: Node, resource: LocalNode, data_dir: str) -> Provisioned:
         handle = resource.state.apply(lambda s: {
             "kind": "local", "pid": s.get("pid"),
@@ -48,43 +54,79 @@ class LocalSubstrate:
     def _dir(self, topo: Topology, node: Node) -> str:
         return str(topo.data_path() / node.name)
 
+    # ------------------------------------------------------------------------- etcd
+
+    def etcd(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
+        """etcd members, then one group resource that waits for one leader over them all."""
+        spec = topo.etcd
+        nodes = topo.nodes("etcd")
+        cluster = [{"name": n.name, "host": HOST, "peer_port": n.peer_port} for n in nodes]
+        made, members = [], []
+        for node in nodes:
+            props = {"name": node.name, "port": node.port, "peer_port": node.peer_port,
+                     "data_dir": self._dir(topo, node), "cluster": cluster,
+                     # Two stacks on one machine must never join each other's cluster.
+                     "cluster_token": f"datakit-{topo.name}",
+                     "heartbeat_ms": spec.heartbeat_ms,
+                     "election_timeout_ms": spec.election_timeout_ms}
+            res = LocalNode(node.name, "etcd-member", props,
+                            opts=pulumi.ResourceOptions(parent=parent))
+            members.append(res)
+            made.append(self._provisioned(node, res, props["data_dir"]))
+        self._dcs[topo.name] = LocalNode("etcd-cluster", "etcd-cluster", {
+            "members": [{"name": n.name, "port": n.port} for n in nodes],
+            "prefixes": [topo.patroni_prefix],
+            "generation": _generation(members),
+        }, opts=pulumi.ResourceOptions(parent=parent, depends_on=members))
+        return made
+
     # ------------------------------------------------------------------- PostgreSQL
 
     def postgres(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
+        """Patroni members, started together (one initialises the cluster, the others clone
+        it), then one group resource: the cluster ready and its settings as configured."""
         spec = topo.postgres
         nodes = topo.nodes("postgres")
-        peers = [{"name": n.name, "host": HOST, "port": n.port} for n in nodes]
-        common = {
+        dcs = self._dcs[topo.name]
+        cluster = {
+            "scope": topo.patroni_scope,
+            "etcd": [{"name": n.name, "port": n.port} for n in topo.nodes("etcd")],
             "superuser": outputs.POSTGRES_SUPERUSER,
             "superuser_password": secrets.get("postgres", "superuser"),
+            "settings": spec.settings.gucs(),
+            "synchronous_standbys": spec.synchronous_standbys,
+            "patroni": spec.patroni.model_dump(exclude={"rest_port_base"}),
+        }
+        common = {
+            **cluster,
             "replication_user": outputs.POSTGRES_REPLICATION_USER,
             "replication_password": secrets.get("postgres", "replication"),
+            "rest_user": outputs.PATRONI_REST_USER,
+            "rest_password": secrets.get("postgres", "rest"),
             "version": spec.version,
+            # Every member may be the one that initialises: only that one runs
+            # post_bootstrap, which makes the app role and database.
+            "app_user": spec.app_user, "app_password": secrets.get("postgres", "app"),
+            "app_database": spec.database,
         }
-        archive: dict = {}
-        if spec.archive:  # only a primary archives (archive_mode on), so one folder serves
+        if spec.archive:  # whichever member leads archives (archive_mode on) to one folder
             common["archive_dir"] = str(topo.archive_path())
-            archive = {"archive_mode": "on",
-                       "archive_command": archive_command(shlex.quote(str(topo.archive_path())))}
-        made: list[Provisioned] = []
-        primary = None
+        made, members, rest = [], [], []
         for node in nodes:
-            # Each node names the others, as if it led: a promoted replica keeps the quorum.
-            settings = {**spec.settings.gucs(), **archive,
-                        "synchronous_standby_names": spec.synchronous_standby_names(node.name)}
             props = {**common, "name": node.name, "port": node.port,
-                     "data_dir": self._dir(topo, node), "settings": settings,
-                     "peers": [p for p in peers if p["name"] != node.name]}
-            if primary is None:
-                props.update(app_user=spec.app_user, app_password=secrets.get("postgres", "app"),
-                             app_database=spec.database)
-                res = LocalNode(node.name, "postgres-primary", props,
-                                opts=pulumi.ResourceOptions(parent=parent))
-                primary = res
-            else:
-                res = LocalNode(node.name, "postgres-replica", props,
-                                opts=pulumi.ResourceOptions(parent=parent, depends_on=[primary]))
+                     "rest_port": spec.rest_port(node.name), "data_dir": self._dir(topo, node),
+                     # The first member initialises; the others start once it has.
+                     "join": bool(members)}
+            res = LocalNode(node.name, "patroni-member", props,
+                            opts=pulumi.ResourceOptions(parent=parent,
+                                                        depends_on=[dcs, *members[:1]]))
+            members.append(res)
+            rest.append({k: props[k] for k in ("name", "port", "rest_port", "data_dir",
+                                                "rest_user", "rest_password")})
             made.append(self._provisioned(node, res, props["data_dir"]))
+        self._ready[topo.name] = LocalNode("postgres-ready", "patroni-cluster", {
+            **cluster, "members": rest, "generation": _generation(members),
+        }, opts=pulumi.ResourceOptions(parent=parent, depends_on=members))
         return made
 
     # ------------------------------------------------------------------------ Redis
@@ -193,8 +235,9 @@ class LocalSubstrate:
             outputs.postgres_dsn(hosts, dbname=topo.postgres.database,
                                  user=topo.postgres.app_user, attrs="read-write"),
             " password=", secrets.get("postgres", "app"))
+        ready = [self._ready[topo.name]] if topo.name in self._ready else []
         return LocalNode("migrations", "migrations", {
             "dsn": dsn, "migrations_dir": str(migrations_dir),
             "files": migration_inputs(migrations_dir),
             "generation": _generation(after),
-        }, opts=pulumi.ResourceOptions(parent=parent, depends_on=after))
+        }, opts=pulumi.ResourceOptions(parent=parent, depends_on=[*after, *ready]))

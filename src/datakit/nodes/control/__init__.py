@@ -6,7 +6,8 @@ checks. `node` and `outputs` are the stack outputs' typed `Node` and `StackOutpu
 (datakit.stack.schema), read by attribute: `nodes` stands beside `stack`, not on it, so
 it does not import them. One module per substrate, keyed by the kind of the node's handle:
 
-- `local` (local.py): native daemons found by their data dir, signalled by pid;
+- `local` (local.py): native daemons found by their data dir, signalled by pid; a
+  PostgreSQL node is Patroni and its postmaster, an etcd member its process (local_ha.py);
 - `docker` (docker.py): containers, through the Docker API.
 
     >>> ctl = control_for(node, outputs)
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from datakit.errors import DatakitError
 from datakit.nodes.control.local import LocalControl
+from datakit.nodes.control.local_ha import EtcdControl, PatroniControl
 
 # What status() answers; a substrate whose node itself can vanish (a removed container)
 # adds "missing".
@@ -63,7 +65,8 @@ def control_for(node: Any, outputs: Any) -> NodeControl:
     """The control of `node` (a stack outputs Node) of the stack `outputs` describes."""
     kind = node.handle.kind
     if kind == "local":
-        return LocalControl(node, outputs)
+        local = {"postgres": PatroniControl, "etcd": EtcdControl}.get(node.service, LocalControl)
+        return local(node, outputs)
     if kind == "docker":
         # The docker SDK is costly to import (0.1-0.2 s warm, over 1 s cold, measured with
         # -X importtime) and only docker stacks need it: a local stack never loads it.

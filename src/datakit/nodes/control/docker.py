@@ -47,6 +47,10 @@ class HealthCheck(Exception):
     """Not healthy yet; the message is the health status and what its last check said."""
 
 
+# Where the docker substrate's PostgreSQL image keeps its cluster (infra/docker/postgres.py).
+PGDATA = "/var/lib/postgresql/data/pgdata"
+
+
 class DockerControl:
     """One node's container (a stack outputs Node, control/__init__.py): status, stop,
     kill, start, pause, resume, exec."""
@@ -187,6 +191,21 @@ class DockerControl:
         with self._api("exec in"):
             result = container.exec_run(argv, user=user, environment=env)
         return result.exit_code, result.output.decode(errors="replace")
+
+    def postmaster_pid(self) -> int | None:
+        """A PostgreSQL node's postmaster, as the container sees it (postmaster.pid)."""
+        code, out = self.exec(["head", "-1", f"{PGDATA}/postmaster.pid"])
+        return int(out.strip()) if code == 0 and out.strip().isdigit() else None
+
+    def kill_postmaster(self) -> None:
+        """A crash of PostgreSQL alone: SIGKILL its postmaster; Patroni (the container's
+        main process) stays and acts."""
+        pid = self.postmaster_pid()
+        if pid is None:
+            raise DatakitError(f"node {self.name}: no postmaster runs in {self.container}")
+        code, out = self.exec(["kill", "-9", str(pid)], user="postgres")
+        if code != 0:
+            raise DatakitError(f"node {self.name}: kill -9 {pid} failed: {out.strip()}")
 
     # ------------------------------------------------------------------ start helpers
     def _healthy(self) -> bool:

@@ -1,13 +1,13 @@
 """Node control for the local substrate: a node is a native daemon on this host.
 
-A daemon's working directory is its data dir (PostgreSQL chdirs into pgdata, Redis into
-its node dir, Kafka is started there), so its process is found by that, not by the pid in
-the outputs, which is stale once a drill restarted it.
+A daemon's working directory is its data dir (Redis chdirs into its node dir, Kafka is
+started there), so its process is found by that, not by the pid in the outputs, which is
+stale once a drill restarted it. PostgreSQL nodes (Patroni) and etcd members have their
+own control (local_ha.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from datakit.errors import DatakitError
-from datakit.nodes import postgres_rejoin, process
+from datakit.nodes import process
 from datakit.nodes import redis as rd
-from datakit.nodes.postgres_conf import bin_dir
-from datakit.nodes.readiness import NotReady, wait_until
+from datakit.nodes.readiness import wait_until
 
 
 class LocalControl:
@@ -34,7 +33,7 @@ class LocalControl:
     # ------------------------------------------------------------------ processes
     @property
     def _cwd(self) -> Path:
-        return self.data_dir / "pgdata" if self.service == "postgres" else self.data_dir
+        return self.data_dir
 
     def pid(self) -> int | None:
         """The pid of the node's main process now, or None."""
@@ -42,12 +41,6 @@ class LocalControl:
         if handle.pid and process.is_running(handle.pid, handle.start_time):
             return handle.pid
         want = self._cwd.resolve()
-        if self.service == "postgres":
-            try:
-                pid = int((self._cwd / "postmaster.pid").read_text().split("\n", 1)[0])
-            except (OSError, ValueError):
-                return None
-            return pid if process.cwd_of(pid) == want and process.is_running(pid) else None
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and process.cwd_of(int(entry.name)) == want:
                 pid = int(entry.name)
@@ -91,8 +84,8 @@ class LocalControl:
                            what=f"port {port} of {self.name} to close", timeout=15)
 
     def pause(self) -> None:
-        """SIGSTOP the node's whole process group (a PostgreSQL standby's WAL receiver is a
-        child of its postmaster): it keeps its sockets but does nothing until `resume`.
+        """SIGSTOP the node's whole process group: it keeps its sockets but does nothing
+        until `resume`.
         Returns once the kernel shows it stopped (a signal is delivered, not awaited)."""
         self._signal_group(signal.SIGSTOP, paused=True)
 
@@ -114,46 +107,23 @@ class LocalControl:
                    timeout=10, interval=0.001, max_interval=0.01)
 
     def stop(self) -> None:
-        """A clean stop (PostgreSQL: fast shutdown, which sends all WAL to the standbys)."""
+        """A clean stop (SIGTERM); returns when the node is down."""
         pid = self.pid()
         if pid is None:
             return
         self._remember(pid)
-        sig = signal.SIGINT if self.service == "postgres" else signal.SIGTERM
-        process.stop(pid, process.start_time(pid), sig=sig, timeout=60)
+        process.stop(pid, process.start_time(pid), sig=signal.SIGTERM, timeout=60)
 
     def start(self, *, replica_of: Any = None) -> None:
         """Start the node again on its data, as whatever role it has now (a Redis node:
-        as the replica of `replica_of`, if given); returns when it answers (PostgreSQL:
-        accepts connections; Redis: PING; Kafka: client port)."""
+        as the replica of `replica_of`, if given); returns when it answers (Redis: PING;
+        Kafka: client port)."""
         if self.running():
             return
         if self.service == "redis":
             self._start_redis(replica_of=replica_of)
         else:
             getattr(self, f"_start_{self.service}")()
-
-    def _start_postgres(self) -> None:
-        version = int((self._cwd / "PG_VERSION").read_text().strip())
-        self._await_reaped()
-        pid = self._spawn("postgres", [str(bin_dir(version) / "postgres"), "-D",
-                                       str(self._cwd)], log=self.data_dir / "postgres.log")
-        self._wait_port(pid)
-
-    def _await_reaped(self, timeout: float = 15.0) -> None:
-        """A killed postmaster stays a zombie until init reaps it, and PostgreSQL takes its
-        socket lock file for live while that pid exists: wait for the pid to go. (Measured
-        times are not affected: this runs only when the node is started again.)"""
-        for lock in self.data_dir.glob(".s.PGSQL.*.lock"):
-            try:
-                pid = int(lock.read_text().split("\n", 1)[0])
-            except (OSError, ValueError):
-                continue
-            # A pid reused by another process never goes: then PostgreSQL says so itself.
-            with contextlib.suppress(NotReady):
-                wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(),
-                           what=f"the old postmaster {pid} of {self.name} to be reaped",
-                           timeout=timeout)
 
     def _start_redis(self, sentinel: bool = False, replica_of: Any = None) -> None:
         secrets = self.outputs.need_secrets().redis
@@ -185,21 +155,4 @@ class LocalControl:
 
         wait_until(accepts, what=f"{self.name} listening", timeout=timeout,
                    alive=lambda: None if process.is_running(pid) else
-                   process.exit_reason(pid, None, self.data_dir / "postgres.log"
-                                       if self.service == "postgres" else
-                                       self.data_dir / "logs" / "process.log"))
-
-    # ------------------------------------------------------------- PostgreSQL rejoin
-    def rewind_as_standby(self, source: Any, *, conninfo: str, slot: str) -> str:
-        """Make this stopped former primary a standby of the Node `source`
-        (postgres_rejoin.py). Returns pg_rewind's last line."""
-        if self.running():
-            raise DatakitError(f"{self.name}: stop it before pg_rewind")
-        secrets = self.outputs.need_secrets().postgres
-        return postgres_rejoin.rewind_as_standby(
-            self.name, self.data_dir, source, superuser_password=secrets.superuser,
-            replication_password=secrets.replication, conninfo=conninfo, slot=slot)
-
-    @property
-    def pgpass_path(self) -> str:
-        return postgres_rejoin.pgpass_path(self.data_dir)
+                   process.exit_reason(pid, None, self.data_dir / "logs" / "process.log"))
