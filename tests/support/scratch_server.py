@@ -80,9 +80,10 @@ class ScratchServer:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
         return self.dsn(name)
 
-    def add_replica(self) -> int:
-        """Start a streaming replica (pg_basebackup -R) on the next free port; return it."""
-        port = next((p for p in range(self.port + 1, 61100) if port_free(p)), None)
+    def add_replica(self, port: int | None = None, name: str | None = None) -> int:
+        """Start a streaming replica (pg_basebackup -R) on `port` or the next free one; its
+        `name` is the application name the primary sees (default `replica<port>`)."""
+        port = port or next((p for p in range(self.port + 1, 61100) if port_free(p)), None)
         if port is None:
             raise DatakitError("no free port for a replica")
         data = self.root / f"replica-{port}"
@@ -94,7 +95,7 @@ class ScratchServer:
         pid = self.account.spawn(
             [str(PG_BIN / "postgres"), "-D", str(data), "-c", f"port={port}",
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.root}",
-             "-c", f"cluster_name=replica{port}"], log=log)
+             "-c", f"cluster_name={name or f'replica{port}'}"], log=log)
         started = process.start_time(pid)
         self.replicas.append((pid, started))
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from psycopg import sql
 
 from datakit.errors import DatakitError
 from datakit.nodes import kafka, process
-from datakit.nodes import postgres as pg
 from datakit.nodes import redis as rd
 from datakit.nodes import redis_sentinel as rs
 from datakit.nodes.metrics import exporters as ex
@@ -27,6 +27,7 @@ from datakit.nodes.postgres_client import connect
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
 from datakit.topology.baselines import Baselines
+from tests.support.scratch_server import ScratchServer
 
 pytestmark = pytest.mark.slow
 WAIT = 90.0  # the machine is shared: generous deadlines, never timed assertions
@@ -45,28 +46,20 @@ class Stack:
     kafka_agent: dict
 
 
-def _pg_props(name, port, base: Path, password, **extra) -> dict:
-    return {"name": name, "port": port, "data_dir": str(base / name),
-            "superuser_password": password("pg-superuser"),
-            "replication_password": password("pg-replication"),
-            "settings": {"max_connections": 40, "shared_buffers": "16MB",
-                         "wal_level": "replica", "max_wal_senders": 8,
-                         "max_replication_slots": 8, "password_encryption": "scram-sha-256"},
-            **extra}
-
-
 def _servers(base: Path, free_port, password, teardown) -> dict:
-    primary = _pg_props("pg-primary", free_port(), base, password, app_user="app",
-                        app_password=password("pg-app"), app_database="appdb")
-    teardown.add("delete pg-primary", lambda: pg.delete(primary, None))
-    pg.create_primary(primary)
-    replica = _pg_props("pg-replica", free_port(), base, password,
-                        peers=[{"name": "pg-primary", "port": primary["port"]}])
-    teardown.add("delete pg-replica", lambda: pg.delete(replica, None))
-    pg.create_replica(replica)
-    with connect({"port": primary["port"]}, user="postgres",
-                 password=password("pg-superuser")) as conn:
+    # A primary and a streaming replica of plain PostgreSQL (Patroni's own is not needed to
+    # prove the exporters); the replica's application name is its node name.
+    port = free_port()
+    server = ScratchServer(ports=range(port, port + 1))
+    teardown.add("stop pg-primary", server.stop)
+    server.start()
+    replica_port = server.add_replica(free_port(), name="pg-replica")
+    with connect({"port": server.port}, user="postgres", password=server.password) as conn:
         ex.ensure_monitor_role(conn, "datakit_monitor", password("pg-monitor"))
+        conn.execute(sql.SQL("CREATE ROLE app LOGIN PASSWORD {}").format(password("pg-app")))
+        conn.execute("CREATE DATABASE appdb OWNER app")
+    primary = {"name": "pg-primary", "port": server.port, "superuser_password": server.password}
+    replica = {"name": "pg-replica", "port": replica_port}
     redis = {"name": "redis1", "port": free_port(), "data_dir": str(base / "redis1"),
              "password": password("redis"), "settings": {}, "replica": False, "peers": []}
     teardown.add("delete redis1", lambda: rd.delete(redis, None))
@@ -134,7 +127,8 @@ def stack(workdir, free_port, password, teardown) -> Stack:
               "external_labels": {"stack": "e2e"}}
     teardown.add("delete prometheus", lambda: prom.delete(server, None))
     prom.start(server)
-    passwords = [password(r) for r in ("pg-monitor", "redis", "sentinel", "pg-superuser")]
+    passwords = [password(r) for r in ("pg-monitor", "redis", "sentinel")]
+    passwords.append(servers["primary"]["superuser_password"])
     app = {"port": servers["primary"]["port"], "user": "app", "password": password("pg-app"),
            "dbname": "appdb"}
     return Stack(exporters, outs, server, Prometheus(prom.url(server)), passwords, app,
