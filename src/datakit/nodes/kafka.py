@@ -157,8 +157,9 @@ def jvm_args(props: dict, *, format_file: Path | None = None) -> list[str]:
     main, args = "kafka.Kafka", [str(paths["config"])]
     if format_file is not None:
         main, args = kafka_runtime.LAUNCHER, ["--format", str(format_file), *args]
+    small = kafka_runtime.SMALL_HEAP_FLAGS if heap <= kafka_runtime.SMALL_HEAP_MB else []
     return kafka_runtime.command(home, main, args, role="broker", logs=paths["logs"],
-                                 extra=props.get("jvm_options"),
+                                 extra=[*small, *(props.get("jvm_options") or [])],
                                  memory=[f"-Xms{max(heap // 2, 64)}m", f"-Xmx{heap}m"])
 
 
@@ -213,7 +214,9 @@ def _start(props: dict, argv: list[str], *, timeout: float) -> dict:
         return True
 
     try:
-        wait_until(listening, what=what, timeout=timeout, alive=alive)
+        # Polled every 0.1 s, not up to 0.5: a loopback connect costs nothing, and each
+        # node's start is on the stack's critical path.
+        wait_until(listening, what=what, timeout=timeout, alive=alive, max_interval=0.1)
     except Exception:
         process.stop(pid, started, timeout=10)
         raise

@@ -91,7 +91,8 @@ class _Admin:
             return self.auth_failure() or (_first_dead(nodes) if nodes else None)
 
         try:
-            return wait_until(probe, what=what, timeout=timeout, alive=alive)
+            return wait_until(probe, what=what, timeout=timeout, alive=alive,
+                              max_interval=0.2)
         except NotReady:
             self.check()
             raise
@@ -166,8 +167,9 @@ def wait_cluster_ready(props: dict, *, timeout: float = 120.0) -> dict:
     began = time.monotonic()
     want = {int(b["id"]) for b in props["brokers"]}
     what = f"Kafka cluster at {bootstrap(props)}"
+    # Asked every 0.2 s at most (one small request per controller): the stack waits on it.
     quorum = wait_until(lambda: _quorum(props["controllers"]), what=f"{what}: controller quorum",
-                        timeout=timeout, alive=lambda: _first_dead(props))
+                        timeout=timeout, alive=lambda: _first_dead(props), max_interval=0.2)
     admin = _Admin(props)
 
     def all_brokers():

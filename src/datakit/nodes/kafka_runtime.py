@@ -36,6 +36,14 @@ BROKER_FLAGS = [
     "-XX:+ExitOnOutOfMemoryError", "-XX:+PerfDisableSharedMem", "-Djava.awt.headless=true",
 ]
 FORMAT_FLAGS = ["-XX:+PerfDisableSharedMem"]
+# A heap this small is a laptop's or CI's local stack: C1 only. Measured on 2 shared cores
+# (tools/kafka/start_bench.py, tools/kafka/throughput.py): a node's CPU to listening 2.7 ->
+# 1.5 s, and its brokers' CPU per message about halved, with acks=all produce faster, even
+# after 1.5M messages, since three brokers' C2 compiler threads no longer take the cores
+# from the brokers. Consume throughput after a long warm-up moved both ways (137-328k/s
+# against 171-192k/s), so larger heaps keep the full JIT.
+SMALL_HEAP_MB = 1024
+SMALL_HEAP_FLAGS = ["-XX:TieredStopAtLevel=1"]
 LAUNCHER = "datakit.kafka.FormatThenServe"
 
 
