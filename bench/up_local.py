@@ -2,8 +2,10 @@
 state) and warm (no change), and the peak memory of all its nodes. Three runs, medians.
 
 Runs a stack derived from `local` with its ports moved (so a running `local` is untouched)
-through the same engine path as `datakit up`. Prints one line per run and ends with
-`up_cold_s=X up_warm_s=Y peak_rss_mb=Z`.
+through the same engine path as `datakit up`. Prints one line per run (with the Kafka
+split: slowest node create, its JVM start to listening (formatting included, or a format
+run of its own where the build has no launcher), the cluster-ready wait, the topics, and
+how many nodes mapped a CDS archive) and ends with `up_cold_s=X up_warm_s=Y peak_rss_mb=Z`.
 
     .venv/bin/python bench/up_local.py [--runs 3] [--port-shift -1000]
 """
@@ -11,6 +13,7 @@ through the same engine path as `datakit up`. Prints one line per run and ends w
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -30,10 +33,12 @@ SERVICES = {"pg-": "postgres", "redis-": "redis", "sentinel-": "redis", "kafka-"
 
 
 class ServiceClock:
-    """Per service: from its first resource starting to its last one done (engine events)."""
+    """Per service: from its first resource starting to its last one done (engine events);
+    per resource too, for the Kafka split."""
 
     def __init__(self) -> None:
         self.spans: dict[str, list[float]] = {}
+        self.resources: dict[str, list[float]] = {}
 
     def on_event(self, event) -> None:
         meta = None
@@ -49,9 +54,44 @@ class ServiceClock:
             span = self.spans.setdefault(service, [float("inf"), 0.0])
             now = time.monotonic()
             span[edge] = min(span[0], now) if edge == 0 else max(span[1], now)
+            self.resources.setdefault(name, [now, 0.0])[edge] = now
 
     def seconds(self) -> dict[str, float]:
         return {s: round(end - start, 2) for s, (start, end) in self.spans.items() if end}
+
+
+def kafka_split(clock: ServiceClock, stack: str) -> dict[str, float]:
+    """Where the Kafka span went: the slowest node's create (its JVM from spawn to listening
+    and any format run of its own, from the node's state), then the cluster-ready wait and
+    the topics."""
+    spans = {n: end - start for n, (start, end) in clock.resources.items() if end}
+    nodes = {n: s for n, s in spans.items() if n.startswith("kafka-") and n[6:].isdigit()}
+    topics = [s for n, s in spans.items() if n.startswith("topic-")]
+    states = _node_states(stack, nodes)
+    split = {"kafka_node_max_s": max(nodes.values(), default=0.0),
+             "kafka_ready_s": spans.get("kafka-ready", 0.0),
+             "kafka_topics_s": max(topics, default=0.0)}
+    for key in ("format_s", "start_s"):
+        values = [st[key] for st in states.values() if isinstance(st.get(key), int | float)]
+        if values:
+            split[f"kafka_{key[:-2]}_max_s"] = max(values)
+    split["kafka_cds"] = sum(1 for st in states.values() if st.get("cds"))
+    return {k: round(v, 2) for k, v in split.items()}
+
+
+def _node_states(stack: str, names) -> dict[str, dict]:
+    """The Kafka nodes' create outputs, from the stack's state (secrets shown)."""
+    from datakit.stack import lifecycle as stacks
+
+    found = {}
+    for res in stacks.open_stack(stack).export_stack().deployment.get("resources", []):
+        name = res.get("urn", "").rsplit("::", 1)[-1]
+        if name in names:
+            state = (res.get("outputs") or {}).get("state") or {}
+            if isinstance(state, dict) and "plaintext" in state:  # a secret, shown
+                state = json.loads(state["plaintext"])
+            found[name] = state
+    return found
 
 
 def _tree_rss_kb(pids: set[int]) -> int:
@@ -108,13 +148,14 @@ def one_run(stack: DerivedStack, data_root: Path) -> tuple[float, float, float, 
     began = time.monotonic()
     stacks.up(stack.name, on_event=clock.on_event)
     cold = time.monotonic() - began
+    kafka = kafka_split(clock, stack.name)
     began = time.monotonic()
     stacks.up(stack.name)
     warm = time.monotonic() - began
     sampler.stop.set()
     sampler.join()
     stack.destroy()
-    return cold, warm, sampler.peak_kb / 1024, clock.seconds()
+    return cold, warm, sampler.peak_kb / 1024, {**clock.seconds(), **kafka}
 
 
 def main() -> None:
@@ -131,7 +172,8 @@ def main() -> None:
         for i in range(args.runs):
             cold, warm, peak, per_service = one_run(stack, data_root)
             colds.append(cold), warms.append(warm), peaks.append(peak)
-            services = " ".join(f"{s}_s={v}" for s, v in sorted(per_service.items()))
+            services = " ".join(f"{s if s.startswith('kafka_') else s + '_s'}={v}"
+                                for s, v in sorted(per_service.items()))
             print(f"run {i + 1}: cold_s={cold:.1f} warm_s={warm:.1f} peak_rss_mb={peak:.0f} "
                   f"{services}", flush=True)
     finally:
