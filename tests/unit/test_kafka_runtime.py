@@ -1,6 +1,7 @@
 """A Kafka JVM's command line and its class-data archives: the archive is asked for only
-when it exists and is wanted, the classpath has one order, and a node's copy of the
-prefix gets new archives whole (a JVM mapping the old one keeps it)."""
+when it exists and is wanted, the classpath has one order (the launcher last), a small
+heap runs C1 only, the launcher formats only when asked, and a node's copy of the prefix
+gets new archives whole (a JVM mapping the old one keeps it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from datakit.nodes import kafka_runtime
+from datakit.nodes import kafka, kafka_runtime
 from datakit.toolchain import kafka_cds
 
 
@@ -84,3 +85,28 @@ def test_copy_gets_new_archives_whole_and_old_mappings_keep_theirs(home, tmp_pat
         assert copied.read_bytes() == b"second, longer"
         assert held.read() == b"first"
     assert sorted(p.name for p in copied.parent.iterdir()) == ["broker.jsa"]
+
+
+def _node_argv(home: Path, tmp_path: Path, **extra) -> list[str]:
+    props = {"home": str(home), "run_as": "root", "node_id": 1,
+             "data_dir": str(tmp_path / "node"), "heap_mb": 512}
+    format_file = extra.pop("format_file", None)
+    return kafka.jvm_args({**props, **extra}, format_file=format_file)
+
+
+def test_small_heaps_run_c1_only_and_larger_ones_the_full_jit(home, tmp_path):
+    assert "-XX:TieredStopAtLevel=1" in _node_argv(home, tmp_path)
+    assert "-XX:TieredStopAtLevel=1" not in _node_argv(home, tmp_path, heap_mb=2048)
+
+
+def test_node_formats_in_its_jvm_only_when_asked(home, tmp_path):
+    jar = home / "datakit" / "kafka-node.jar"
+    jar.parent.mkdir()
+    jar.write_bytes(b"")
+    plain = _node_argv(home, tmp_path)
+    assert plain[-2] == "kafka.Kafka"
+    assert plain[plain.index("-cp") + 1].endswith(f":{jar}")  # the launcher last
+    args_file = tmp_path / "node" / "format.args"
+    formatting = _node_argv(home, tmp_path, format_file=args_file)
+    assert formatting[-4:-1] == [kafka_runtime.LAUNCHER, "--format", str(args_file)]
+    assert formatting[-1] == plain[-1] == str(tmp_path / "node" / "server.properties")
