@@ -215,7 +215,7 @@ def wait_member(props: dict, outs: dict | None = None, *,
     alive = None if not (outs and outs.get("pid")) else \
         (lambda: process.exit_reason(outs["pid"], outs["start_time"], log))
 
-    def serving() -> dict | None:
+    def up() -> dict | None:
         state = member_status(props)
         if state.get("state") in _FAILED:
             raise _Failed(f"{label(props)}: Patroni reports {state['state']!r}; last log "
