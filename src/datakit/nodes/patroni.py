@@ -222,7 +222,7 @@ def wait_member(props: dict, outs: dict | None = None, *,
                           f"lines:\n{process.log_tail(log)}\nfull log: {log}")
         return state if serving(state) else None
 
-    return wait_until(serving, what=f"{label(props)} serving", timeout=timeout,
+    return wait_until(up, what=f"{label(props)} serving", timeout=timeout,
                       max_interval=0.25, fatal=(_Failed,), alive=alive)
 
 
