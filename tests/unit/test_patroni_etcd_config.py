@@ -96,3 +96,10 @@ def test_etcd_member_missing_from_its_own_cluster_is_refused():
     with pytest.raises(DatakitError, match="its own name is missing from the cluster list"):
         etcd.member_config({"name": "etcd-2", "port": 63102, "peer_port": 63202,
                             "data_dir": "/tmp/e/etcd-2", "cluster": cluster})
+
+
+def test_member_slots_ttl_and_the_foreign_slots_go_to_the_cluster_config():
+    dcs = render(member(patroni={**LOCAL, "member_slots_ttl": 0.0}))["bootstrap"]["dcs"]
+    assert dcs["member_slots_ttl"] == 0 and isinstance(dcs["member_slots_ttl"], int)
+    # The restore drills' streaming archives keep their slots: Patroni drops unknown ones.
+    assert {"name": "datakit_drill_archive", "type": "physical"} in dcs["ignore_slots"]

@@ -215,14 +215,14 @@ def wait_member(props: dict, outs: dict | None = None, *,
     alive = None if not (outs and outs.get("pid")) else \
         (lambda: process.exit_reason(outs["pid"], outs["start_time"], log))
 
-    def serving() -> dict | None:
+    def up() -> dict | None:
         state = member_status(props)
         if state.get("state") in _FAILED:
             raise _Failed(f"{label(props)}: Patroni reports {state['state']!r}; last log "
                           f"lines:\n{process.log_tail(log)}\nfull log: {log}")
         return state if serving(state) else None
 
-    return wait_until(serving, what=f"{label(props)} serving", timeout=timeout,
+    return wait_until(up, what=f"{label(props)} serving", timeout=timeout,
                       max_interval=0.25, fatal=(_Failed,), alive=alive)
 
 

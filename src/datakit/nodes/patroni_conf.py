@@ -105,9 +105,9 @@ def dynamic_config(props: dict) -> dict:
                                f"{name!r} is set by Patroni or datakit; remove it from "
                                "postgres.settings")
     # Pulumi's wire may turn integers into floats: Patroni wants integers.
-    dcs: dict = {key: int(p[key]) for key in ("ttl", "loop_wait", "retry_timeout",
-                                              "maximum_lag_on_failover",
-                                              "primary_start_timeout") if key in p}
+    timeouts = ("ttl", "loop_wait", "retry_timeout", "maximum_lag_on_failover",
+                "primary_start_timeout", "member_slots_ttl")
+    dcs: dict = {key: int(p[key]) for key in timeouts if key in p}
     if "failsafe_mode" in p:
         dcs["failsafe_mode"] = bool(p["failsafe_mode"])
     if sync > 0:

@@ -51,6 +51,9 @@ class PatroniSettings(Spec):
     primary_start_timeout: Seconds = 300
     # Writes wait (rather than go on without a synchronous standby) when none is left.
     synchronous_mode_strict: bool = False
+    # The leader keeps the slot (and so the WAL) of a member gone from the cluster this
+    # long, so a node back within it resumes streaming; 0 drops it as soon as it is gone.
+    member_slots_ttl: Seconds = 1800
     rest_port_base: int = 64150  # pg-N's REST API on rest_port_base + N - 1
 
 
