@@ -3,7 +3,7 @@ slots and a key written through RedisCluster reads back (issue 3's alternative m
 then a master is SIGKILLed under a WAIT 1 writer, its replica takes the slots, the node
 rejoins as a replica, and no acknowledged write is lost.
 
-Ports: its own shift (DATAKIT_E2E_CLUSTER_PORT_SHIFT, default -2400: 61700-62202), so it
+Ports: its own shift (DATAKIT_E2E_CLUSTER_PORT_SHIFT, default -1960: 62140-62842), so it
 runs beside the shared e2e stack and a user's `local`."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datakit.drills.targets import cluster_client
 from datakit.stack.schema import StackOutputs
 from tests.support.derived_stack import DerivedStack
 
-SHIFT = int(os.environ.get("DATAKIT_E2E_CLUSTER_PORT_SHIFT", "-2400"))
+SHIFT = int(os.environ.get("DATAKIT_E2E_CLUSTER_PORT_SHIFT", "-1960"))
 
 
 def _cluster_mode(config: dict) -> None:

@@ -3,7 +3,7 @@ destroy the stack, create it again, restore, and find exactly the rows committed
 the backup point, on a healthy stack. It rotates every generated password, so it does
 not run on the shared e2e stack. A stack not marked disposable is refused in one line.
 
-Ports: DATAKIT_E2E_RESTORE_PORT_SHIFT (default -1600: 62500-63002)."""
+Ports: DATAKIT_E2E_RESTORE_PORT_SHIFT (default -1980: 62120-62822)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from datakit.drills.targets import SCHEMA
 from datakit.errors import DatakitError
 from tests.support.derived_stack import DerivedStack
 
-SHIFT = int(os.environ.get("DATAKIT_E2E_RESTORE_PORT_SHIFT", "-1600"))
+SHIFT = int(os.environ.get("DATAKIT_E2E_RESTORE_PORT_SHIFT", "-1980"))
 
 
 @pytest.fixture(scope="module")
