@@ -13,18 +13,23 @@ from datakit.paths import PROJECT_DIR
 from datakit.toolchain import automation
 
 
-def test_broken_stack_config_is_refused_before_anything_starts():
-    name = f"broken-{os.getpid()}"
+def _up_with(name: str, stack_file: str) -> subprocess.CompletedProcess:
+    """`datakit up` of a stack whose file is `stack_file`, removed afterwards."""
     path = PROJECT_DIR / "stacks" / f"Pulumi.{name}.yaml"
-    config = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.local.yaml").read_text())
-    config["config"]["datakit:kafka"]["min_insync_replicas"] = 5
-    config["config"]["datakit:redis"]["sentinel"]["quorum"] = 7
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(stack_file)
     try:
-        proc = subprocess.run([str(Path(sys.executable).parent / "datakit"), "up", "--stack",
+        return subprocess.run([str(Path(sys.executable).parent / "datakit"), "up", "--stack",
                                name], capture_output=True, text=True, timeout=60)
     finally:
         path.unlink()
+
+
+def test_broken_stack_config_is_refused_before_anything_starts():
+    name = f"broken-{os.getpid()}"
+    config = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.local.yaml").read_text())
+    config["config"]["datakit:kafka"]["min_insync_replicas"] = 5
+    config["config"]["datakit:redis"]["sentinel"]["quorum"] = 7
+    proc = _up_with(name, yaml.safe_dump(config))
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert f"stack {name}: datakit:kafka.min_insync_replicas" in proc.stderr
@@ -54,14 +59,8 @@ def test_a_stale_salt_left_in_a_stack_file_does_not_block_a_new_stack():
 def test_a_parse_error_prints_the_config_text_as_written():
     # Rich would turn ":KEY:" into an emoji and "[...]" into markup.
     name = f"broken-tab-{os.getpid()}"
-    path = PROJECT_DIR / "stacks" / f"Pulumi.{name}.yaml"
     text = (PROJECT_DIR / "stacks" / "Pulumi.local.yaml").read_text()
-    path.write_text(text.replace("  datakit:baselines:", "\tdatakit:baselines:"))
-    try:
-        proc = subprocess.run([str(Path(sys.executable).parent / "datakit"), "up", "--stack",
-                               name], capture_output=True, text=True, timeout=60)
-    finally:
-        path.unlink()
+    proc = _up_with(name, text.replace("  datakit:baselines:", "\tdatakit:baselines:"))
     assert proc.returncode != 0
     assert "not valid YAML" in proc.stderr
     assert "datakit:KEY: VALUE" in proc.stderr and "\N{KEY}" not in proc.stderr
