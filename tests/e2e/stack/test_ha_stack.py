@@ -29,6 +29,7 @@ from datakit.paths import PROJECT_DIR
 from datakit.stack.lifecycle import StackError
 from datakit.stack.schema import Node, StackOutputs
 from datakit.topology import TopologyError
+from tests.support.pg_node import node_pids
 
 pytestmark = pytest.mark.slow
 
@@ -55,26 +56,9 @@ def _leader(outputs: StackOutputs) -> str:
     return found["patroni"]["leader"]
 
 
-def _pids_from_files(node: Node) -> list[int]:
-    """Patroni (the process running the node's patroni.yml) and its postmaster
-    (postmaster.pid), found as an operator would, without datakit."""
-    data = Path(node.handle.data_dir)
-    config = str(data / "patroni.yml").encode()
-    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-            and config in _cmdline(p)]
-    pids.append(int((data / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0]))
-    return pids
-
-
-def _cmdline(proc: Path) -> bytes:
-    try:
-        return (proc / "cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 class _Writer(threading.Thread):
-    """Inserts 1, 2, 3... through the stack's write DSN; keeps the ids acknowledged."""
+    """Inserts 1, 2, 3... through the stack's write DSN; keeps each acknowledged id with
+    the time and the port of the server that acknowledged it."""
 
     def __init__(self, dsn: str):
         super().__init__(daemon=True)
@@ -86,8 +70,9 @@ class _Writer(threading.Thread):
             i += 1
             try:
                 conn = conn or psycopg.connect(self.dsn, autocommit=True, connect_timeout=2)
-                conn.execute("insert into e2e_ha (id) values (%s)", [i])
-                self.acked[i] = time.monotonic()
+                port = conn.execute("insert into e2e_ha (id) values (%s) "
+                                    "returning inet_server_port()", [i]).fetchone()[0]
+                self.acked[i] = (time.monotonic(), port)
             except psycopg.Error:
                 conn = None
                 time.sleep(0.05)
@@ -117,12 +102,13 @@ def test_a_leader_killed_from_outside_is_replaced_and_no_acknowledged_write_is_l
     writer = _Writer(dsn)
     writer.start()
     assert _wait(lambda: writer.acked, timeout=30)
-    for pid in _pids_from_files(out.node(old)):
+    for pid in node_pids(out.node(old)):
         os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
     try:
-        assert _wait(lambda: any(t > killed for t in writer.acked.values())), \
-            "no write was acknowledged after the leader was killed"
+        assert _wait(lambda: any(t > killed and port != out.node(old).port
+                                 for t, port in writer.acked.values())), \
+            "no other server acknowledged a write after the leader was killed"
         time.sleep(1)
     finally:
         writer.stop.set()
@@ -139,7 +125,7 @@ def test_a_leader_killed_from_outside_is_replaced_and_no_acknowledged_write_is_l
 def _kill_leader_in(seconds: float, outputs: StackOutputs) -> threading.Thread:
     def later():
         time.sleep(seconds)
-        for pid in _pids_from_files(outputs.node(status.patroni_view(outputs)["leader"])):
+        for pid in node_pids(outputs.node(status.patroni_view(outputs)["leader"])):
             os.kill(pid, signal.SIGKILL)
 
     thread = threading.Thread(target=later, daemon=True)

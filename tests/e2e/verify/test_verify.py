@@ -24,6 +24,7 @@ from datakit.migrate.files import BUNDLED_DIR
 from datakit.nodes.postgres_client import connect, live_primary
 from datakit.stack.schema import Node, StackOutputs
 from datakit.verify import run
+from tests.support.pg_node import patroni_pids
 
 pytestmark = pytest.mark.slow
 
@@ -86,6 +87,17 @@ def _stop(node: Node, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
     assert not _listener_pid(node.port), f"{node.name} still listens after {sig}"
 
 
+def _stop_node(node: Node, timeout: float = 30.0) -> None:
+    """A PostgreSQL node stopped as a whole: its Patroni, told to stop, stops the server
+    too. (Stopping only the server is no fault to check: Patroni starts it again.)"""
+    for pid in patroni_pids(node):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _listener_pid(node.port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _listener_pid(node.port), f"{node.name} still listens after Patroni stopped"
+
+
 def _pg(out: StackOutputs, node: Node):
     return connect(node, user="postgres", password=out.secrets.postgres.superuser)
 
@@ -137,7 +149,7 @@ def test_stopped_replica_fails_its_own_checks_only(e2e_stack, tmp_path):
     out = _outputs(e2e_stack)
     _, replicas = _roles(out)
     replica = replicas[-1]
-    _stop(replica, signal.SIGINT)  # a fast shutdown: the postmaster is gone
+    _stop_node(replica)
     try:
         result = _verify(e2e_stack, timeout=FAULT_TIMEOUT, junit=tmp_path / "v.xml")
         row = _fails_only_on(result, replica.name, "streams from the primary")
