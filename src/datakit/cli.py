@@ -200,6 +200,8 @@ def load(stack: str = StackOpt,
                                      help="baseline | stress | soak"),
          users: int = typer.Option(None, "--users", "-u", help="concurrent users"),
          duration: str = typer.Option(None, "--duration", "-t", help="e.g. 30s, 5m"),
+         warmup: str = typer.Option(None, "--warmup", help="first seconds run but not judged "
+                                    "(default: baseline 5s, stress 3s a step, soak 60s)"),
          processes: int = typer.Option(1, "--processes", help="Locust worker processes"),
          out: str = typer.Option(None, "--out", help="report directory"),
          workload: str = typer.Option("mixed", "--workload", "-w",
@@ -214,7 +216,7 @@ def load(stack: str = StackOpt,
 
     options = runner.LoadOptions(
         stack=stack, profile=profile, workload=workload, users=users, duration_s=duration,
-        processes=processes, out_dir=Path(out) if out else None,
+        warmup_s=warmup, processes=processes, out_dir=Path(out) if out else None,
         baseline_overrides=_pairs(baseline, "--baseline"),
         pool_overrides={k: float(v) for k, v in _pairs(pool, "--pool").items()})
     with live_progress(err, enabled=not as_json) as on_progress:

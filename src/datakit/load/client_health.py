@@ -29,9 +29,9 @@ class ClientHealth:
     def _own(self) -> dict[str, list[float]]:
         return self.samples.setdefault(str(os.getpid()), {"cpu": [], "lag_ms": [], "load": []})
 
-    def start(self) -> None:
+    def start(self, delay_s: float = 0.0) -> None:
         if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._sample)
+            self._greenlet = gevent.spawn_later(delay_s, self._sample)
 
     def stop(self) -> None:
         if self._greenlet is not None:

@@ -94,7 +94,7 @@ def _on_init(environment, **_kw) -> None:
     runner = environment.runner
     events.quitting.add_listener(lambda **_kw: postgres_client.close_all())
     if not isinstance(runner, MasterRunner):  # the master runs no users
-        events.test_start.add_listener(lambda **_kw: HEALTH.start())
+        events.test_start.add_listener(lambda **_kw: _start_judging(settings.warmup_s))
         events.test_stop.add_listener(lambda **_kw: HEALTH.stop())
     if isinstance(runner, WorkerRunner):
         events.report_to_master.add_listener(_on_report_to_master)
@@ -114,10 +114,17 @@ def _on_init(environment, **_kw) -> None:
         RECORDER.write(settings.result_path, started=_state.get("started", time.time()),
                        stopped=time.time(), locust_requests=total.num_requests,
                        locust_failures=total.num_failures, refused=None,
+                       warmup_s=settings.warmup_s,
                        client_health=HEALTH.samples)
 
     events.test_start.add_listener(on_test_start)
     events.quitting.add_listener(on_quitting)
+
+
+def _start_judging(warmup_s: float) -> None:
+    """Latencies and the client's health count from the end of the warm-up on."""
+    RECORDER.judge_from = time.time() + warmup_s
+    HEALTH.start(delay_s=warmup_s)
 
 
 def _enforce_concurrency() -> None:

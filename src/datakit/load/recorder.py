@@ -27,6 +27,9 @@ class Recorder:
 
     def __init__(self, window_s: int = 1) -> None:
         self.window_s = max(1, int(window_s))
+        # Before this time (the warm-up: pools filling, brokers' first fetches, JIT) a
+        # sample is drawn in the timeline but left out of the totals the baselines judge.
+        self.judge_from = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -38,11 +41,14 @@ class Recorder:
 
     def record(self, key: str, us: int, failed: str | None = None) -> None:
         """One sample (every request of the process comes here: kept cheap)."""
-        hist = self.hists.get(key)
-        if hist is None:
-            hist = self.hists[key] = Histogram()
-        hist.record(us)
-        window = int(_now()) // self.window_s * self.window_s
+        now = _now()
+        judged = now >= self.judge_from
+        if judged:
+            hist = self.hists.get(key)
+            if hist is None:
+                hist = self.hists[key] = Histogram()
+            hist.record(us)
+        window = int(now) // self.window_s * self.window_s
         slots = self.timeline.get(window)
         if slots is None:
             slots = self.timeline[window] = {}
@@ -51,8 +57,10 @@ class Recorder:
             slot = slots[key] = [Histogram(), 0]
         slot[0].record(us)
         if failed is not None:
-            self.failures[key] = self.failures.get(key, 0) + 1
             slot[1] += 1
+            if not judged:
+                return
+            self.failures[key] = self.failures.get(key, 0) + 1
             kinds = self.errors.setdefault(key, {})
             if failed in kinds or len(kinds) < MAX_ERROR_SAMPLES:
                 kinds[failed] = kinds.get(failed, 0) + 1

@@ -115,7 +115,8 @@ def _span(timeline: dict[str, list[dict[str, Any]]], data: dict[str, Any]
           ) -> tuple[float, float]:
     """One time axis for every chart: from the start to the last window or the run's end."""
     last = max((p["t"] for points in timeline.values() for p in points), default=0.0)
-    return 0.0, max(float(data.get("duration_s") or 0), last) or 1.0
+    run_s = float(data.get("duration_s") or 0) + float(data.get("warmup_s") or 0)
+    return 0.0, max(run_s, last) or 1.0
 
 
 def _beside(outcome, path: str) -> str:
@@ -128,6 +129,9 @@ def html_report(outcome, data: dict[str, Any], *, windows: Sequence[Window] = ()
     """The page. `windows` ([(t0, t1, label)], seconds since the start) are shaded on
     every chart; `server` charts go in a section of their own after the client's."""
     span = _span(outcome.final.timeline, data)
+    warmup = float(data.get("warmup_s") or 0)
+    if warmup:
+        windows = [(0.0, warmup, "warm-up (not judged)"), *windows]
     section = f"<h2>Server side</h2>{server_charts(server, windows, span)}" if server else ""
     verdict = "PASSED" if data["passed"] else "FAILED"
     stress = ""
@@ -148,7 +152,8 @@ color:#a00}}.row{{display:flex;flex-wrap:wrap;gap:1em}}svg.chart{{max-width:100%
 h3{{margin:1.2em 0 .3em}}.nodata{{color:#777}}</style></head><body>
 <h1>Load run on stack {html.escape(data['stack'])}: {verdict}</h1>
 <p>profile {data['profile']}, workload {data['workload']}, {data['users']} users,
-{data['processes']} process(es), {data['duration_s']} s;
+{data['processes']} process(es), {data['duration_s']} s judged after a
+{warmup:g} s warm-up;
 {data['totals']['requests']} requests, {data['totals']['failures']} failures,
 {data['totals']['rps']} operations/s.</p>
 <h2>Baselines</h2>{_saturation(outcome)}{_checks_table(data['checks'])}{stress}

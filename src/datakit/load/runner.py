@@ -42,9 +42,10 @@ WORKLOADS: dict[str, tuple[str, list[str]]] = {
     "redis-get": ("redis_users.py", ["RedisGetUser"]),
 }
 PROFILES: dict[str, dict[str, Any]] = {
-    "baseline": {"users": 20, "duration_s": 30.0, "window_s": 1},
-    "stress": {"users": 10, "duration_s": 20.0, "window_s": 1, "steps": 6, "factor": 2.0},
-    "soak": {"users": 20, "duration_s": 1800.0, "window_s": 10},
+    "baseline": {"users": 20, "duration_s": 30.0, "window_s": 1, "warmup_s": 5.0},
+    "stress": {"users": 10, "duration_s": 20.0, "window_s": 1, "warmup_s": 3.0, "steps": 6,
+               "factor": 2.0},
+    "soak": {"users": 20, "duration_s": 1800.0, "window_s": 10, "warmup_s": 60.0},
 }
 
 
@@ -59,6 +60,7 @@ class LoadOptions:
     workload: str = "mixed"
     users: int | None = None
     duration_s: float | None = None
+    warmup_s: float | str | None = None  # judged figures start after it (profile's default)
     processes: int = 1
     out_dir: Path | None = None
     spawn_rate: float | None = None
@@ -153,6 +155,8 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
     base.think_ms = options.think_ms
     base.check_concurrency = options.check_concurrency
     base.window_s = profile["window_s"]
+    warmup = _parse_duration(options.warmup_s)
+    base.warmup_s = profile["warmup_s"] if warmup is None else warmup
     users = options.users or profile["users"]
     duration = _parse_duration(options.duration_s) or profile["duration_s"]
     out = report_dir(options.out_dir, options.stack)
@@ -205,7 +209,8 @@ def _one_run(options: LoadOptions, base: settings.LoadSettings, baselines, users
         os.close(fd)
         run_settings.dump(config_path)
         cmd = [sys.executable, "-m", "locust", "-f", str(LOADTESTS / locustfile), *classes,
-               "--headless", "-u", str(users), "-r", str(spawn), "-t", f"{int(duration)}s",
+               "--headless", "-u", str(users), "-r", str(spawn), "-t",
+               f"{int(duration + run_settings.warmup_s)}s",
                "--stop-timeout", "5", "--csv", str(out / "locust"), "--html",
                str(out / "locust.html"), "--only-summary", "--loglevel", "WARNING",
                "--exit-code-on-error", "0"]
@@ -216,17 +221,19 @@ def _one_run(options: LoadOptions, base: settings.LoadSettings, baselines, users
         with open(log_path, "w") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     cwd=str(LOADTESTS))
-            deadline = time.monotonic() + duration + 120
+            deadline = time.monotonic() + run_settings.warmup_s + duration + 120
             try:
                 while proc.poll() is None:
                     if time.monotonic() > deadline:
                         proc.kill()
-                        raise LoadError(f"Locust did not finish within {duration + 120:.0f} s;"
+                        raise LoadError(f"Locust did not finish within "
+                                        f"{run_settings.warmup_s + duration + 120:.0f} s;"
                                         f" see {log_path}")
                     if on_progress and progress_path.exists():
                         with contextlib.suppress(OSError, ValueError):
                             on_progress({**json.loads(progress_path.read_text()),
-                                         "duration_s": duration, "target_users": users})
+                                         "duration_s": run_settings.warmup_s + duration,
+                                         "target_users": users})
                     time.sleep(0.5)
             finally:
                 if proc.poll() is None:

@@ -34,6 +34,7 @@ class LoadSettings:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     think_ms: tuple[float, float] = (5.0, 20.0)
     window_s: int = 1
+    warmup_s: float = 0.0  # first seconds left out of the judged figures (see recorder)
     result_path: str | None = None
     progress_path: str | None = None
     check_concurrency: bool = True

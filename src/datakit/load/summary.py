@@ -46,7 +46,8 @@ def matching(hists: dict[str, Histogram], request_type: str, prefix: str | None)
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
     hists = {k: Histogram.from_wire(w) for k, w in result["hists"].items()}
     failures = result["failures"]
-    seconds = max(1e-9, result["stopped"] - result["started"])
+    warmup = result.get("warmup_s") or 0.0
+    seconds = max(1e-9, result["stopped"] - result["started"] - warmup)
     types = {}
     for key in sorted(hists):
         rtype, name = key.split(" ", 1)
@@ -58,6 +59,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     fails = sum(failures.values())
     return {
         "duration_s": round(seconds, 2),
+        "warmup_s": warmup,
         "totals": {"requests": requests, "failures": fails,
                    "error_ratio": fails / requests if requests else 0.0,
                    "operations": sum(hists[k].total for k in ops),

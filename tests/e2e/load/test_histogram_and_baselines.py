@@ -4,12 +4,14 @@ overrides and checks. (Kept beside the e2e load tests, which own this directory.
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
 from datakit.load.baseline_check import BadOverride, apply_overrides, check
 from datakit.load.histogram import Histogram
 from datakit.load.recorder import Recorder
+from datakit.load.summary import summarize
 from datakit.topology.baselines import Baselines
 
 
@@ -47,6 +49,23 @@ def test_worker_histograms_merge_over_the_wire_into_the_same_figures():
     assert (a.total, a.counts, a.max_us) == (b.total, b.counts, b.max_us)
     assert master.failures == whole.failures == {"postgres read/x": 20}
     assert workers[0].hists == {}  # drained
+
+
+def test_the_warm_up_is_drawn_but_not_judged():
+    rec = Recorder()
+    rec.judge_from = time.time() + 3600  # everything from now on is warm-up
+    rec.record("postgres read", 900_000, failed="connection refused")
+    rec.judge_from = 0.0
+    for _ in range(10):
+        rec.record("postgres read", 1_000)
+    result = {**rec.to_wire(), "started": time.time() - 15, "stopped": time.time(),
+              "warmup_s": 5.0}
+    figures = summarize(result)
+    read = figures["types"]["postgres read"]
+    assert read["count"] == 10 and read["failures"] == 0 and read["max_ms"] == 1.0
+    assert figures["duration_s"] == pytest.approx(10, abs=0.1)  # judged seconds only
+    drawn = [slot for _, slots in result["timeline"] for slot in slots.values()]
+    assert sum(fails for _, fails in drawn) == 1  # the timeline keeps the warm-up's failure
 
 
 def test_overrides_change_one_baseline_and_refuse_unknown_keys():

@@ -43,7 +43,8 @@ _outputs: dict[str, StackOutputs] = {}
 def _options(stack, tmp_path: Path, **kw) -> runner.LoadOptions:
     if stack.name not in _outputs:  # endpoints and passwords stay for the whole session
         _outputs[stack.name] = stack.outputs()
-    base = {"stack": stack.name, "users": 8, "duration_s": 10, "out_dir": tmp_path / "run",
+    base = {"stack": stack.name, "users": 8, "duration_s": 10, "warmup_s": 2,
+            "out_dir": tmp_path / "run",
             "baseline_overrides": dict(RELAXED), "outputs": _outputs[stack.name]}
     return runner.LoadOptions(**{**base, **kw})
 
@@ -99,7 +100,7 @@ def test_a_generator_at_its_limit_is_marked_saturated_not_passed(e2e_stack, tmp_
 def test_impossible_baseline_fails_with_a_table_and_exit_1(e2e_stack, tmp_path):
     result = CliRunner().invoke(app, [
         "load", "--stack", e2e_stack.name, "--workload", "postgres", "--users", "4",
-        "--duration", "8s", "--out", str(tmp_path / "run"),
+        "--duration", "8s", "--warmup", "1s", "--out", str(tmp_path / "run"),
         "--baseline", "queries.read.p95_ms=0.0001", "--baseline", "min_rps=1000000"],
         terminal_width=200)
 
