@@ -59,6 +59,7 @@ def test_readme_commands_work_as_written():
     assert commands[-1] == ".venv/bin/datakit down --stack local"
     loads_before = _reports("load-reports", "local-*")
     drills_before = _reports("drill-reports", "local-redis-failover-*")
+    git_before = _git_status()
     # A user's environment: nothing that points the kit at other infrastructure.
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATAKIT_OUTPUTS_FILE", "DATAKIT_DSN")}
@@ -75,6 +76,8 @@ def test_readme_commands_work_as_written():
         subprocess.run(shlex.split(".venv/bin/datakit down --stack local"), cwd=PROJECT_DIR,
                        env=env, capture_output=True, timeout=300)
 
+    # The commands leave the checkout as they found it (the engine's salt line included).
+    assert _git_status() == git_before, _git_status()
     new = (_reports("load-reports", "local-*") - loads_before) | (
         _reports("drill-reports", "local-redis-failover-*") - drills_before)
     try:
@@ -82,6 +85,11 @@ def test_readme_commands_work_as_written():
     finally:
         for folder in new:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT_DIR,
+                          capture_output=True, text=True, check=True).stdout
 
 
 def _check_reports(loads_before: set[Path], drills_before: set[Path]) -> None:

@@ -39,14 +39,29 @@ def project_stack(stack: str, work_dir: Path):
     from pulumi import automation as auto
 
     opts = _options(work_dir, None)
+    config = work_dir / "stacks" / f"Pulumi.{stack}.yaml"
     try:
-        return auto.create_or_select_stack(stack, work_dir=str(work_dir), opts=opts)
+        made = auto.create_or_select_stack(stack, work_dir=str(work_dir), opts=opts)
     except auto.errors.CommandError as exc:  # select failed, so this was the create
-        config = work_dir / "stacks" / f"Pulumi.{stack}.yaml"
         if "incorrect passphrase" not in str(exc) or not config.is_file():
             raise
         config.write_text(SALT_LINE.sub("", config.read_text()))
-        return auto.create_or_select_stack(stack, work_dir=str(work_dir), opts=opts)
+        made = auto.create_or_select_stack(stack, work_dir=str(work_dir), opts=opts)
+    _refresh_index(work_dir, config)
+    return made
+
+
+def _refresh_index(work_dir: Path, config: Path) -> None:
+    """A salt written into a tracked stack file leaves its content, once git's clean
+    filter (.gitattributes) drops the salt, as committed; but git status trusts the file's
+    size and time first and calls it modified. Refreshing the index entry re-reads it
+    through the filter, so a checkout stays clean. Outside a git checkout: nothing."""
+    import subprocess
+
+    if config.is_file() and (work_dir / ".git").exists():
+        subprocess.run(["git", "-C", str(work_dir), "update-index", "-q", "--refresh",
+                        "--", str(config.relative_to(work_dir))],
+                       capture_output=True, timeout=10, check=False)
 
 
 def inline_stack(stack: str, project: str, program: Callable[[], None], work_dir: Path):
