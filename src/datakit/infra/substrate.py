@@ -47,3 +47,8 @@ class Substrate(Protocol):
     def migrations(self, topo: Topology, secrets: Secrets, after: list[pulumi.Resource],
                    parent: pulumi.Resource) -> pulumi.Resource | None: ...
 
+    def metrics(self, topo: Topology, secrets: Secrets, made: list[Provisioned],
+                parent: pulumi.Resource) -> list[Provisioned]:
+        """The exporters beside `made` (the servers) and a Prometheus scraping them."""
+        ...
+

@@ -69,3 +69,10 @@ class DockerSubstrate:
                             migrations_dir=PROJECT_DIR / topo.postgres.migrations,
                             primary=primary_id,
                             opts=pulumi.ResourceOptions(parent=parent, depends_on=after))
+
+    def metrics(self, topo: Topology, secrets: Secrets, made: list[Provisioned],
+                parent: pulumi.Resource) -> list[Provisioned]:
+        # Not built for containers yet (exporter and Prometheus images); said, not hidden.
+        pulumi.log.warn(f"stack {topo.name}: the docker substrate makes no exporters or "
+                        "Prometheus yet; set metrics.enabled: false to silence this")
+        return []

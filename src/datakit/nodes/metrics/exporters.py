@@ -209,8 +209,13 @@ def kill(props: dict, outs: dict | None = None) -> None:
     daemon.kill(_marker(props), outs)
 
 
+def running(props: dict, outs: dict | None = None) -> tuple[int, int] | None:
+    """(pid, start time) of the exporter, or None."""
+    return daemon.live(_marker(props), outs)
+
+
 def alive(props: dict, outs: dict | None = None) -> bool:
-    return daemon.live(_marker(props), outs) is not None
+    return running(props, outs) is not None
 
 
 def delete(props: dict, outs: dict | None = None) -> None:

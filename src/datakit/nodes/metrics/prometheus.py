@@ -19,7 +19,6 @@ start_s.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import urllib.request
@@ -31,10 +30,10 @@ from datakit.errors import DatakitError
 from datakit.nodes import process
 from datakit.nodes.metrics import daemon
 from datakit.nodes.process import RunAs
+from datakit.topology.units import is_prometheus_duration
 
 BINARY, PROMTOOL = "prometheus", "promtool"
 _OURS = {"prometheus.yml", "rules.yml", "data", "prometheus.log"}
-_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 
 
 def label(props: dict) -> str:
@@ -63,7 +62,7 @@ def _marker(props: dict) -> str:
 def duration(value: float | str, what: str = "duration") -> str:
     """A Prometheus duration: "3h" as given, 1 -> "1s", 0.5 -> "500ms"."""
     if isinstance(value, str):
-        if not _DURATION.match(value):
+        if not is_prometheus_duration(value):
             raise DatakitError(f"{what} {value!r} is not a Prometheus duration: "
                                "write it as 500ms, 1s, 5m, 3h or 2d")
         return value
