@@ -1,7 +1,8 @@
 """Metrics, from the stack's Prometheus: every scrape target answers, and no alert is
 firing. A target or an alert counts against the node it is about (a standby's lag alert,
 raised on the primary's exporter, against that standby), so a stopped node fails its own
-rows only."""
+rows only. Kafka's partition alerts are left to check_kafka, which names the broker missing
+from an ISR; the alert can only name the leader that reports it."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ def test_metrics_target_up(metrics_target: MetricsTarget, outputs, checker):
                    probe)
 
 
+COVERED_ELSEWHERE = {"KafkaUnderReplicatedPartitions", "KafkaUnderMinIsrPartitions",
+                     "KafkaOfflinePartitions"}
+
+
 def subject(alert: Alert, names: set[str]) -> str:
     """The node an alert is about: the standby a replication alert names, else its node."""
     for key in ("application_name", "slot_name"):
@@ -47,7 +52,8 @@ def test_no_alert_firing(any_node: Node, outputs, checker):
     def probe() -> str:
         firing = sorted(f"{a.name} ({a.annotations.get('summary', '')})"
                         for a in prom.alerts()
-                        if a.state == "firing" and subject(a, names) == any_node.name)
+                        if a.state == "firing" and a.name not in COVERED_ELSEWHERE
+                        and subject(a, names) == any_node.name)
         return "; ".join(firing) or "none"
 
     checker.expect("no alert firing", any_node.name, "none", probe)
