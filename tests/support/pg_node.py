@@ -38,3 +38,15 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError:
         return b""
+
+
+def make_leader(outputs, name: str) -> None:
+    """Patroni's leader moved to `name` by a planned switchover, unless it leads already:
+    for tests that remove another member, after drills and failovers moved the lead."""
+    from datakit.drills import patroni_ops
+    from datakit.nodes import patroni_cluster
+
+    if patroni_ops.leader(outputs) != name:
+        patroni_cluster.switchover(patroni_ops.members(outputs), candidate=name,
+                                   synchronous_standbys=patroni_ops.quorum(
+                                       patroni_ops.config(outputs)))

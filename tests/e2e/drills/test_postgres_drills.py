@@ -15,8 +15,10 @@ from datakit.stack.schema import StackOutputs
 
 
 def _live(outputs: StackOutputs) -> dict[str, tuple[str | None, int | None]]:
-    """Each node's role in Patroni and its Patroni's pid."""
-    view = {m["name"]: m["role"] for m in patroni_ops.view(outputs)["members"]}
+    """Each node's part in Patroni (leader or standby: a rejoined member turns from
+    `replica` into `quorum_standby` once the quorum counts it) and its Patroni's pid."""
+    view = {m["name"]: "leader" if m["role"] == "leader" else "standby"
+            for m in patroni_ops.view(outputs)["members"]}
     return {n.name: (view.get(n.name), control_for(n, outputs).pid())
             for n in outputs.of("postgres")}
 

@@ -29,7 +29,7 @@ from datakit.paths import PROJECT_DIR
 from datakit.stack.lifecycle import StackError
 from datakit.stack.schema import Node, StackOutputs
 from datakit.topology import TopologyError
-from tests.support.pg_node import node_pids
+from tests.support.pg_node import make_leader, node_pids
 
 pytestmark = pytest.mark.slow
 
@@ -188,6 +188,7 @@ def test_a_patroni_setting_patroni_would_refuse_is_one_line_and_up_converges(e2e
 
 def test_unreachable_etcd_and_an_unbootstrappable_member_name_the_node(e2e_stack):
     out = e2e_stack.outputs()
+    make_leader(out, "pg-1")  # pg-3 goes away: it must not be the one leading
     # A member that cannot bootstrap: its port is taken when it is made anew.
     pg3 = out.node("pg-3")
     e2e_stack.edit(lambda c: c["datakit:postgres"].update(nodes=2))

@@ -23,6 +23,7 @@ from datakit.nodes import process
 from datakit.nodes.control import control_for
 from datakit.stack.lifecycle import StackError
 from datakit.stack.schema import StackOutputs
+from tests.support.pg_node import make_leader
 
 pytestmark = pytest.mark.slow
 
@@ -282,6 +283,7 @@ def _port_taken(port: int) -> socket.socket:
 
 def test_scaling_replicas_down_and_up_touches_only_that_node(e2e_stack):
     before = e2e_stack.outputs()
+    make_leader(before, "pg-1")  # earlier tests may have moved the lead to pg-3
     kafka_pids = {n.name: n.handle.pid for n in before.of("kafka")}
     pg3 = before.node("pg-3")
     assert _primary(before) != "pg-3", "this test removes pg-3 as a replica"
