@@ -112,7 +112,8 @@ def test_a_bad_docker_config_fails_before_any_resource(key, value, named):
 
 def test_the_shipped_dev_config_runs_through_the_same_path():
     snapshot = run_program_from_config(dev_config())
-    assert len(snapshot.containers) == 16  # 15 nodes (3 of them etcd) and the topic job
+    # 15 nodes (3 of them etcd), 9 exporters, Prometheus, the topic and monitor-role jobs
+    assert len(snapshot.containers) == 27
 
 
 def test_a_stack_spanning_hosts_with_a_node_on_the_local_engine_is_refused():

@@ -21,6 +21,7 @@ import pulumi_docker as docker
 
 from datakit.errors import DatakitError
 from datakit.infra.docker.provider import Providers, host_name, slug
+from datakit.infra.substrate import Provisioned
 from datakit.topology import Node, Topology
 
 WILDCARDS = ("0.0.0.0", "::", "")
@@ -51,6 +52,12 @@ class Placement:
     @property
     def testinfra(self) -> str:
         return f"docker://{self.container}"
+
+    def provisioned(self, resource: pulumi.Resource) -> Provisioned:
+        """The node as made: clients reach it at `client_host`, the stack's nodes at
+        `peer_host`."""
+        return Provisioned(self.node, resource, self.client_host, self.handle, self.testinfra,
+                           peer_host=self.peer_host)
 
 
 class Layout:
