@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
+import subprocess
 
 import pytest
 import yaml
@@ -137,6 +139,20 @@ def test_prometheus_scrapes_every_target_with_the_stacks_rules(snapshots, stack)
     assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
     assert upload(c, "/etc/prometheus/rules.yml") == rules.render(
         topo.baselines, for_s=topo.metrics.alert_for_s)
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool not installed")
+@stacks
+def test_promtool_accepts_the_uploaded_config_and_rules(snapshots, stack, tmp_path):
+    c = snapshots[stack].container("prometheus")
+    rules_file = tmp_path / "rules.yml"
+    rules_file.write_text(upload(c, "/etc/prometheus/rules.yml"))
+    config = tmp_path / "prometheus.yml"
+    config.write_text(upload(c, "/etc/prometheus/prometheus.yml").replace(
+        "/etc/prometheus/rules.yml", str(rules_file)))
+    check = subprocess.run(["promtool", "check", "config", str(config)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 @stacks

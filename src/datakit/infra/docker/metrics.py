@@ -36,13 +36,13 @@ PROMETHEUS_DATA = "/prometheus"  # the image's own data dir, owned by its user (
 # Create or update, in one statement built by the server: psql variables do not reach
 # into a DO block. The password travels inside the stack's network, as the app role's does.
 MONITOR_ROLE_SCRIPT = """set -euo pipefail
-psql "$DATAKIT_DSN" -v ON_ERROR_STOP=1 --set user="$DATAKIT_MONITOR_USER" \\
-  --set pass="$DATAKIT_MONITOR_PASSWORD" <<'SQL'
+psql "$DATAKIT_DSN" -v ON_ERROR_STOP=1 --set monitor_user="$DATAKIT_MONITOR_USER" \\
+  --set monitor_pass="$DATAKIT_MONITOR_PASSWORD" <<'SQL'
 SELECT format('%s ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
               'CONNECTION LIMIT 3 PASSWORD %L',
-              CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = :'user')
-                   THEN 'ALTER' ELSE 'CREATE' END, :'user', :'pass') \\gexec
-GRANT pg_monitor TO :"user";
+              CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor_user')
+                   THEN 'ALTER' ELSE 'CREATE' END, :'monitor_user', :'monitor_pass') \\gexec
+GRANT pg_monitor TO :"monitor_user";
 SQL
 """
 
