@@ -66,11 +66,12 @@ def endpoints(topo: Topology, nodes: list[Provisioned]) -> Endpoints:
 
 
 def metrics_endpoints(topo: Topology, nodes: list[Provisioned]) -> MetricsEndpoints | None:
-    """Where Prometheus answers and what it scrapes, on the addresses clients reach."""
+    """Where Prometheus answers (on the address clients reach) and what it scrapes, at the
+    addresses it scrapes them (its `instance` label, which verify matches targets by)."""
     server = next((p for p in nodes if p.node.service == "prometheus"), None)
     if server is None:
         return None
-    hosts = {p.node.name: p.host for p in nodes}
+    hosts = {p.node.name: p.peer_host or p.host for p in nodes}
     targets = [MetricsTarget(job=job, node=t["labels"]["node"], address=t["address"])
                for job, members in scrape_targets(topo, hosts.__getitem__).items()
                for t in members]

@@ -64,7 +64,7 @@ class KafkaEndpoints(Model):
 class MetricsTarget(Model):
     job: str  # postgres, redis, sentinel, kafka, patroni, etcd, prometheus
     node: str  # the node the metrics are about
-    address: str  # host:port of its /metrics
+    address: str  # host:port of its /metrics, as Prometheus scrapes it (its `instance`)
 
 
 class MetricsEndpoints(Model):

@@ -142,7 +142,9 @@ def docker_problems(t: Topology) -> list[Problem]:
     """Docker settings that must agree with the rest of the topology."""
     out = []
     d = t.docker
-    names = {n.name for n in t.nodes()}
+    # Prometheus may have a host of its own; an exporter always runs beside its server.
+    names = {n.name for n in t.nodes()} | {
+        n.name for n in t.metrics_nodes() if n.service == "prometheus"}
     for node in d.node_hosts:
         if node not in names:
             out.append(

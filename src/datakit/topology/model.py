@@ -134,10 +134,15 @@ class Topology(Spec):
         (`pg-1-exporter`; Kafka's agent lives in its JVM), then `prometheus`."""
         if not self.metrics.enabled:
             return ()
+        # On docker an exporter runs on its server's Docker host (it reaches it there, and
+        # on host networking it is scraped at that machine); Prometheus on its own or the
+        # stack's host (docker.node_hosts.prometheus, else docker.host).
         exporters = [Node("exporter", f"{n.name}-exporter", n.index, EXPORTER,
-                          self.exporter_port(n), serves=n.name)
+                          self.exporter_port(n), serves=n.name, docker_host=n.docker_host)
                      for n in self.exported() if n.service != "kafka"]
-        return (*exporters, Node("prometheus", "prometheus", 1, SERVER, self.metrics.port))
+        host = self.docker.host_of("prometheus") if self.substrate == "docker" else None
+        return (*exporters, Node("prometheus", "prometheus", 1, SERVER, self.metrics.port,
+                                 docker_host=host))
 
     def node(self, name: str) -> Node:
         for n in self.nodes():
