@@ -21,7 +21,7 @@ from datakit.infra import outputs
 from datakit.infra.docker import postgres
 from datakit.infra.docker.network import Layout, Placement
 from datakit.infra.docker.node import NodeContainers, NodeSpec
-from datakit.infra.scrape import scrape_targets
+from datakit.infra.scrape import job_intervals, scrape_targets
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
 from datakit.nodes.metrics import rules
@@ -108,7 +108,7 @@ def prometheus_config(topo: Topology, layout: Layout) -> str:
     """prometheus.yml: every target at its peer address, the rules file, the stack label."""
     return render_config(
         targets=scrape_targets(topo, lambda name: layout[name].peer_host),
-        scrape_interval_s=topo.metrics.scrape_interval_s,
+        scrape_interval_s=topo.metrics.scrape_interval_s, job_intervals=job_intervals(topo),
         rules_file=f"{PROMETHEUS_DIR}/rules.yml", external_labels={"stack": topo.name})
 
 

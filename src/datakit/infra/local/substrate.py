@@ -17,7 +17,7 @@ import pulumi
 
 from datakit.infra import outputs
 from datakit.infra.local.node_resource import LocalNode
-from datakit.infra.scrape import scrape_targets
+from datakit.infra.scrape import job_intervals, scrape_targets
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
 from datakit.paths import PROJECT_DIR
@@ -257,6 +257,7 @@ class LocalSubstrate:
                  "scrape_interval_s": topo.metrics.scrape_interval_s,
                  "retention": topo.metrics.retention,
                  "targets": scrape_targets(topo, lambda _node: HOST),
+                 "job_intervals": job_intervals(topo),
                  "external_labels": {"stack": topo.name},
                  "rules": _rules(topo)}
         res = LocalNode(server.name, "metrics-prometheus", props,
