@@ -90,8 +90,35 @@ def _etcd(node: Node, secrets: Secrets) -> tuple[str, str]:
     return role, "up" if h["healthy"] else f"unhealthy: {h['reason'] or 'no leader'}"
 
 
+def _metrics_page(node: Node, path: str) -> tuple[int | None, str]:
+    from datakit.nodes.metrics.daemon import get
+
+    try:
+        status, body = get(f"http://{node.host}:{node.port}{path}", timeout=2.0)
+        return status, body.decode(errors="replace")
+    except OSError as exc:
+        return None, str(getattr(exc, "reason", exc))
+
+
+def _exporter(node: Node, secrets: Secrets) -> tuple[str, str]:
+    status, text = _metrics_page(node, "/metrics")
+    if status != 200:
+        return "exporter", f"down: {text if status is None else f'HTTP {status}'}"
+    from datakit.nodes.metrics.exporters import sample
+
+    reaches = [sample(text, m) for m in ("pg_up", "redis_up") if sample(text, m) is not None]
+    return "exporter", "up" if reaches == [1.0] else "up, its server does not answer"
+
+
+def _prometheus(node: Node, secrets: Secrets) -> tuple[str, str]:
+    status, text = _metrics_page(node, "/-/ready")
+    if status is None:
+        return "server", f"down: {text}"
+    return "server", "up" if status == 200 else f"not ready: HTTP {status}"
+
+
 PROBES = {"postgres": _postgres, "redis": _redis, "sentinel": _sentinel, "kafka": _kafka,
-          "etcd": _etcd}
+          "etcd": _etcd, "exporter": _exporter, "prometheus": _prometheus}
 
 
 def _rest(node: Node) -> dict:

@@ -12,7 +12,7 @@ from datakit.verify import Mismatch
 
 # The system user each service's process runs as (the Debian packages' users).
 SERVICE_USER = {"postgres": "postgres", "redis": "redis", "sentinel": "redis", "kafka": "kafka",
-                "etcd": "etcd"}
+                "etcd": "etcd", "exporter": "prometheus", "prometheus": "prometheus"}
 _SS_PID = re.compile(r"pid=(\d+)")
 
 

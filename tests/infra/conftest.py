@@ -23,7 +23,7 @@ from datakit.topology import Topology
 from datakit.verify.expect import Checker
 
 NODE_PARAMS = {"pg_node": "postgres", "redis_node": "redis", "sentinel_node": "sentinel",
-               "kafka_node": "kafka", "etcd_node": "etcd"}
+               "kafka_node": "kafka", "etcd_node": "etcd", "exporter_node": "exporter"}
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -55,6 +55,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize(fixture, chosen, ids=[n.name for n in chosen])
     if "any_node" in metafunc.fixturenames:
         metafunc.parametrize("any_node", outputs.nodes, ids=[n.name for n in outputs.nodes])
+    if "metrics_target" in metafunc.fixturenames:
+        metrics = outputs.endpoints.metrics
+        targets = metrics.targets if metrics else []
+        metafunc.parametrize("metrics_target", targets,
+                             ids=[f"{t.node}-{t.job}" for t in targets])
     if "topic" in metafunc.fixturenames:
         topics = ctx["topology"].kafka.topics if outputs.of("kafka") else []
         metafunc.parametrize("topic", topics, ids=[t.name for t in topics])

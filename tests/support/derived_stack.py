@@ -23,7 +23,7 @@ def _shift_ports(node: dict, shift: int) -> None:
     for key, value in list(node.items()):
         if isinstance(value, dict):
             _shift_ports(value, shift)
-        elif key.endswith("port_base") and isinstance(value, int):
+        elif (key.endswith("port_base") or key == "port") and isinstance(value, int):
             node[key] = value + shift
 
 
@@ -35,8 +35,9 @@ class DerivedStack:
         self.path = PROJECT_DIR / "stacks" / f"Pulumi.{name}.yaml"
         shipped = yaml.safe_load((PROJECT_DIR / "stacks" / f"Pulumi.{base}.yaml").read_text())
         self.config = copy.deepcopy(shipped["config"])
-        for key in ("datakit:postgres", "datakit:redis", "datakit:kafka", "datakit:etcd"):
-            _shift_ports(self.config[key], port_shift)
+        for key in ("datakit:postgres", "datakit:redis", "datakit:kafka", "datakit:etcd",
+                    "datakit:metrics"):
+            _shift_ports(self.config.get(key) or {}, port_shift)
         self.pristine = copy.deepcopy(self.config)
         self.running = False
         self.write()

@@ -120,8 +120,21 @@ def test_nodes_carry_names_initial_roles_and_ports():
         ("etcd", "etcd-2", "member", 64701, None),
         ("etcd", "etcd-3", "member", 64702, None),
     ]
-    assert [n.ports() for n in t.nodes("kafka")][0] == {"client": 64500, "controller": 64600}
+    assert [n.ports() for n in t.nodes("kafka")][0] == {"client": 64500, "controller": 64600,
+                                                        "metrics": 64550}  # its JVM's agent
     assert t.node("kafka-3").index == 3
+    metrics = [(n.service, n.name, n.port, n.serves) for n in t.metrics_nodes()]
+    assert metrics[0] == ("exporter", "pg-1-exporter", 64250, "pg-1")
+    assert metrics[-1] == ("prometheus", "prometheus", 64900, None)
+    assert [m[1] for m in metrics if m[3]] == [
+        f"{n.name}-exporter" for n in t.nodes() if n.service in ("postgres", "redis", "sentinel")]
+
+
+def test_metrics_off_makes_no_metrics_nodes_and_a_bad_retention_is_named():
+    t = from_config(with_change("metrics.enabled", False), stack="m", memory_total=PLENTY)
+    assert t.metrics_nodes() == () and t.node("kafka-1").metrics_port is None
+    lines = problems_of(with_change("metrics.retention", "3 hours"))
+    assert any("datakit:metrics.retention" in line for line in lines), lines
 
 
 def test_redis_cluster_mode_has_masters_replicas_bus_ports_and_no_sentinels():

@@ -15,6 +15,9 @@ and, where it needs them, `prepared()` (a mode's settings, undone afterwards), `
     setup -> prepared -> writer starts -> warm-up (ctx.warmup_s) -> fault -> watch
     -> writes go on for ctx.tail_s -> writer stops -> check -> measure -> verdict
 
+The stack's alerts are watched throughout (alerts.py): the run records which fired and
+cleared, and fails if one still fires once the stack is whole again.
+
 A drill that must stop the writes itself (the restore drills: nothing may be written
 while they restore) calls `stop_writes()`; the tail is then skipped.
 """
@@ -27,6 +30,7 @@ from contextlib import AbstractContextManager
 from typing import ClassVar, Protocol
 
 from datakit.drills import checker
+from datakit.drills.alerts import AlertWatch
 from datakit.drills.checker import SetCheck
 from datakit.drills.context import DrillContext
 from datakit.drills.result import DrillResult, measure
@@ -58,7 +62,10 @@ class Drill:
     def __init__(self, name: str, ctx: DrillContext):
         self.ctx, self.out, self.say = ctx, ctx.outputs, ctx.say
         self.rec = Recorder()
-        self.result = DrillResult(name, ctx.stack, durable=ctx.durable)
+        self.result = DrillResult(name, ctx.stack, durable=ctx.durable,
+                                  started_unix=self.rec.wall0,
+                                  metrics=ctx.outputs.endpoints.metrics,
+                                  extra={"fault_event": self.fault_event})
         self.target: Target | None = None
         self.writer: Writes | None = None
         self._writing = False
@@ -92,7 +99,13 @@ class Drill:
     def verdict(self) -> str | None:
         """Why the run failed, or None."""
         lost = self.result.check.lost
-        return f"{len(lost)} acknowledged writes lost" if lost and self.ctx.durable else None
+        if lost and self.ctx.durable:
+            return f"{len(lost)} acknowledged writes lost"
+        still = self.result.extra.get("alerts_still_firing") or []
+        if still:
+            named = "; ".join(f"{a['alert']} on {a['node']}" for a in still)
+            return f"alerts still firing once the stack was whole again: {named}"
+        return None
 
     # ------------------------------------------------------------- for the hooks
     def event(self, what: str) -> float:
@@ -109,18 +122,27 @@ class Drill:
     # ------------------------------------------------------------- the skeleton
     def run(self) -> DrillResult:
         self.target = self.setup()
-        with self.prepared():
-            self.writer = self.writer_class(self.target, self.rec)
-            try:
-                self.writer.start()
-                self._writing = True
-                time.sleep(self.ctx.warmup_s)
-                self.fault()
-                self.watch()
-                if self._writing:
-                    time.sleep(self.ctx.tail_s)
-            finally:
-                self.stop_writes()
+        alerts = AlertWatch(self.out, self.rec)
+        alerts.start()
+        try:
+            with self.prepared():
+                self.writer = self.writer_class(self.target, self.rec)
+                try:
+                    self.writer.start()
+                    self._writing = True
+                    time.sleep(self.ctx.warmup_s)
+                    self.fault()
+                    self.watch()
+                    if self._writing:
+                        time.sleep(self.ctx.tail_s)
+                finally:
+                    self.stop_writes()
+            still = alerts.settle() if self.rec.at("redundant") is not None else []
+        finally:
+            alerts.stop()
+        self.result.extra.update(
+            alerts=[s.as_json() for s in alerts.spans()],
+            alerts_still_firing=[s.as_json() for s in still])
         self.result.check = self.check()
         self.measure()
         self.result.reason = self.result.reason or self.verdict()

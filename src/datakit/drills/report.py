@@ -1,6 +1,7 @@
-"""Drill results as a table (Rich), JSON for CI, and an HTML page per run with an inline
-SVG timeline: acknowledged writes per 100 ms (bars), write latency (dots, red for
-errors), the drill's events, and the outage window (fault to first write) shaded."""
+"""Drill results as a table (Rich), JSON for CI, and an HTML page per run: writes and
+errors per second and write latency over time (matplotlib, load/charts.py), the outage and
+each alert shaded, the drill's events marked, the servers' side from Prometheus, and the
+alerts that fired and cleared."""
 
 from __future__ import annotations
 
@@ -42,44 +43,76 @@ def write_json(results: list[DrillResult], path: Path, summary: dict | None = No
     path.write_text(json.dumps(doc, indent=2, default=str))
 
 
-def timeline_svg(r: DrillResult, width: int = 900, height: int = 260) -> str:
+def _per_second(r: DrillResult) -> dict[str, list[tuple[float, float]]]:
+    """Acknowledged writes and errors per second, in BIN_S bins, by the op's end."""
+    t_end = max(o.end for o in r.ops)
+    bins = int(t_end / BIN_S) + 1
+    ok, bad = [0] * bins, [0] * bins
+    for o in r.ops:
+        (ok if o.status == "ok" else bad)[int(o.end / BIN_S)] += 1
+    t = [round(i * BIN_S, 3) for i in range(bins)]
+    return {"acknowledged": [(x, n / BIN_S) for x, n in zip(t, ok)],
+            "errors or unknown outcome": [(x, n / BIN_S) for x, n in zip(t, bad)]}
+
+
+def _latency(r: DrillResult, bin_s: float = 0.5) -> dict[str, list[tuple[float, float]]]:
+    """The slowest write per `bin_s`, by its start (an op spanning the outage shows it)."""
+    worst: dict[int, float] = {}
+    for o in r.ops:
+        i = int(o.start / bin_s)
+        worst[i] = max(worst.get(i, 0.0), (o.end - o.start) * 1000)
+    return {"slowest write": [(i * bin_s, v) for i, v in sorted(worst.items())]}
+
+
+def windows(r: DrillResult) -> list[tuple[float, float, str]]:
+    """The outage (fault to the first acknowledged new write) and each alert's span."""
+    out = []
+    fault = next((t for t, w in r.events if w == r.extra.get("fault_event")), None)
+    if fault is not None and r.rto_s is not None:
+        out.append((fault, fault + r.rto_s, "outage"))
+    end = max((o.end for o in r.ops), default=0.0)
+    for a in r.extra.get("alerts") or []:
+        cleared = a["cleared_s"] if a["cleared_s"] is not None else end
+        out.append((a["fired_s"], cleared, f"alert {a['alert']}"))
+    return out
+
+
+def _charts(r: DrillResult) -> str:
+    from datakit.load.charts import line_chart
+    from datakit.load.report import server_charts
+    from datakit.load.server_series import charts as server_series
+
     if not r.ops:
         return "<p>(no writes recorded)</p>"
-    t_end = max(max(o.end for o in r.ops), max((t for t, _ in r.events), default=0)) + 0.2
-    bins = [0] * (int(t_end / BIN_S) + 1)
-    for o in r.ops:
-        if o.status == "ok":
-            bins[int(o.end / BIN_S)] += 1
-    top = max(bins) or 1
-    lat_max = max(o.end - o.start for o in r.ops) or 0.001
-    x = lambda t: 40 + (width - 60) * t / t_end  # noqa: E731
-    half = (height - 40) / 2
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             'font-family="sans-serif" font-size="10">']
-    fault = next((t for t, w in r.events if w.startswith(("kill", "fence"))), None)
-    if fault is not None and r.rto_s is not None:
-        w = x(fault + r.rto_s) - x(fault)
-        parts.append(f'<rect x="{x(fault):.1f}" y="10" width="{w:.1f}" '
-                     f'height="{height - 30}" fill="#fdd" />')
-    for i, n in enumerate(bins):
-        h = half * n / top
-        bar = max(x(BIN_S) - x(0) - 0.5, 0.5)
-        parts.append(f'<rect x="{x(i * BIN_S):.1f}" y="{10 + half - h:.1f}" '
-                     f'width="{bar:.1f}" height="{h:.1f}" fill="#69c"/>')
-    for o in r.ops[:: max(1, len(r.ops) // 3000)]:
-        lat = o.end - o.start
-        y = height - 20 - half * lat / lat_max
-        color = "#2a2" if o.status == "ok" else "#d22"
-        parts.append(f'<circle cx="{x(o.start):.1f}" cy="{y:.1f}" r="1.5" fill="{color}"/>')
-    for t, what in r.events:
-        parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="10" y2="{height - 20}" '
-                     'stroke="#444" stroke-dasharray="3,3"/>'
-                     f'<text x="{x(t) + 2:.1f}" y="20" transform="rotate(90 {x(t) + 2:.1f} 20)">'
-                     f'{html.escape(what)}</text>')
-    parts.append(f'<text x="2" y="18">{top}/{BIN_S:g}s</text>'
-                 f'<text x="2" y="{height - 22}">latency ≤{lat_max * 1000:.0f} ms</text>'
-                 f'<text x="{width - 60}" y="{height - 5}">{t_end:.1f} s</text></svg>')
-    return "".join(parts)
+    shaded, marks = windows(r), [(t, what) for t, what in r.events]
+    span = (0.0, max(max(o.end for o in r.ops), max((t for t, _ in r.events), default=0)))
+    client = (line_chart("writes per second", _per_second(r), unit="writes/s",
+                         windows=shaded, marks=marks, x_range=span)
+              + line_chart("write latency", _latency(r), unit="ms", windows=shaded,
+                           marks=marks, x_range=span))
+    server, note = server_series(r.metrics, r.started_unix, r.started_unix + span[1],
+                                 started=r.started_unix) if r.started_unix else ([], None)
+    note_html = f"<p class=nodata>{html.escape(note)}</p>" if note else ""
+    return (f"<div class=row>{client}</div><h3>Server side (Prometheus)</h3>{note_html}"
+            f"{server_charts(server, shaded, span)}")
+
+
+def _alerts(r: DrillResult) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(a['alert'])}</td><td>{html.escape(a['node'])}</td>"
+        f"<td>{a['fired_s']}</td><td>{'still firing' if a['cleared_s'] is None else a['cleared_s']}"
+        f"</td><td>{html.escape(a['summary'])}</td></tr>"
+        for a in r.extra.get("alerts") or [])
+    if not rows:
+        watched = r.metrics is not None
+        return f"<p>{'no alert fired' if watched else 'alerts not watched (no Prometheus)'}</p>"
+    return ("<table><tr><th>alert</th><th>node</th><th>fired (s)</th><th>cleared (s)</th>"
+            f"<th>summary</th></tr>{rows}</table>")
+
+
+STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+         "td,th{border:1px solid #ccc;padding:3px 8px}.row{display:flex;flex-wrap:wrap;"
+         "gap:1em}svg.chart{max-width:100%;height:auto}.nodata{color:#777}")
 
 
 def write_html(results: list[DrillResult], path: Path) -> None:
@@ -87,12 +120,14 @@ def write_html(results: list[DrillResult], path: Path) -> None:
     for i, r in enumerate(results, 1):
         j = r.as_json()
         j.pop("check", None)
-        body.append(f"<h2>{html.escape(r.drill)} — run {i}</h2>"
-                    "<p>blue: acknowledged writes per 100 ms; dots: latency per write "
-                    "(red: error or unknown outcome); shaded: outage window (fault to the "
-                    "first acknowledged new write)</p>"
-                    f"{timeline_svg(r)}<pre>{html.escape(json.dumps(j, indent=1))}</pre>")
+        verdict = "passed" if r.passed else f"FAILED: {r.reason}"
+        body.append(f"<h2>{html.escape(r.drill)}, run {i}: {html.escape(verdict)}</h2>"
+                    "<p>Shaded: the outage (the fault to the first acknowledged new write) "
+                    "and each alert from firing to clearing; dashed lines: the drill's "
+                    f"events. Seconds since the writer started.</p>{_charts(r)}"
+                    f"<h3>Alerts</h3>{_alerts(r)}"
+                    f"<h3>Figures</h3><pre>{html.escape(json.dumps(j, indent=1))}</pre>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("<!doctype html><meta charset='utf-8'><title>datakit drills</title>"
-                    "<body style='font-family:sans-serif'><h1>datakit drills</h1>"
+                    f"<style>{STYLE}</style><body><h1>datakit drills</h1>"
                     + "".join(body) + "</body>")

@@ -28,6 +28,8 @@ class DrillResult:
     ops: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    started_unix: float | None = None  # the wall clock at the recorder's 0 (server charts)
+    metrics: Any = None  # the stack's MetricsEndpoints, for the report's server charts
 
     @property
     def lost(self) -> int:
@@ -47,6 +49,7 @@ class DrillResult:
                "rpo_s": self.rpo_s, "error_window_s": self.error_window_s,
                "client_errors": self.client_errors,
                "events": [{"t": round(t, 4), "what": w} for t, w in self.events],
+               "started_unix": self.started_unix,
                "notes": self.notes, **self.extra}
         check = self.check.as_json() if self.check else {}
         out.update({k: check.get(k, 0) for k in ("acked", "lost", "recovered", "unexpected")})

@@ -49,6 +49,17 @@ class RedisGroup(_Service):
         return substrate.redis(topo, secrets, parent=self)
 
 
+class Metrics(pulumi.ComponentResource):
+    """The exporters and Prometheus, made after the servers they watch (`made`)."""
+
+    def __init__(self, name: str, topo: Topology, substrate: Substrate, secrets: Secrets,
+                 made: list[Provisioned]):
+        super().__init__("datakit:index:Metrics", name, None, None)
+        self.nodes: list[Provisioned] = (
+            substrate.metrics(topo, secrets, made, parent=self) if topo.metrics.enabled else [])
+        self.register_outputs({"nodes": [p.node.name for p in self.nodes]})
+
+
 class KafkaCluster(_Service):
     kind = "KafkaCluster"
 

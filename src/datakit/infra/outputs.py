@@ -12,15 +12,24 @@ from __future__ import annotations
 
 import pulumi
 
+from datakit.infra.scrape import scrape_targets
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
-from datakit.stack.schema import Endpoints, KafkaEndpoints, PostgresEndpoints, RedisEndpoints
+from datakit.stack.schema import (
+    Endpoints,
+    KafkaEndpoints,
+    MetricsEndpoints,
+    MetricsTarget,
+    PostgresEndpoints,
+    RedisEndpoints,
+)
 from datakit.topology import Topology
 from datakit.topology.patroni import NAMESPACE
 
 POSTGRES_SUPERUSER = "postgres"
 POSTGRES_REPLICATION_USER = "replicator"
 PATRONI_REST_USER = "patroni"
+POSTGRES_MONITOR_USER = "datakit_monitor"  # the exporters' role: pg_monitor only
 KAFKA_ADMIN_USER = "admin"
 KAFKA_APP_USER = "app"
 
@@ -52,7 +61,23 @@ def endpoints(topo: Topology, nodes: list[Provisioned]) -> Endpoints:
         kafka=KafkaEndpoints(bootstrap_servers=",".join(hostports("kafka")),
                              security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
                              username=KAFKA_APP_USER, admin_username=KAFKA_ADMIN_USER),
+        metrics=metrics_endpoints(topo, nodes),
     )
+
+
+def metrics_endpoints(topo: Topology, nodes: list[Provisioned]) -> MetricsEndpoints | None:
+    """Where Prometheus answers (on the address clients reach) and what it scrapes, at the
+    addresses it scrapes them (its `instance` label, which verify matches targets by)."""
+    server = next((p for p in nodes if p.node.service == "prometheus"), None)
+    if server is None:
+        return None
+    hosts = {p.node.name: p.peer_host or p.host for p in nodes}
+    targets = [MetricsTarget(job=job, node=t["labels"]["node"], address=t["address"])
+               for job, members in scrape_targets(topo, hosts.__getitem__).items()
+               for t in members]
+    return MetricsEndpoints(prometheus_url=f"http://{server.host}:{server.node.port}",
+                            scrape_interval_s=topo.metrics.scrape_interval_s,
+                            targets=targets, postgres_user=POSTGRES_MONITOR_USER)
 
 
 def rest_url(topo: Topology, p: Provisioned) -> str | None:

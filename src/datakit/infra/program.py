@@ -9,7 +9,13 @@ from __future__ import annotations
 import pulumi
 
 from datakit.infra import outputs
-from datakit.infra.components import EtcdCluster, KafkaCluster, PostgresCluster, RedisGroup
+from datakit.infra.components import (
+    EtcdCluster,
+    KafkaCluster,
+    Metrics,
+    PostgresCluster,
+    RedisGroup,
+)
 from datakit.infra.local.substrate import LocalSubstrate
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Substrate
@@ -36,5 +42,7 @@ def build(topo: Topology | None = None) -> None:
     kafka = KafkaCluster("kafka", topo, substrate, secrets)
     substrate.migrations(topo, secrets, after=postgres.resources,
                          parent=postgres)
-    outputs.export(topo, [*postgres.nodes, *redis.nodes, *kafka.nodes, *etcd.nodes], secrets)
+    servers = [*postgres.nodes, *redis.nodes, *kafka.nodes, *etcd.nodes]
+    metrics = Metrics("metrics", topo, substrate, secrets, servers)
+    outputs.export(topo, [*servers, *metrics.nodes], secrets)
     pulumi.log.debug(f"datakit stack {topo.name}: {len(topo.nodes())} nodes")

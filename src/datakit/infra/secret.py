@@ -38,7 +38,8 @@ class Secrets:
     """Every generated password of a stack, per service and role."""
 
     ROLES = {
-        "postgres": ("superuser", "replication", "app", "rest"),  # rest: Patroni's REST API
+        # rest: Patroni's REST API; monitor: the exporters' role
+        "postgres": ("superuser", "replication", "app", "rest", "monitor"),
         "redis": ("default", "sentinel"),
         "kafka": ("admin", "app"),
     }

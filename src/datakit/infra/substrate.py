@@ -25,6 +25,9 @@ class Provisioned:
     host: str  # the address clients use
     handle: Any  # substrate-specific: dict or Output[dict] (pid, data dir | container name)
     testinfra: str  # testinfra host URL: local://, docker://NAME, ssh://HOST
+    # How the stack's own nodes (Prometheus) reach it, when not at `host`: on a bridge
+    # network the container's name, while clients use a published port.
+    peer_host: str | None = None
 
 
 class Substrate(Protocol):
@@ -46,4 +49,9 @@ class Substrate(Protocol):
 
     def migrations(self, topo: Topology, secrets: Secrets, after: list[pulumi.Resource],
                    parent: pulumi.Resource) -> pulumi.Resource | None: ...
+
+    def metrics(self, topo: Topology, secrets: Secrets, made: list[Provisioned],
+                parent: pulumi.Resource) -> list[Provisioned]:
+        """The exporters beside `made` (the servers) and a Prometheus scraping them."""
+        ...
 

@@ -58,12 +58,13 @@ def _finite(ys: list[float]) -> list[float]:
 
 def line_chart(title: str, series: dict[str, Points], *, unit: str = "",
                windows: Sequence[Window] = (), x_range: tuple[float, float] | None = None,
-               x_label: str = "seconds since start", size: tuple[float, float] = (6.2, 2.5)
-               ) -> str:
+               x_label: str = "seconds since start", size: tuple[float, float] = (6.2, 2.5),
+               marks: Sequence[tuple[float, str]] = ()) -> str:
     """One chart, as an `<svg>` element for an HTML page; `<p>` when nothing was sampled.
 
     Each series is a line in its own colour, named in the legend; each window a shaded
-    band with its start marked, named in the legend too. `x_range` (e.g. 0 to the run's
+    band with its start marked, named in the legend too; each mark (t, label) a dashed
+    line labelled at the top (a drill's events). `x_range` (e.g. 0 to the run's
     length) gives every chart of a report the same time axis, so they line up. The y
     axis starts at 0 when every value is positive.
     """
@@ -78,6 +79,10 @@ def line_chart(title: str, series: dict[str, Points], *, unit: str = "",
             ax.plot(xs, ys, color=COLORS[i % len(COLORS)], linewidth=1.4, label=name,
                     marker="o" if len(xs) == 1 else None, markersize=3)
         _shade(ax, windows)
+        for t, label in marks:
+            ax.axvline(float(t), color="#444444", linestyle="--", linewidth=0.7)
+            ax.annotate(label, (float(t), 1.0), xycoords=("data", "axes fraction"),
+                        rotation=90, va="top", ha="right", fontsize=7, color="#444444")
         ax.set_title(title)
         ax.set_xlabel(x_label)
         if unit:

@@ -125,14 +125,16 @@ def _beside(outcome, path: str) -> str:
 
 
 def html_report(outcome, data: dict[str, Any], *, windows: Sequence[Window] = (),
-                server: Sequence[ServerChart] = ()) -> str:
+                server: Sequence[ServerChart] = (), server_note: str | None = None) -> str:
     """The page. `windows` ([(t0, t1, label)], seconds since the start) are shaded on
     every chart; `server` charts go in a section of their own after the client's."""
     span = _span(outcome.final.timeline, data)
     warmup = float(data.get("warmup_s") or 0)
     if warmup:
         windows = [(0.0, warmup, "warm-up (not judged)"), *windows]
-    section = f"<h2>Server side</h2>{server_charts(server, windows, span)}" if server else ""
+    note = f"<p class=nodata>{html.escape(server_note)}</p>" if server_note else ""
+    section = (f"<h2>Server side (Prometheus)</h2>{note}{server_charts(server, windows, span)}"
+               if server or server_note else "")
     verdict = "PASSED" if data["passed"] else "FAILED"
     stress = ""
     if data.get("steps"):

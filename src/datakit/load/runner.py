@@ -81,6 +81,8 @@ class StepResult:
     checks: list[baseline_check.Check]
     timeline: dict[str, list[dict[str, Any]]]
     out_dir: Path
+    started: float = 0.0  # unix times of the run (Locust's test start and quit)
+    stopped: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -99,6 +101,7 @@ class LoadOutcome:
     out_dir: Path
     knee_users: int | None = None
     soak: dict[str, Any] | None = None
+    outputs: StackOutputs | None = None  # the stack's, as the run read them
 
     @property
     def final(self) -> StepResult:
@@ -162,7 +165,7 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
     out = report_dir(options.out_dir, options.stack)
     out.mkdir(parents=True, exist_ok=True)
 
-    outcome = LoadOutcome(options, [], out)
+    outcome = LoadOutcome(options, [], out, outputs=base.outputs)
     if options.profile == "stress":
         for i in range(profile["steps"]):
             step_users = int(round(users * profile["factor"] ** i))
@@ -248,7 +251,8 @@ def _one_run(options: LoadOptions, base: settings.LoadSettings, baselines, users
         raise NotCooperative(result["refused"])
     figures = summary.summarize(result)
     checks = baseline_check.check(result, baselines, figures["duration_s"])
-    return StepResult(users, figures, checks, summary.timeline(result), out)
+    return StepResult(users, figures, checks, summary.timeline(result), out,
+                      result["started"], result["stopped"])
 
 
 def outcome_json(outcome: LoadOutcome, baselines) -> dict[str, Any]:
@@ -275,5 +279,20 @@ def write_reports(outcome: LoadOutcome, baselines) -> None:
     from datakit.load.report import html_report
 
     data = outcome_json(outcome, baselines)
+    server, note = _server_charts(outcome)
+    data["server"] = {"charts": [f"{c.group}: {c.title}" for c in server], "note": note}
     outcome.summary_path.write_text(json.dumps(data, indent=2))
-    (outcome.out_dir / "report.html").write_text(html_report(outcome, data))
+    (outcome.out_dir / "report.html").write_text(html_report(outcome, data, server=server,
+                                                             server_note=note))
+
+
+def _server_charts(outcome: LoadOutcome):
+    """The servers' side of the run the report draws (a stress run's last step), from
+    the stack's Prometheus, on the client charts' time axis."""
+    from datakit.load import server_series
+
+    final = outcome.final
+    if outcome.outputs is None or not final.started:
+        return [], "no run to show"
+    return server_series.charts(outcome.outputs.endpoints.metrics, final.started,
+                                final.stopped)

@@ -19,6 +19,7 @@ A node's `props`:
   run_as          the system user when running as root (default "kafka")
   jvm_options, format_jvm_options: extra JVM flags of the broker and of its format run
                   (benchmarks; tools/kafka/cds.py, which makes the CDS archives)
+  metrics_port    the JMX exporter javaagent in the broker's JVM serves /metrics here
 
 The JVMs map the class-data-sharing archives of kafka_runtime.py when there are some.
 
@@ -159,8 +160,20 @@ def jvm_args(props: dict, *, format_file: Path | None = None) -> list[str]:
         main, args = kafka_runtime.LAUNCHER, ["--format", str(format_file), *args]
     small = kafka_runtime.SMALL_HEAP_FLAGS if heap <= kafka_runtime.SMALL_HEAP_MB else []
     return kafka_runtime.command(home, main, args, role="broker", logs=paths["logs"],
-                                 extra=[*small, *(props.get("jvm_options") or [])],
+                                 extra=[*small, *_agent(props),
+                                        *(props.get("jvm_options") or [])],
                                  memory=[f"-Xms{max(heap // 2, 64)}m", f"-Xmx{heap}m"])
+
+
+def _agent(props: dict) -> list[str]:
+    """The JMX exporter's -javaagent flag, its config beside the node's own files."""
+    if not props.get("metrics_port"):
+        return []
+    from datakit.nodes.metrics.exporters import javaagent
+
+    account = RunAs.service(props.get("run_as") or "kafka")
+    return [javaagent(_layout(props)["root"] / "jmx", int(props["metrics_port"]),
+                      account=account, host=props.get("host", "127.0.0.1"))]
 
 
 def _ports(props: dict) -> list[tuple[str, int]]:
@@ -196,7 +209,9 @@ def _start(props: dict, argv: list[str], *, timeout: float) -> dict:
     """Spawn the node's JVM and wait until it listens (see _ready_ports)."""
     paths, node_id = _layout(props), int(props["node_id"])
     host = props.get("host", "127.0.0.1")
-    for what, port in _ports(props):
+    agent_port = [("JMX exporter agent", int(props["metrics_port"]))] \
+        if props.get("metrics_port") else []
+    for what, port in [*_ports(props), *agent_port]:
         process.require_free(port, f"Kafka node {node_id} {what}", host)
     account = RunAs.service(props.get("run_as") or "kafka")
     began = time.monotonic()
@@ -316,7 +331,7 @@ def delete_node(outs: dict, *, timeout: float = 30.0, graceful: bool = True) -> 
     root = Path(outs["data_dir"]) if outs.get("data_dir") else None
     if root is None or not root.exists():
         return
-    known = {"server.properties", "data", "logs", "format.args"}
+    known = {"server.properties", "data", "logs", "format.args", "jmx"}
     strangers = {p.name for p in root.iterdir()} - known
     if strangers:
         raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, "

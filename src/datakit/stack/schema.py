@@ -61,10 +61,24 @@ class KafkaEndpoints(Model):
     admin_username: str = "admin"
 
 
+class MetricsTarget(Model):
+    job: str  # postgres, redis, sentinel, kafka, patroni, etcd, prometheus
+    node: str  # the node the metrics are about
+    address: str  # host:port of its /metrics, as Prometheus scrapes it (its `instance`)
+
+
+class MetricsEndpoints(Model):
+    prometheus_url: str
+    scrape_interval_s: float
+    targets: list[MetricsTarget]
+    postgres_user: str  # the exporters' role (secret postgres.monitor)
+
+
 class Endpoints(Model):
     postgres: PostgresEndpoints
     redis: RedisEndpoints
     kafka: KafkaEndpoints
+    metrics: MetricsEndpoints | None = None  # None when the stack runs no Prometheus
 
 
 class Handle(Model):
@@ -105,6 +119,7 @@ class PostgresSecrets(Model):
     replication: str
     app: str
     rest: str | None = None  # Patroni's REST API (user endpoints.postgres.rest_user)
+    monitor: str | None = None  # the exporters' role (endpoints.metrics.postgres_user)
 
 
 class RedisSecrets(Model):

@@ -36,3 +36,8 @@ def patroni_version() -> str:
 
 def jmx_exporter_version() -> str:
     return pinned()["JMX_EXPORTER_VERSION"]
+
+
+def jmx_exporter_sha256() -> str:
+    """The digest tools/build-jmx-exporter checks the cached jar against."""
+    return pinned()["JMX_EXPORTER_SHA256"]

@@ -37,6 +37,13 @@ def port_sources(t: Topology) -> list[tuple[str, str, int]]:
             out.append(("redis.cluster.bus_port_base", node.name, node.bus_port))
     for name in t.postgres.node_names:
         out.append(("postgres.patroni.rest_port_base", name, t.postgres.rest_port(name)))
+    keys_of = {"postgres": "metrics.postgres_exporter_port_base",
+               "redis": "metrics.redis_exporter_port_base",
+               "sentinel": "metrics.sentinel_exporter_port_base",
+               "kafka": "metrics.kafka_jmx_port_base"}
+    out += [(keys_of[n.service], n.name, t.exporter_port(n)) for n in t.exported()]
+    if t.metrics.enabled:
+        out.append(("metrics.port", "prometheus", t.metrics.port))
     # Peer ports last: a collision is reported against the base that moved onto a client port.
     out += [("etcd.peer_port_base", n.name, n.peer_port) for n in t.nodes("etcd") if n.peer_port]
     return out
@@ -135,7 +142,9 @@ def docker_problems(t: Topology) -> list[Problem]:
     """Docker settings that must agree with the rest of the topology."""
     out = []
     d = t.docker
-    names = {n.name for n in t.nodes()}
+    # Prometheus may have a host of its own; an exporter always runs beside its server.
+    names = {n.name for n in t.nodes()} | {
+        n.name for n in t.metrics_nodes() if n.service == "prometheus"}
     for node in d.node_hosts:
         if node not in names:
             out.append(
@@ -198,7 +207,7 @@ def dcs_problems(t: Topology) -> list[Problem]:
 def topology_problems(t: Topology, total_memory: int | None) -> list[Problem]:
     """Every problem of a structurally valid topology (services' own checks included)."""
     out = [*t.postgres.problems(), *t.redis.problems(), *t.kafka.problems(),
-           *t.etcd.problems(), *dcs_problems(t)]
+           *t.etcd.problems(), *t.metrics.problems(), *dcs_problems(t)]
     out += port_problems(t)
     out += docker_problems(t)
     if t.substrate == "local":

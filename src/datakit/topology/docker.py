@@ -14,7 +14,10 @@ from pydantic import Field, field_validator
 from datakit.topology.problems import Spec
 from datakit.topology.units import Size, invalid
 
-DockerService = Literal["postgres", "redis", "sentinel", "kafka", "etcd"]
+# The services with containers of their own: limits and published ports are per service
+# (`exporter` covers postgres_exporter and redis_exporter alike).
+DockerService = Literal["postgres", "redis", "sentinel", "kafka", "etcd", "exporter",
+                        "prometheus"]
 HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
 HOST_ALLOWED = "a DOCKER_HOST URL: unix:///var/run/docker.sock, tcp://HOST:2376, ssh://USER@HOST"
 IMAGE_ALLOWED = (
@@ -37,8 +40,14 @@ class Images(Spec):
     kafka: str = "apache/kafka:4.1.1"
     # etcd's own release image (distroless: no shell, so its health check is exec form).
     etcd: str = "quay.io/coreos/etcd:v3.7.3"  # as tools/versions.env builds locally
+    # The metrics nodes (metrics.enabled). Images with a shell (busybox, alpine), as their
+    # health checks fetch their own pages with wget: redis_exporter's plain tag is scratch.
+    postgres_exporter: str = "quay.io/prometheuscommunity/postgres-exporter:v0.15.0"
+    redis_exporter: str = "oliver006/redis_exporter:v1.62.0-alpine"
+    prometheus: str = "prom/prometheus:v2.53.2"  # the 2.53 LTS line
 
-    @field_validator("postgres", "redis", "kafka", "etcd")
+    @field_validator("postgres", "redis", "kafka", "etcd", "postgres_exporter",
+                     "redis_exporter", "prometheus")
     @classmethod
     def _exact(cls, value: str) -> str:
         match = _EXACT_TAG.match(value)

@@ -16,23 +16,26 @@ from datakit.topology.baselines import Baselines
 from datakit.topology.docker import DockerSpec
 from datakit.topology.etcd import EtcdSpec
 from datakit.topology.kafka import KafkaSpec
+from datakit.topology.metrics import MetricsSpec
 from datakit.topology.patroni import NAMESPACE
 from datakit.topology.postgres import PostgresSpec
 from datakit.topology.problems import Spec
 from datakit.topology.redis import RedisSpec
 
-Service = Literal["postgres", "redis", "sentinel", "kafka", "etcd"]
+Service = Literal["postgres", "redis", "sentinel", "kafka", "etcd", "exporter", "prometheus"]
 # The services `nodes()` lists, in its order. etcd's members are Patroni's store.
 SERVICES: tuple[Service, ...] = ("postgres", "redis", "sentinel", "kafka", "etcd")
 
 # Initial roles. A node's identity is its name; its live role is asked of the server.
-PRIMARY, REPLICA, MASTER, SENTINEL, BROKER_CONTROLLER, MEMBER = (
+PRIMARY, REPLICA, MASTER, SENTINEL, BROKER_CONTROLLER, MEMBER, EXPORTER, SERVER = (
     "primary",
     "replica",
     "master",
     "sentinel",
     "broker+controller",
     "member",
+    "exporter",
+    "server",
 )
 
 
@@ -48,12 +51,14 @@ class Node:
     controller_port: int | None = None  # Kafka's controller listener
     bus_port: int | None = None  # Redis Cluster's bus
     peer_port: int | None = None  # etcd's peer (raft) listener
+    metrics_port: int | None = None  # Kafka: the JMX exporter agent inside its JVM
+    serves: str | None = None  # an exporter: the node whose metrics it serves
     replica_of: str | None = None  # the initial upstream of a replica
     docker_host: str | None = None  # docker substrate: this node's host, if not the default
 
     def ports(self) -> dict[str, int]:
         named = {"client": self.port, "controller": self.controller_port, "bus": self.bus_port,
-                 "peer": self.peer_port}
+                 "peer": self.peer_port, "metrics": self.metrics_port}
         return {k: v for k, v in named.items() if v is not None}
 
 
@@ -68,6 +73,7 @@ class Topology(Spec):
     redis: RedisSpec = RedisSpec()
     kafka: KafkaSpec = KafkaSpec()
     etcd: EtcdSpec = EtcdSpec()
+    metrics: MetricsSpec = MetricsSpec()
     baselines: Baselines = Baselines()
     docker: DockerSpec = DockerSpec()
 
@@ -110,6 +116,33 @@ class Topology(Spec):
     def patroni_prefix(self) -> str:
         """Every etcd key of the stack's Patroni cluster starts with this."""
         return f"{NAMESPACE}{self.patroni_scope}/"
+
+    def exported(self) -> tuple[Node, ...]:
+        """The nodes an exporter serves metrics for (PostgreSQL, Redis, Sentinel, Kafka),
+        none when metrics are off."""
+        if not self.metrics.enabled:
+            return ()
+        return tuple(n for n in self.nodes() if n.service in ("postgres", "redis", "sentinel",
+                                                                "kafka"))
+
+    def exporter_port(self, node: Node) -> int:
+        """Where `node`'s metrics are served: its exporter, or its JVM's agent (Kafka)."""
+        return self.metrics.exporter_port(node.service, node.index)
+
+    def metrics_nodes(self) -> tuple[Node, ...]:
+        """The metrics nodes: an exporter beside each PostgreSQL, Redis and Sentinel node
+        (`pg-1-exporter`; Kafka's agent lives in its JVM), then `prometheus`."""
+        if not self.metrics.enabled:
+            return ()
+        # On docker an exporter runs on its server's Docker host (it reaches it there, and
+        # on host networking it is scraped at that machine); Prometheus on its own or the
+        # stack's host (docker.node_hosts.prometheus, else docker.host).
+        exporters = [Node("exporter", f"{n.name}-exporter", n.index, EXPORTER,
+                          self.exporter_port(n), serves=n.name, docker_host=n.docker_host)
+                     for n in self.exported() if n.service != "kafka"]
+        host = self.docker.host_of("prometheus") if self.substrate == "docker" else None
+        return (*exporters, Node("prometheus", "prometheus", 1, SERVER, self.metrics.port,
+                                 docker_host=host))
 
     def node(self, name: str) -> Node:
         for n in self.nodes():
@@ -169,6 +202,8 @@ class Topology(Spec):
                 BROKER_CONTROLLER,
                 k.port_base + i - 1,
                 controller_port=k.controller_port_base + i - 1,
+                metrics_port=self.metrics.kafka_jmx_port_base + i - 1
+                if self.metrics.enabled else None,
             )
             for i, name in enumerate(k.node_names, 1)
         ]

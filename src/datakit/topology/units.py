@@ -96,3 +96,11 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
 """Milliseconds; written as "500ms", "30s", "7d" or an integer."""
+
+
+PROMETHEUS_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+
+
+def is_prometheus_duration(text: str) -> bool:
+    """Prometheus's own duration syntax: 500ms, 1s, 5m, 3h, 2d, 1w, or units joined (1h30m)."""
+    return bool(PROMETHEUS_DURATION.match(text))

@@ -23,7 +23,8 @@ def _live(outputs: StackOutputs) -> dict[str, tuple[str | None, int | None]]:
             for n in outputs.of("postgres")}
 
 
-def test_failover_loses_no_acknowledged_write_and_up_keeps_the_new_roles(e2e_stack, outputs):
+def test_failover_loses_no_acknowledged_write_and_up_keeps_the_new_roles(e2e_stack, outputs,
+                                                                         tmp_path):
     before = patroni_ops.leader(outputs)
     result = runner.run_once("postgres-failover", e2e_stack.name, outputs=outputs)
     assert result.passed, result.reason
@@ -33,6 +34,14 @@ def test_failover_loses_no_acknowledged_write_and_up_keeps_the_new_roles(e2e_sta
     assert patroni_ops.leader(outputs) == result.extra["new_leader"]
     assert result.extra["timeline"] > 1
     assert_healthy(outputs)
+    # The stack's alerts saw it: the lost node's server down, then cleared once it was back.
+    fired = {(a["alert"], a["node"]): a for a in result.extra["alerts"]}
+    assert ("PostgresDown", before) in fired, result.extra["alerts"]
+    assert fired[("PostgresDown", before)]["cleared_s"] is not None
+    assert result.extra["alerts_still_firing"] == []
+    report = runner.write_reports([result], tmp_path)[1].read_text()
+    assert "alert PostgresDown" in report and "Server side (Prometheus)" in report
+    assert 'aria-label="writes per second"' in report
 
     live = _live(outputs)
     e2e_stack.up()  # refresh + up: must not demote, rebuild or restart anything

@@ -78,6 +78,12 @@ def test_short_mixed_baseline_run_passes_and_writes_every_report(e2e_stack, tmp_
     report = (run_dir / "report.html").read_text()
     assert report.count("<svg") >= 2 * len(summary["types"])
     assert "PASSED" in report
+    # The servers' side, from the stack's Prometheus, on the same time axis.
+    assert summary["server"]["note"] is None, summary["server"]
+    for chart in ("PostgreSQL: transactions/s", "Redis: commands/s", "Kafka: bytes in",
+                  "PostgreSQL: replication lag (bytes)"):
+        assert chart in summary["server"]["charts"], summary["server"]["charts"]
+    assert "Server side (Prometheus)" in report and 'aria-label="transactions/s"' in report
 
 
 def test_a_generator_at_its_limit_is_marked_saturated_not_passed(e2e_stack, tmp_path):

@@ -130,7 +130,10 @@ def test_passes_on_a_healthy_stack_with_every_check_and_writes_json_and_junit(
                   "monitors the master of datakit", "broker registered",
                   "controller quorum has a leader", "controller voter caught up",
                   "topic partitions, RF, min ISR, retention", "no offline partitions",
-                  "no under-replicated partitions"):
+                  "no under-replicated partitions", "no alert firing",
+                  *(f"metrics target up: {job}" for job in (
+                      "postgres", "redis", "sentinel", "kafka", "patroni", "etcd",
+                      "prometheus"))):
         assert check in checks, f"{check!r} did not run and pass"
     assert {r.node for r in result.rows} >= {n.name for n in _outputs(e2e_stack).nodes}
     # Thresholds are reported (pass or warn), never a failure.
@@ -142,7 +145,8 @@ def test_passes_on_a_healthy_stack_with_every_check_and_writes_json_and_junit(
 
 def test_k_selects_checks_by_node(e2e_stack):
     result = _verify(e2e_stack, timeout=HEAL_TIMEOUT, select="sentinel-1")
-    assert result.ok and {r.node for r in result.rows} == {"sentinel-1"}
+    # pytest's -k matches by name: the node and the exporter beside it
+    assert result.ok and {r.node for r in result.rows} == {"sentinel-1", "sentinel-1-exporter"}
 
 
 def test_stopped_replica_fails_its_own_checks_only(e2e_stack, tmp_path):

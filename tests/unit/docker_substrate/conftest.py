@@ -10,6 +10,7 @@ snapshot is complete when `build_snapshot` returns; the tests then assert on pla
 
 from __future__ import annotations
 
+import os
 import secrets as pysecrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,10 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pydantic import BaseModel
 
+from datakit.errors import DatakitError
+from datakit.nodes.metrics.exporters import agent_jar
 from datakit.stack.schema import StackOutputs
+from datakit.toolchain.versions import jmx_exporter_version
 from datakit.topology import Topology, load
 
 SECRET_SIG = rpc._special_secret_sig
@@ -165,6 +169,24 @@ def unknown_fields(model: BaseModel, path: str = "") -> list[str]:
                 where = f"{path}{name}[{i}]." if isinstance(value, list) else f"{path}{name}."
                 found += unknown_fields(item, where)
     return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def jmx_agent_jar(tmp_path_factory):
+    """The JMX agent's jar the program uploads into each broker: the cached one if
+    tools/bootstrap fetched it, else a stand-in (the mocks never read it; the program
+    checks only that it is there)."""
+    try:
+        yield agent_jar()
+        return
+    except DatakitError:
+        pass
+    cache = tmp_path_factory.mktemp("cache")
+    jar = cache / f"jmx-exporter-{jmx_exporter_version()}" / "jmx_prometheus_javaagent.jar"
+    jar.parent.mkdir()
+    jar.write_bytes(b"PK stand-in")
+    with patch.dict(os.environ, {"DATAKIT_CACHE": str(cache)}):
+        yield jar
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,12 @@ BUILT = "docker:index/image:Image"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 stacks = pytest.mark.parametrize("stack", DOCKER_STACKS)
+JOBS = ("kafka-topics", "postgres-monitor-role")  # one-shot containers
+
+
+def every_node(topo):
+    """The servers, then the metrics nodes (exporters, Prometheus)."""
+    return [*topo.nodes(), *topo.metrics_nodes()]
 
 
 def env_of(container) -> dict[str, str]:
@@ -34,13 +40,21 @@ def script_of(container) -> str:
 
 
 @stacks
-def test_one_container_per_node_plus_the_topic_job(snapshots, stack):
+def test_one_container_per_node_plus_the_jobs(snapshots, stack):
     s = snapshots[stack]
     topo = s.topo
     names = sorted(c.name for c in s.containers)
-    expected = sorted([n.name for n in topo.nodes()] + ["kafka-topics"])
+    expected = sorted([n.name for n in every_node(topo)] + list(JOBS))
     assert names == expected
-    kinds = {c.name: c.name.rsplit("-", 1)[0] for c in s.containers if c.name != "kafka-topics"}
+    servers = [c.name for c in s.containers
+               if c.name not in JOBS and not c.name.endswith("-exporter") and
+               c.name != "prometheus"]
+    kinds = {name: name.rsplit("-", 1)[0] for name in servers}
+    exporters = [c.name.removesuffix("-exporter") for c in s.containers
+                 if c.name.endswith("-exporter")]
+    # One exporter per PostgreSQL, Redis and Sentinel node (Kafka's is in its JVM).
+    assert sorted(exporters) == sorted(n.name for n in topo.nodes()
+                                       if n.service in ("postgres", "redis", "sentinel"))
     assert sum(k == "pg" for k in kinds.values()) == topo.postgres.nodes
     assert sum(k == "redis" for k in kinds.values()) == topo.redis.nodes
     assert sum(k == "sentinel" for k in kinds.values()) == topo.redis.sentinel.count
@@ -56,21 +70,28 @@ def test_one_container_per_node_plus_the_topic_job(snapshots, stack):
 def test_images_are_the_stacks_pinned_tags(snapshots, stack):
     s = snapshots[stack]
     images = s.topo.docker.images
-    pinned = {images.redis, images.kafka, images.etcd}
+    pinned = {images.redis, images.kafka, images.etcd, images.postgres_exporter,
+              images.redis_exporter, images.prometheus}
     assert {i.inputs["name"] for i in s.of_type(IMAGE)} == pinned
-    family = {"redis": images.redis, "sentinel": images.redis, "kafka": images.kafka,
-              "etcd": images.etcd}
+    family = {"redis": images.redis, "sentinel": images.redis, "etcd": images.etcd,
+              "prometheus": images.prometheus}
+    assert s.container("kafka-topics").inputs["image"] == f"sha256-of-{images.kafka}"
     for c in s.containers:
-        if c.name.startswith("pg-"):
-            continue
-        want = family[c.name.split("-")[0]]
+        if c.name.startswith(("pg-", "kafka-")) and not c.name.endswith("-exporter") or \
+                c.name in JOBS:
+            continue  # the built PostgreSQL and Kafka images (below) and the jobs
+        if c.name.endswith("-exporter"):
+            want = images.postgres_exporter if c.name.startswith("pg-") else \
+                images.redis_exporter
+        else:
+            want = family[c.name.split("-")[0]]
         assert c.inputs["image"] == f"sha256-of-{want}", c.name
 
 
 @stacks
 def test_postgres_image_is_built_from_the_pinned_image_plus_pinned_patroni(snapshots, stack):
     s = snapshots[stack]
-    built = s.of_type(BUILT)
+    built = [i for i in s.of_type(BUILT) if i.name.startswith("image-postgres-patroni")]
     assert len(built) == (3 if stack == "prod" else 1)  # one per Docker host
     patroni = pinned()["PATRONI_VERSION"]
     for image in built:
@@ -81,8 +102,28 @@ def test_postgres_image_is_built_from_the_pinned_image_plus_pinned_patroni(snaps
         assert "FROM ${POSTGRES_IMAGE}" in dockerfile
         assert 'patroni[etcd3,psycopg3]==${PATRONI_VERSION}' in dockerfile
         assert image.inputs["imageName"] == f"datakit/postgres-15.8-patroni:{patroni}"
-    for node in s.topo.nodes("postgres"):
-        assert s.container(node.name).inputs["image"] == f"datakit/postgres-15.8-patroni:{patroni}"
+    for name in [n.name for n in s.topo.nodes("postgres")] + ["postgres-monitor-role"]:
+        assert s.container(name).inputs["image"] == f"datakit/postgres-15.8-patroni:{patroni}"
+
+
+@stacks
+def test_kafka_image_is_the_pinned_image_plus_the_checked_jmx_agent(snapshots, stack):
+    s = snapshots[stack]
+    built = [i for i in s.of_type(BUILT) if i.name.startswith("image-kafka-jmx")]
+    assert len(built) == (3 if stack == "prod" else 1)  # one per Docker host
+    versions = pinned()
+    name = f"datakit/kafka-4.1.1-jmx:{versions['JMX_EXPORTER_VERSION']}"
+    for image in built:
+        assert image.inputs["skipPush"] is True and image.inputs["imageName"] == name
+        build = image.inputs["build"]
+        assert build["args"] == {"KAFKA_IMAGE": s.topo.docker.images.kafka,
+                                 "JMX_EXPORTER_SHA256": versions["JMX_EXPORTER_SHA256"]}
+        # The context is tools/build-jmx-exporter's cache dir, with the jar in it.
+        assert (Path(build["context"]) / "jmx_prometheus_javaagent.jar").is_file()
+        dockerfile = Path(build["dockerfile"]).read_text()
+        assert "FROM ${KAFKA_IMAGE}" in dockerfile and "sha256sum -c" in dockerfile
+    for node in s.topo.nodes("kafka"):
+        assert s.container(node.name).inputs["image"] == name
 
 
 @stacks
@@ -94,7 +135,13 @@ def test_each_stateful_node_has_its_own_named_volume(snapshots, stack):
         (mount,) = c.inputs["volumes"]
         assert mount["volumeName"] == f"datakit-{stack}-{node.name}-data"
         assert mount["volumeName"] in volumes
-    assert "volumes" not in s.container("kafka-topics").inputs
+    # Prometheus keeps its samples across a new container; exporters and jobs keep nothing.
+    (mount,) = s.container("prometheus").inputs["volumes"]
+    assert mount == {"volumeName": f"datakit-{stack}-prometheus-data",
+                     "containerPath": "/prometheus"}
+    for c in s.containers:
+        if c.name in JOBS or c.name.endswith("-exporter"):
+            assert "volumes" not in c.inputs, c.name
 
 
 def test_single_host_stacks_share_one_bridge_network(snapshots):
@@ -115,13 +162,18 @@ def test_prod_spans_three_hosts_on_host_networking(snapshots):
     providers = {p.name: p.inputs["host"] for p in s.of_type("pulumi:providers:docker")}
     assert sorted(providers.values()) == [f"ssh://deploy@data-{i}.prod.internal"
                                           for i in (1, 2, 3)]
-    for node in s.topo.nodes():
+    for node in every_node(s.topo):
         c = s.container(node.name)
         assert c.inputs["networkMode"] == "host"
         provider_name = c.provider.split("::")[-2]  # URN::ID of the provider
         assert providers[provider_name] == node.docker_host, node.name
-    # Each host pulls its own copy of each image.
-    assert len(s.of_type(IMAGE)) == 9
+    # An exporter runs on its server's machine; Prometheus on docker.host (data-1).
+    for node in s.topo.metrics_nodes():
+        want = s.topo.node(node.serves).docker_host if node.serves else s.topo.docker.host
+        assert node.docker_host == want, node.name
+    # Each host pulls its own copy of each image it runs: redis, etcd and both exporters on
+    # every host; Prometheus and Kafka's (for the topic job) on data-1 only.
+    assert len(s.of_type(IMAGE)) == 3 * 4 + 2
 
 
 def test_staging_runs_on_its_ssh_docker_host(snapshots):
@@ -142,7 +194,7 @@ def test_dev_uses_the_default_engine(snapshots):
 def test_limits_restart_and_health_checks(snapshots, stack):
     s = snapshots[stack]
     res = s.topo.docker.resources
-    for node in s.topo.nodes():
+    for node in every_node(s.topo):
         c = s.container(node.name)
         limits = res[node.service]
         assert c.inputs["memory"] == limits.memory // 1024**2
@@ -156,9 +208,10 @@ def test_limits_restart_and_health_checks(snapshots, stack):
         if node.service == "postgres":  # Patroni's readiness, on its REST API
             probe_port = s.topo.postgres.rest_port(node.name)
         assert f"{probe_port}" in " ".join(check["tests"][1:]), node.name
-    topics = s.container("kafka-topics")
-    assert topics.inputs["restart"] == "no" and topics.inputs["mustRun"] is False
-    assert topics.inputs["attach"] is True
+    for name in JOBS:
+        job = s.container(name)
+        assert job.inputs["restart"] == "no" and job.inputs["mustRun"] is False
+        assert job.inputs["attach"] is True
 
 
 @stacks
@@ -171,9 +224,11 @@ def test_published_ports_are_unique_per_docker_host(snapshots, stack):
             assert key not in seen, f"{c.name} and {seen[key]} both publish {key[1]}"
             seen[key] = c.name
             assert port["ip"] == s.topo.docker.publish_address
-    if stack != "prod":  # dev/staging publish every client port (and Patroni's REST API)
-        assert len(seen) == len(s.topo.nodes()) + s.topo.postgres.nodes
-    ports = [p for n in s.topo.nodes() for p in n.ports().values()]
+    if stack != "prod":
+        # dev/staging publish every client port, Patroni's REST API and Kafka's agent
+        assert len(seen) == (len(every_node(s.topo)) + s.topo.postgres.nodes
+                             + s.topo.kafka.nodes)
+    ports = [p for n in every_node(s.topo) for p in n.ports().values()]
     assert len(ports) == len(set(ports))  # host networking needs stack-wide unique ports
 
 
@@ -361,7 +416,7 @@ def test_migrations_run_after_the_first_member(snapshots, stack):
 @stacks
 def test_no_secret_is_stored_in_plain_text(snapshots, stack):
     s = snapshots[stack]
-    assert len(s.passwords) == 8
+    assert len(s.passwords) == 9  # postgres: 5 (monitor: the exporters), redis 2, kafka 2
     leaks = [(r.type, r.name, path) for r in s.resources
              for path, text in plain_strings(r.inputs)
              for pw in s.passwords if pw in text]
@@ -378,10 +433,11 @@ def test_outputs_match_the_schema(snapshots, stack):
     assert out.model_fields_set == {"stack", "substrate", "disposable", "endpoints", "nodes",
                                     "secrets"}
     assert out.substrate == "docker" and out.stack == stack
-    assert out.endpoints.model_fields_set == {"postgres", "redis", "kafka"}
+    assert out.endpoints.model_fields_set == {"postgres", "redis", "kafka", "metrics"}
     assert out.secrets.model_fields_set == {"postgres", "redis", "kafka"}
-    assert [n.name for n in out.nodes] == [n.name for n in s.topo.nodes()]
-    for node in out.nodes:
+    assert out.secrets.postgres.monitor
+    assert [n.name for n in out.nodes] == [n.name for n in every_node(s.topo)]
+    for node, planned in zip(out.nodes, every_node(s.topo), strict=True):
         assert node.model_fields_set == {"service", "role", "name", "host", "port", "ports",
                                          "handle", "testinfra", "rest_url"}
         if node.service == "postgres":
@@ -391,7 +447,7 @@ def test_outputs_match_the_schema(snapshots, stack):
         container = f"datakit-{stack}-{node.name}"
         assert node.handle.model_dump(exclude_unset=True) == {
             "kind": "docker", "container": container,
-            "docker_host": s.topo.docker.host_of(node.name)}
+            "docker_host": planned.docker_host}
         assert node.testinfra == f"docker://{container}"
     pg = out.endpoints.postgres
     assert pg.write_dsn.endswith("target_session_attrs=read-write connect_timeout=3")
@@ -405,6 +461,12 @@ def test_outputs_match_the_schema(snapshots, stack):
     assert [d.split(":")[1] for d in pg.dcs] == [str(n.port) for n in s.topo.nodes("etcd")]
     assert out.endpoints.kafka.username == writer.KAFKA_APP_USER
     assert len(out.endpoints.redis.sentinels) == 3
+    metrics = out.endpoints.metrics
+    # Clients reach Prometheus at its published port (dev, staging) or its machine (prod).
+    host = "data-1.prod.internal" if stack == "prod" else "127.0.0.1"
+    assert metrics.prometheus_url == f"http://{host}:{s.topo.metrics.port}"
+    assert metrics.scrape_interval_s == s.topo.metrics.scrape_interval_s
+    assert metrics.postgres_user == writer.POSTGRES_MONITOR_USER
 
 
 def test_prod_volumes_outlive_the_stack_and_dev_volumes_do_not(snapshots):

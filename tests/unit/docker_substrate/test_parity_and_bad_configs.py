@@ -71,6 +71,33 @@ def test_local_and_docker_make_the_same_nodes_and_endpoint_shape():
     assert {n.handle.kind for n in local.nodes} == {"local"}
 
 
+def test_local_and_docker_make_the_same_metrics_nodes_and_endpoints_shape():
+    config = dev_config()
+    docker = build_snapshot(from_config(config, stack="dev", memory_total=PLENTY)).stack_outputs
+    local = build_snapshot(from_config({**config, "datakit:substrate": "local"}, stack="dev",
+                                       memory_total=PLENTY)).stack_outputs
+
+    def metrics_nodes(out):
+        return [(n.service, n.role, n.name, n.port, n.ports) for n in out.nodes
+                if n.service in ("exporter", "prometheus")]
+
+    assert metrics_nodes(docker) == metrics_nodes(local)
+    assert len(metrics_nodes(local)) == 9 + 1  # pg, redis and sentinel exporters, Prometheus
+    d, lo = docker.endpoints.metrics, local.endpoints.metrics
+    assert d is not None and lo is not None
+    assert d.model_fields_set == lo.model_fields_set
+
+    def targets(m):  # the address's host is the substrate's; the job, node and port are not
+        return [(t.job, t.node, t.address.rsplit(":", 1)[1]) for t in m.targets]
+
+    assert targets(d) == targets(lo)
+    assert {job for job, _node, _port in targets(lo)} == {
+        "postgres", "redis", "sentinel", "kafka", "patroni", "etcd", "prometheus"}
+    assert d.prometheus_url.rsplit(":", 1)[1] == lo.prometheus_url.rsplit(":", 1)[1]
+    assert (d.scrape_interval_s, d.postgres_user) == (lo.scrape_interval_s, lo.postgres_user)
+    assert docker.secrets.postgres.monitor and local.secrets.postgres.monitor
+
+
 def run_program_from_config(config: dict, snapshot: Snapshot | None = None,
                             stack: str = "dev") -> Snapshot:
     """Run the program as `pulumi up` would, its topology read from the stack's config."""
@@ -112,7 +139,8 @@ def test_a_bad_docker_config_fails_before_any_resource(key, value, named):
 
 def test_the_shipped_dev_config_runs_through_the_same_path():
     snapshot = run_program_from_config(dev_config())
-    assert len(snapshot.containers) == 16  # 15 nodes (3 of them etcd) and the topic job
+    # 15 nodes (3 of them etcd), 9 exporters, Prometheus, the topic and monitor-role jobs
+    assert len(snapshot.containers) == 27
 
 
 def test_a_stack_spanning_hosts_with_a_node_on_the_local_engine_is_refused():

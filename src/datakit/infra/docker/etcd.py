@@ -51,5 +51,5 @@ def build(topo: Topology, secrets: Secrets, layout: Layout, containers: NodeCont
         spec = NodeSpec("etcd", command(topo, layout, node), health(node), DATA,
                         start_period_s=60)
         res = containers.container(place, spec, parent)
-        made.append(Provisioned(node, res, place.client_host, place.handle, place.testinfra))
+        made.append(place.provisioned(res))
     return made

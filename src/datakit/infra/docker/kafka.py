@@ -6,6 +6,12 @@ same as the local substrate's), and one static voter list. A node formats its vo
 its first start only, adding the SCRAM-SHA-512 users `admin` and `app` then; passwords
 come from the secret environment into files under /tmp, never into a Pulumi input.
 
+With metrics on, the broker's JVM loads the Prometheus JMX exporter javaagent, serving
+/metrics on the node's metrics port. The jar goes into an image the program builds from the
+pinned one (kafka_image/Dockerfile, tools/build-jmx-exporter's jar at its pinned digest),
+not into an upload: an upload names the jar by its path on the deploying machine, so an
+`up` from another machine would replace every broker at once. Its small config is uploaded.
+
 Listeners: CONTROLLER (PLAINTEXT, peers only), CLIENT (SASL_PLAINTEXT, advertised at the
 client address) and, on a bridge network, INTERNAL (SASL_PLAINTEXT on 19092, advertised at
 the container name) for brokers and the topic job, so published and in-network addresses
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from base64 import urlsafe_b64encode
+from pathlib import Path
 
 import pulumi
 
@@ -24,12 +31,17 @@ from datakit.infra.docker.network import Layout, Placement
 from datakit.infra.docker.node import NodeContainers, NodeSpec
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
-from datakit.topology import Topology
+from datakit.nodes.metrics.exporters import agent_flag, agent_jar, jmx_config_yaml
+from datakit.toolchain.versions import jmx_exporter_sha256, jmx_exporter_version
+from datakit.topology import Node, Topology
 
 BIN = "/opt/kafka/bin"
 DATA = "/var/lib/kafka/data"
 CONF_DIR = "/tmp/datakit"
 INTERNAL_PORT = 19092
+JMX_DIR = "/opt/datakit/jmx"
+JMX_JAR, JMX_CONFIG = f"{JMX_DIR}/jmx_prometheus_javaagent.jar", f"{JMX_DIR}/jmx-exporter.yml"
+IMAGE_DOCKERFILE = Path(__file__).parent / "kafka_image" / "Dockerfile"
 SCRAM = "SCRAM-SHA-512"
 JAAS = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
         'username="{user}" password="${{DATAKIT_KAFKA_ADMIN_PASSWORD}}";')
@@ -91,7 +103,9 @@ def _write(path: str, text: str) -> str:
     return f"cat > {path} <<DATAKIT_EOF\n{text}DATAKIT_EOF\nchmod 600 {path}\n"
 
 
-def start_script(props: dict[str, str]) -> str:
+def start_script(props: dict[str, str], agent: str | None = None) -> str:
+    """Write the node's config, format its volume once, start the broker (with `agent`, a
+    -javaagent flag, in its JVM only)."""
     server = "".join(f"{k}={v}\n" for k, v in props.items())
     scram = " ".join(
         f'--add-scram "{SCRAM}=[name={user},password=${{{var}}}]"'
@@ -104,7 +118,10 @@ def start_script(props: dict[str, str]) -> str:
         + f"if [ ! -f {DATA}/meta.properties ]; then\n"
         f'  {BIN}/kafka-storage.sh format -t "$DATAKIT_CLUSTER_ID" '
         f"-c {CONF_DIR}/server.properties {scram}\nfi\n"
-        f"exec {BIN}/kafka-server-start.sh {CONF_DIR}/server.properties\n")
+        # Set here, not in the container's env: the format above and the health probe's
+        # CLI run JVMs too, and a second agent would fail binding the same port.
+        + (f'export KAFKA_OPTS="${{KAFKA_OPTS:-}} {agent}"\n' if agent else "")
+        + f"exec {BIN}/kafka-server-start.sh {CONF_DIR}/server.properties\n")
 
 
 def topics_script(topo: Topology, bootstrap: str) -> str:
@@ -125,6 +142,32 @@ def topics_script(topo: Topology, bootstrap: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def image_name(topo: Topology) -> str:
+    """The built image's name: its base tag and the agent's version."""
+    base = topo.docker.images.kafka.split("/")[-1].replace(":", "-").replace("@", "-")
+    return f"datakit/{base}-jmx:{jmx_exporter_version()}"
+
+
+def image(topo: Topology, containers: NodeContainers, place: Placement,
+          parent: pulumi.Resource) -> pulumi.Input[str] | None:
+    """The image of a broker whose JVM loads the agent; None (the pinned image) without."""
+    if not place.node.metrics_port:
+        return None
+    built = containers.built_image(
+        "kafka-jmx", image_name(topo), agent_jar().parent,
+        {"KAFKA_IMAGE": topo.docker.images.kafka, "JMX_EXPORTER_SHA256": jmx_exporter_sha256()},
+        place.docker_host, parent, dockerfile=IMAGE_DOCKERFILE)
+    return built.image_name
+
+
+def jmx_agent(node: Node) -> tuple[str | None, dict[str, str]]:
+    """(the -javaagent flag, the uploaded config) of a node; none without metrics."""
+    if not node.metrics_port:
+        return None, {}
+    return (agent_flag(JMX_JAR, "0.0.0.0", node.metrics_port, JMX_CONFIG),
+            {JMX_CONFIG: jmx_config_yaml()})
+
+
 def build(topo: Topology, secrets: Secrets, layout: Layout, containers: NodeContainers,
           parent: pulumi.Resource) -> list[Provisioned]:
     spec = topo.kafka
@@ -136,16 +179,18 @@ def build(topo: Topology, secrets: Secrets, layout: Layout, containers: NodeCont
         own = node.port if place.host_network else INTERNAL_PORT
         probe = (f"{BIN}/kafka-broker-api-versions.sh --bootstrap-server 127.0.0.1:{own} "
                  f"--command-config {CONF_DIR}/admin.properties > /dev/null")
+        agent, uploads = jmx_agent(node)
         node_spec = NodeSpec(
-            "kafka", ["bash", "-c", start_script(server_properties(topo, layout, place))],
+            "kafka", ["bash", "-c", start_script(server_properties(topo, layout, place), agent)],
             probe, DATA,
             env={"DATAKIT_CLUSTER_ID": cluster_id(topo.name), "KAFKA_HEAP_OPTS": spec.heap_opts()},
             secret_env={"DATAKIT_KAFKA_ADMIN_PASSWORD": admin,
                         "DATAKIT_KAFKA_APP_PASSWORD": secrets.get("kafka", "app")},
-            start_period_s=90)
+            uploads=uploads, start_period_s=90, image=image(topo, containers, place, parent),
+            extra_ports=[node.metrics_port] if node.metrics_port else [])
         res = containers.container(place, node_spec, parent)
         brokers.append(res)
-        made.append(Provisioned(node, res, place.client_host, place.handle, place.testinfra))
+        made.append(place.provisioned(res))
 
     if spec.topics:
         first = layout[topo.nodes("kafka")[0].name]

@@ -21,6 +21,7 @@ import pulumi_docker as docker
 
 from datakit.errors import DatakitError
 from datakit.infra.docker.provider import Providers, host_name, slug
+from datakit.infra.substrate import Provisioned
 from datakit.topology import Node, Topology
 
 WILDCARDS = ("0.0.0.0", "::", "")
@@ -52,6 +53,12 @@ class Placement:
     def testinfra(self) -> str:
         return f"docker://{self.container}"
 
+    def provisioned(self, resource: pulumi.Resource) -> Provisioned:
+        """The node as made: clients reach it at `client_host`, the stack's nodes at
+        `peer_host`."""
+        return Provisioned(self.node, resource, self.client_host, self.handle, self.testinfra,
+                           peer_host=self.peer_host)
+
 
 class Layout:
     """The placements of a topology's nodes and the per-host networks they join."""
@@ -59,10 +66,12 @@ class Layout:
     def __init__(self, topo: Topology, providers: Providers | None = None):
         self.topo = topo
         self.providers = providers or Providers()
-        self.hosts = sorted({n.docker_host or "" for n in topo.nodes()})
+        # The servers and, beside them, the metrics nodes (exporters, Prometheus).
+        nodes = (*topo.nodes(), *topo.metrics_nodes())
+        self.hosts = sorted({n.docker_host or "" for n in nodes})
         self.spans_hosts = len(self.hosts) > 1
         if self.spans_hosts:
-            local = [n.name for n in topo.nodes() if host_name(n.docker_host) is None]
+            local = [n.name for n in nodes if host_name(n.docker_host) is None]
             if local:
                 raise DatakitError(
                     f"stack {topo.name}: docker.node_hosts spreads the stack over several "
@@ -70,7 +79,7 @@ class Layout:
                     "other machines cannot reach; give them a tcp:// or ssh:// host "
                     "(docker.host or docker.node_hosts)")
         self._networks: dict[str, docker.Network] = {}
-        self.placements = {n.name: self._place(n) for n in topo.nodes()}
+        self.placements = {n.name: self._place(n) for n in nodes}
 
     def __getitem__(self, name: str) -> Placement:
         return self.placements[name]

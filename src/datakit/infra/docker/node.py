@@ -56,11 +56,13 @@ class NodeContainers:
 
     def image(self, service: str, docker_host: str | None,
               parent: pulumi.Resource) -> docker.RemoteImage:
-        """The stack's pinned image of `service` (sentinels run the Redis image) on a host."""
-        ref = getattr(self.topo.docker.images, "redis" if service == "sentinel" else service)
+        """The stack's pinned image of `service` (sentinels run the Redis image; an images
+        field such as `postgres_exporter` names its own) on a host."""
+        family = "redis" if service == "sentinel" else service
+        ref = getattr(self.topo.docker.images, family)
         key = (ref, docker_host or "")
         if key not in self._images:
-            family = "redis" if service == "sentinel" else service
+            family = family.replace("_", "-")
             suffix = "" if len(self.layout.hosts) == 1 else f"-{slug(docker_host)}"
             self._images[key] = docker.RemoteImage(
                 f"image-{family}{suffix}", name=ref, keep_locally=True,
@@ -68,16 +70,18 @@ class NodeContainers:
         return self._images[key]
 
     def built_image(self, name: str, image_name: str, context: Path, args: dict[str, str],
-                    docker_host: str | None, parent: pulumi.Resource) -> docker.Image:
-        """An image the program builds on a Docker host from `context` (its Dockerfile),
-        kept on that host only (no registry is needed or pushed to)."""
+                    docker_host: str | None, parent: pulumi.Resource, *,
+                    dockerfile: Path | None = None) -> docker.Image:
+        """An image the program builds on a Docker host from `context` (its Dockerfile, or
+        `dockerfile`), kept on that host only (no registry is needed or pushed to)."""
         key = (image_name, docker_host or "")
         if key not in self._built:
             suffix = "" if len(self.layout.hosts) == 1 else f"-{slug(docker_host)}"
             self._built[key] = docker.Image(
                 f"image-{name}{suffix}", image_name=image_name, skip_push=True,
                 build=docker.DockerBuildArgs(context=str(context),
-                                             dockerfile=str(context / "Dockerfile"), args=args),
+                                             dockerfile=str(dockerfile or context / "Dockerfile"),
+                                             args=args),
                 opts=self.layout.providers.opts(docker_host, parent=parent))
         return self._built[key]
 

@@ -55,6 +55,16 @@ def image_name(topo: Topology) -> str:
     return f"datakit/{base}-patroni:{patroni_version()}"
 
 
+def image(topo: Topology, containers: NodeContainers, docker_host: str | None,
+          parent: pulumi.Resource):
+    """The built PostgreSQL image on a Docker host (made once per host, shared by the
+    members and by jobs that need psql)."""
+    return containers.built_image(
+        "postgres-patroni", image_name(topo), IMAGE_CONTEXT,
+        {"POSTGRES_IMAGE": topo.docker.images.postgres, "PATRONI_VERSION": patroni_version()},
+        docker_host, parent)
+
+
 def patroni_yml(topo: Topology, layout: Layout, node: Node) -> str:
     """patroni.yml of `node`'s container, without passwords."""
     spec = topo.postgres
@@ -109,19 +119,16 @@ def build(topo: Topology, secrets: Secrets, layout: Layout, containers: NodeCont
     first = None
     for node in topo.nodes("postgres"):
         place = layout[node.name]
-        image = containers.built_image(
-            "postgres-patroni", image_name(topo), IMAGE_CONTEXT,
-            {"POSTGRES_IMAGE": topo.docker.images.postgres,
-             "PATRONI_VERSION": patroni_version()}, place.docker_host, parent)
+        built = image(topo, containers, place.docker_host, parent)
         node_spec = NodeSpec(
             "postgres", ["patroni", CONFIG], health(topo, node), VOLUME, env, secret_env,
             uploads={CONFIG: patroni_yml(topo, layout, node),
                      POST_BOOTSTRAP: POST_BOOTSTRAP_SCRIPT},
-            start_period_s=120, user="postgres", image=image.image_name,
+            start_period_s=120, user="postgres", image=built.image_name,
             extra_ports=[spec.rest_port(node.name)])
         # pg-1 initialises the cluster; the others start once it is ready, and clone it.
         res = containers.container(place, node_spec, parent,
                                    depends_on=[*after, *([first] if first else [])])
         first = first or res
-        made.append(Provisioned(node, res, place.client_host, place.handle, place.testinfra))
+        made.append(place.provisioned(res))
     return made

@@ -112,7 +112,7 @@ def build(topo: Topology, secrets: Secrets, layout: Layout, containers: NodeCont
         depends = [servers[0]] if upstream is not None else []
         res = containers.container(place, node_spec, parent, depends_on=depends)
         servers.append(res)
-        made.append(Provisioned(node, res, place.client_host, place.handle, place.testinfra))
+        made.append(place.provisioned(res))
 
     if spec.mode == "cluster":
         _cluster_create(topo, layout, containers, password, servers, parent)
@@ -132,7 +132,7 @@ def build(topo: Topology, secrets: Secrets, layout: Layout, containers: NodeCont
                         "REDISCLI_AUTH": sentinel_password})
         # After every data node: a Sentinel discovers the replicas from the master.
         res = containers.container(place, node_spec, parent, depends_on=servers)
-        made.append(Provisioned(node, res, place.client_host, place.handle, place.testinfra))
+        made.append(place.provisioned(res))
     return made
 
 

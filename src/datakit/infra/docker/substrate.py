@@ -1,8 +1,8 @@
 """The docker substrate: the topology's nodes as containers, made with pulumi-docker.
 
-One module per service (etcd, postgres, redis, kafka) behind the Substrate contract; `network`
-decides where each node runs and how it is reached, `node` builds the container every
-service shares, `provider` makes one pulumi-docker provider per Docker host.
+One module per service (etcd, postgres, redis, kafka, metrics) behind the Substrate
+contract; `network` decides where each node runs and how it is reached, `node` builds the
+container every service shares, `provider` makes one pulumi-docker provider per Docker host.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import pulumi
 
 from datakit.infra import outputs
-from datakit.infra.docker import etcd, kafka, postgres, redis
+from datakit.infra.docker import etcd, kafka, metrics, postgres, redis
 from datakit.infra.docker.migrations import MigrationRun
 from datakit.infra.docker.network import Layout
 from datakit.infra.docker.node import NodeContainers
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
+from datakit.nodes.metrics.exporters import agent_jar
 from datakit.paths import PROJECT_DIR
 from datakit.topology import Topology
 
@@ -31,6 +32,8 @@ class DockerSubstrate:
         """The stack's layout, made (and checked) at the first call, before any resource of
         this substrate; networks, images and providers are then shared by every service."""
         if topo.name not in self._layouts:
+            if topo.metrics.enabled and topo.nodes("kafka"):
+                agent_jar()  # uploaded into each broker: missing is one line, not half a stack
             layout = Layout(topo)
             self._layouts[topo.name] = (layout, NodeContainers(layout))
         return self._layouts[topo.name]
@@ -69,3 +72,7 @@ class DockerSubstrate:
                             migrations_dir=PROJECT_DIR / topo.postgres.migrations,
                             primary=primary_id,
                             opts=pulumi.ResourceOptions(parent=parent, depends_on=after))
+
+    def metrics(self, topo: Topology, secrets: Secrets, made: list[Provisioned],
+                parent: pulumi.Resource) -> list[Provisioned]:
+        return metrics.build(topo, secrets, *self._for(topo), made, parent)

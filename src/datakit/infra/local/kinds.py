@@ -163,11 +163,52 @@ def _migrations() -> dict[str, Kind]:
     return {"migrations": Kind(apply, update=lambda _o, _st, new: apply(new))}
 
 
+def _metrics() -> dict[str, Kind]:
+    from datakit.nodes.metrics import exporters, prometheus
+
+    def restart_exporter(_old, state, new):
+        exporters.stop(new, state)  # a new password or target is read at start
+        return exporters.start(new)
+
+    def update_prometheus(old, state, new):
+        # The retention is a flag of the running server; targets, rules and the scrape
+        # interval are read again by a reload, which keeps the data.
+        if old.get("retention") != new.get("retention"):
+            prometheus.stop(new, state)
+            return prometheus.start(new)
+        return {**state, **prometheus.reload(new, state)}
+
+    return {
+        # The exporters' PostgreSQL role, made once on the primary; replicas replay it.
+        "metrics-pgmonitor": Kind(_monitor_role, update=lambda _o, _st, new: _monitor_role(new)),
+        "metrics-exporter": Kind(exporters.start, exporters.delete, exporters.alive,
+                                 restart_exporter, frozenset({"kind", "name", "port", "dir"}),
+                                 exporters.running),
+        "metrics-prometheus": Kind(prometheus.start, prometheus.delete, prometheus.alive,
+                                   update_prometheus, frozenset({"name", "port", "dir"}),
+                                   prometheus.running),
+    }
+
+
+def _monitor_role(spec: Spec) -> State:
+    from datakit.errors import DatakitError
+    from datakit.nodes.metrics.exporters import ensure_monitor_role
+    from datakit.nodes.postgres_client import connect, live_primary
+
+    primary = live_primary(spec["nodes"], user=spec["superuser"], password=spec["password"])
+    if primary is None:
+        raise DatakitError("no PostgreSQL primary answers: the exporters' role "
+                           f"{spec['user']!r} cannot be made; `datakit status` shows why")
+    with connect(primary, user=spec["superuser"], password=spec["password"]) as conn:
+        ensure_monitor_role(conn, spec["user"], spec["monitor_password"])
+    return {"on": primary["name"]}
+
+
 class _Registry(dict):
     """Loads a service's kinds on first use, so a provider imports only what it runs."""
 
     loaders = {"etcd": _etcd, "patroni": _patroni, "redis": _redis, "kafka": _kafka,
-               "migrations": _migrations}
+               "migrations": _migrations, "metrics": _metrics}
 
     def __missing__(self, name: str) -> Kind:
         service = name.split("-")[0]

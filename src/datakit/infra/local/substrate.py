@@ -17,12 +17,19 @@ import pulumi
 
 from datakit.infra import outputs
 from datakit.infra.local.node_resource import LocalNode
+from datakit.infra.scrape import job_intervals, scrape_targets
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
 from datakit.paths import PROJECT_DIR
 from datakit.topology import Node, Topology
 
 HOST = "127.0.0.1"
+
+
+def _rules(topo: Topology) -> str:
+    from datakit.nodes.metrics import rules
+
+    return rules.render(topo.baselines, for_s=topo.metrics.alert_for_s)
 
 
 def _generation(nodes: list[LocalNode]) -> pulumi.Output:
@@ -205,6 +212,8 @@ class LocalSubstrate:
                      "voters": voters, "cluster_id": cluster_id,
                      "data_dir": self._dir(topo, node), "heap_mb": spec.heap // 1024**2,
                      "settings": spec.server_properties()}
+            if node.metrics_port:
+                props["metrics_port"] = node.metrics_port
             res = LocalNode(node.name, "kafka-node", props,
                             opts=pulumi.ResourceOptions(parent=parent))
             servers.append(res)
@@ -222,6 +231,60 @@ class LocalSubstrate:
                 "generation": ready.state,
             }, opts=pulumi.ResourceOptions(parent=parent, depends_on=[ready]))
         return made
+
+    # ---------------------------------------------------------------------- metrics
+
+    def metrics(self, topo: Topology, secrets: Secrets, made: list[Provisioned],
+                parent) -> list[Provisioned]:
+        """An exporter beside each server once it is ready (PostgreSQL's after the role they
+        log in as), then Prometheus over every target, with the stack's alert rules."""
+        by_name = {p.node.name: p for p in made}
+        monitor = self._monitor_role(topo, secrets, parent) if topo.nodes("postgres") else None
+        out, exporters = [], []
+        for node in topo.metrics_nodes():
+            if node.service != "exporter":
+                continue
+            served = by_name[node.serves]
+            props = self._exporter_props(topo, secrets, node, served.node)
+            after = [served.resource, *([monitor] if served.node.service == "postgres"
+                                        else [])]
+            res = LocalNode(node.name, "metrics-exporter", props,
+                            opts=pulumi.ResourceOptions(parent=parent, depends_on=after))
+            exporters.append(res)
+            out.append(self._provisioned(node, res, props["dir"]))
+        server = topo.metrics_nodes()[-1]
+        props = {"name": server.name, "port": server.port, "dir": self._dir(topo, server),
+                 "scrape_interval_s": topo.metrics.scrape_interval_s,
+                 "retention": topo.metrics.retention,
+                 "targets": scrape_targets(topo, lambda _node: HOST),
+                 "job_intervals": job_intervals(topo),
+                 "external_labels": {"stack": topo.name},
+                 "rules": _rules(topo)}
+        res = LocalNode(server.name, "metrics-prometheus", props,
+                        opts=pulumi.ResourceOptions(parent=parent, depends_on=exporters))
+        return [*out, self._provisioned(server, res, props["dir"])]
+
+    def _monitor_role(self, topo: Topology, secrets: Secrets, parent) -> LocalNode:
+        return LocalNode("postgres-monitor-role", "metrics-pgmonitor", {
+            "nodes": [{"name": n.name, "host": HOST, "port": n.port}
+                      for n in topo.nodes("postgres")],
+            "superuser": outputs.POSTGRES_SUPERUSER,
+            "password": secrets.get("postgres", "superuser"),
+            "user": outputs.POSTGRES_MONITOR_USER,
+            "monitor_password": secrets.get("postgres", "monitor"),
+        }, opts=pulumi.ResourceOptions(parent=parent, depends_on=[self._ready[topo.name]]))
+
+    def _exporter_props(self, topo: Topology, secrets: Secrets, node: Node,
+                        served: Node) -> dict:
+        props = {"name": node.name, "port": node.port, "dir": self._dir(topo, node),
+                 "target": {"host": HOST, "port": served.port},
+                 # under one scrape interval: a hung server reads as down, not the exporter
+                 "timeout_s": min(0.8, topo.metrics.scrape_interval_s * 0.8)}
+        if served.service == "postgres":
+            return {**props, "kind": "postgres", "user": outputs.POSTGRES_MONITOR_USER,
+                    "password": secrets.get("postgres", "monitor")}
+        role = "sentinel" if served.service == "sentinel" else "default"
+        return {**props, "kind": "redis", "password": secrets.get("redis", role)}
 
     # ------------------------------------------------------------------- migrations
 

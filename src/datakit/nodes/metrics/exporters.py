@@ -78,6 +78,11 @@ PG_QUERIES = {
 }
 
 
+def pg_queries_yaml() -> str:
+    """postgres_exporter's --extend.query-path file: datakit's queries (PG_QUERIES)."""
+    return yaml.safe_dump(PG_QUERIES, sort_keys=False)
+
+
 # --------------------------------------------------------------------------- PostgreSQL role
 
 
@@ -135,7 +140,7 @@ def _postgres_command(props: dict, root: Path, account: RunAs) -> tuple[list[str
     password_file = root / "pg-password"
     process.write_private(password_file, props["password"], account)
     queries = root / "queries.yml"
-    queries.write_text(yaml.safe_dump(PG_QUERIES, sort_keys=False))
+    queries.write_text(pg_queries_yaml())
     queries.chmod(0o644)
     # lib/pq counts connect_timeout in whole seconds
     wait = max(1, math.ceil(_timeout_s(props)))
@@ -209,8 +214,13 @@ def kill(props: dict, outs: dict | None = None) -> None:
     daemon.kill(_marker(props), outs)
 
 
+def running(props: dict, outs: dict | None = None) -> tuple[int, int] | None:
+    """(pid, start time) of the exporter, or None."""
+    return daemon.live(_marker(props), outs)
+
+
 def alive(props: dict, outs: dict | None = None) -> bool:
-    return daemon.live(_marker(props), outs) is not None
+    return running(props, outs) is not None
 
 
 def delete(props: dict, outs: dict | None = None) -> None:
@@ -316,7 +326,17 @@ def javaagent(dir: Path, port: int, *, account: RunAs, host: str = daemon.HOST,
         tmp.chmod(0o644)
         tmp.replace(placed)  # whole or not at all: a running JVM keeps its own inode
     config = root / "jmx-exporter.yml"
-    config.write_text("# Written by datakit; edits are overwritten.\n"
-                      + yaml.safe_dump(JMX_CONFIG, sort_keys=False))
+    config.write_text(jmx_config_yaml())
     config.chmod(0o644)
-    return f"-javaagent:{placed}={host}:{int(port)}:{config}"
+    return agent_flag(placed, host, port, config)
+
+
+def jmx_config_yaml() -> str:
+    """The agent's config file (JMX_CONFIG): which MBeans it reads and how it names them."""
+    return "# Written by datakit; edits are overwritten.\n" + yaml.safe_dump(
+        JMX_CONFIG, sort_keys=False)
+
+
+def agent_flag(jar: Path | str, host: str, port: int, config: Path | str) -> str:
+    """The JVM flag that loads the agent, serving /metrics on HOST:PORT."""
+    return f"-javaagent:{jar}={host}:{int(port)}:{config}"

@@ -19,7 +19,6 @@ start_s.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import urllib.request
@@ -31,10 +30,10 @@ from datakit.errors import DatakitError
 from datakit.nodes import process
 from datakit.nodes.metrics import daemon
 from datakit.nodes.process import RunAs
+from datakit.topology.units import is_prometheus_duration
 
 BINARY, PROMTOOL = "prometheus", "promtool"
 _OURS = {"prometheus.yml", "rules.yml", "data", "prometheus.log"}
-_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 
 
 def label(props: dict) -> str:
@@ -63,7 +62,7 @@ def _marker(props: dict) -> str:
 def duration(value: float | str, what: str = "duration") -> str:
     """A Prometheus duration: "3h" as given, 1 -> "1s", 0.5 -> "500ms"."""
     if isinstance(value, str):
-        if not _DURATION.match(value):
+        if not is_prometheus_duration(value):
             raise DatakitError(f"{what} {value!r} is not a Prometheus duration: "
                                "write it as 500ms, 1s, 5m, 3h or 2d")
         return value
@@ -75,6 +74,7 @@ def duration(value: float | str, what: str = "duration") -> str:
 
 def render_config(*, targets: dict[str, list[dict]], scrape_interval_s: float | str = 1,
                   evaluation_interval_s: float | str | None = None,
+                  job_intervals: dict[str, float] | None = None,
                   rules_file: str | None = None,
                   external_labels: dict[str, str] | None = None) -> str:
     """prometheus.yml: one scrape job per key of `targets`, one static config per target
@@ -92,12 +92,19 @@ def render_config(*, targets: dict[str, list[dict]], scrape_interval_s: float | 
     if rules_file:
         config["rule_files"] = [rules_file]
     config["scrape_configs"] = [
-        {"job_name": job, "static_configs": [
+        {"job_name": job, **_job_interval((job_intervals or {}).get(job)), "static_configs": [
             {"targets": [t["address"]], "labels": dict(t.get("labels") or {})}
             for t in members]}
         for job, members in targets.items()]
     return "# Written by datakit; edits are overwritten.\n" + yaml.safe_dump(
         config, sort_keys=False)
+
+
+def _job_interval(seconds: float | None) -> dict:
+    """A job's own interval (and timeout, the same), where it differs from the global."""
+    if not seconds:
+        return {}
+    return {"scrape_interval": duration(seconds), "scrape_timeout": duration(seconds)}
 
 
 def _tool(name: str) -> str:
@@ -120,6 +127,7 @@ def _write(props: dict, account: RunAs) -> None:
                          scrape_interval_s=props.get("scrape_interval_s") or 1,
                          evaluation_interval_s=props.get("evaluation_interval_s"),
                          rules_file=str(rules) if props.get("rules") else None,
+                         job_intervals=props.get("job_intervals"),
                          external_labels=props.get("external_labels"))
     _put(conf, text, account)
     check = subprocess.run([_tool(PROMTOOL), "check", "config", str(conf)],
