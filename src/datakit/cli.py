@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
@@ -11,18 +10,27 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from datakit.cli_options import Json, JsonFile, ends_cleanly, fail
 from datakit.errors import DatakitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
                   help="Deploy and test a PostgreSQL, Redis and Kafka data layer as code.")
 # Text from stack files and servers is printed as it is: no emoji codes (":key:" in a
-# config line became a key glyph) and no markup in it (see main()).
+# config line became a key glyph) and no markup in it (cli_options.fail prints plain text).
 console = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
 
 
-@app.command()
-def doctor(as_json: bool = typer.Option(False, "--json", help="print JSON for machines")) -> None:
+def command(fn):
+    """Register `fn` as a command that ends on a DatakitError as every datakit command does."""
+    return app.command()(ends_cleanly(fn))
+
+
+StackOpt = typer.Option("local", "--stack", "-s", help="the Pulumi stack (environment)")
+
+
+@command
+def doctor(as_json: Json = False) -> None:
     """Check every tool datakit needs: version, where it came from, and the fix."""
     from datakit.toolchain import doctor as checks
 
@@ -39,10 +47,6 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="print JSON for ma
         raise typer.Exit(1)
 
 
-StackOpt = typer.Option("local", "--stack", "-s", help="the Pulumi stack (environment)")
-JsonOpt = typer.Option(False, "--json", help="print JSON for machines")
-
-
 def _redact(outputs: dict, show_secrets: bool) -> dict:
     """The outputs as the stack holds them, for printing as JSON."""
     if not show_secrets and "secrets" in outputs:
@@ -50,7 +54,7 @@ def _redact(outputs: dict, show_secrets: bool) -> dict:
     return outputs
 
 
-def _summary(stack: str, raw: dict) -> None:
+def _summary(stack: str, raw: dict, show_secrets: bool = False) -> None:
     from datakit.stack import outputs as stack_outputs  # per command, for start-up time
 
     out = stack_outputs.of_stack(stack, raw)  # the DSNs as stored: no password shown
@@ -71,10 +75,26 @@ def _summary(stack: str, raw: dict) -> None:
         nodes.add_row(n.service, n.name, n.role, n.address,
                       "" if n.handle.pid is None else str(n.handle.pid), n.testinfra)
     console.print(nodes)
+    if show_secrets:
+        secrets = Table("secret", "value", title="secrets")
+        for key, value in _flat(raw.get("secrets") or {}):
+            secrets.add_row(key, escape(str(value)))
+        console.print(secrets)
 
 
-@app.command()
-def up(stack: str = StackOpt, as_json: bool = JsonOpt,
+def _flat(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """`{"redis": {"default": "pw"}}` as `[("redis.default", "pw")]`, for a table."""
+    rows: list[tuple[str, object]] = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            rows += _flat(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
+
+
+@command
+def up(stack: str = StackOpt, as_json: Json = False,
        show_secrets: bool = typer.Option(False, "--show-secrets")) -> None:
     """Create or update the stack's nodes and wait until every one is ready."""
     from datakit.stack import lifecycle as stacks
@@ -87,48 +107,58 @@ def up(stack: str = StackOpt, as_json: bool = JsonOpt,
     if as_json:
         print(json.dumps(_redact(raw, show_secrets), indent=2))
     else:
-        _summary(stack, raw)
+        _summary(stack, raw, show_secrets)
 
 
-@app.command()
-def down(stack: str = StackOpt) -> None:
+@command
+def down(stack: str = StackOpt, as_json: Json = False) -> None:
     """Stop every node of the stack and remove its data."""
     from datakit.stack import lifecycle as stacks
     from datakit.stack.progress import live_run
 
-    with live_run(err) as view:
-        stacks.down(stack, on_event=view.on_event)
-    console.print(f"stack {stack}: every node stopped and its data removed")
+    stacks.check_topology(stack)  # no stack file: nothing to destroy, and no stack made
+    with live_run(err, enabled=not as_json) as view:
+        result = stacks.down(stack, on_event=view.on_event)
+    if as_json:
+        print(json.dumps({"stack": stack, "destroyed": True,
+                          "resource_changes": result.summary.resource_changes or {}}))
+    else:
+        console.print(f"stack {stack}: every node stopped and its data removed")
 
 
-@app.command()
-def preview(stack: str = StackOpt) -> None:
+@command
+def preview(stack: str = StackOpt, as_json: Json = False) -> None:
     """Show what `up` would change."""
     from datakit.stack import lifecycle as stacks
 
     stacks.check_topology(stack)
-    result = stacks.preview(stack, on_output=lambda line: console.print(line, markup=False,
-                                                                         highlight=False))
+    # Under --json the engine's diff goes to stderr, so stdout holds the JSON alone.
+    shown = err if as_json else console
+    result = stacks.preview(stack, on_output=lambda line: shown.print(line, markup=False,
+                                                                       highlight=False))
     changes = {op: n for op, n in result.change_summary.items() if op != "same"}
-    console.print(f"stack {stack}: " + (", ".join(f"{n} to {op}" for op, n in changes.items())
-                                        or "no changes"))
+    if as_json:
+        print(json.dumps({"stack": stack, "changes": changes}))
+    else:
+        console.print(f"stack {stack}: " + (", ".join(f"{n} to {op}" for op, n in
+                                                      changes.items()) or "no changes"))
 
 
-@app.command()
+@command
 def outputs(stack: str = StackOpt, show_secrets: bool = typer.Option(False, "--show-secrets"),
-            as_json: bool = JsonOpt) -> None:
+            as_json: Json = False) -> None:
     """The stack's endpoints, nodes and (with --show-secrets) secrets."""
     from datakit.stack import lifecycle as stacks
 
     raw = stacks.outputs(stack)
-    if as_json or show_secrets:
+    if as_json:
         print(json.dumps(_redact(raw, show_secrets), indent=2))
     else:
-        _summary(stack, raw)
+        _summary(stack, raw, show_secrets)
 
 
-@app.command()
-def status(stack: str = StackOpt, as_json: bool = JsonOpt) -> None:
+@command
+def status(stack: str = StackOpt, as_json: Json = False) -> None:
     """Each node's live role and health, asked of the servers, beside Patroni's view of
     each PostgreSQL node (a disagreement is flagged) and etcd's members and leader."""
     from datakit import status as live
@@ -160,10 +190,10 @@ def status(stack: str = StackOpt, as_json: bool = JsonOpt) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@command
 def verify(stack: str = StackOpt,
            junit: str = typer.Option(None, "--junit", help="write JUnit XML here"),
-           json_file: str = typer.Option(None, "--json", help="write the results as JSON here"),
+           json_file: JsonFile = None, as_json: Json = False,
            select: str = typer.Option(None, "-k", help="only checks matching this pytest -k"),
            timeout: float = typer.Option(30.0, "--timeout", help="seconds a check waits"),
            migrations_dir: str = typer.Option(None, "--migrations-dir")) -> None:
@@ -175,7 +205,10 @@ def verify(stack: str = StackOpt,
         result = checks.run(stack, junit=junit, json_path=json_file, select=select,
                             timeout=timeout, migrations_dir=migrations_dir,
                             on_row=lambda r: shown.update(f"verifying: {r.node} {r.check}"))
-    report.show(result, console)
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        report.show(result, console)
     raise typer.Exit(result.exit_code)
 
 
@@ -194,7 +227,7 @@ BaselineOpt = typer.Option([], "--baseline", "-b", help="override a baseline: KE
 PoolOpt = typer.Option([], "--pool", help="override the pool: KEY=VALUE (max_size=2)")
 
 
-@app.command()
+@command
 def load(stack: str = StackOpt,
          profile: str = typer.Option("baseline", "--profile", "-p",
                                      help="baseline | stress | soak"),
@@ -207,7 +240,7 @@ def load(stack: str = StackOpt,
          workload: str = typer.Option("mixed", "--workload", "-w",
                                       help="mixed | postgres | redis | kafka | patterns"),
          baseline: list[str] = BaselineOpt, pool: list[str] = PoolOpt,
-         as_json: bool = JsonOpt) -> None:
+         as_json: Json = False) -> None:
     """Run Locust headless against the stack and check its baselines (exit 1 if one breaks)."""
     from pathlib import Path
 
@@ -231,7 +264,6 @@ def load(stack: str = StackOpt,
 
 DrillOutOpt = typer.Option(None, "--out", help="dir for the HTML and JSON report "
                            "(default drill-reports/<stack>-<drill>-<stamp>)")
-DrillJsonOpt = typer.Option(None, "--json", help="write results as JSON to this file")
 
 
 def _drill_name(value: str) -> str:
@@ -251,14 +283,15 @@ def _drill_names(incomplete: str) -> list[str]:
     return [name for name in DRILLS if name.startswith(incomplete)]
 
 
-@app.command()
+@command
 def drill(name: str = typer.Argument(..., metavar="DRILL", parser=_drill_name,
                                      autocompletion=_drill_names,
                                      help="the drill to run, e.g. postgres-failover (any "
                                      "other name is refused with the list of drills)"),
           stack: str = StackOpt,
           times: int = typer.Option(1, "--times", "-n", min=1, help="repeat the drill"),
-          out: Path | None = DrillOutOpt, json_file: Path | None = DrillJsonOpt,
+          out: Path | None = DrillOutOpt, json_file: JsonFile = None,
+          as_json: Json = False,
           non_durable: bool = typer.Option(False, "--non-durable", help="async PostgreSQL "
                                            "replication and Redis writes without WAIT, to "
                                            "show the checker finding lost writes")) -> None:
@@ -268,22 +301,26 @@ def drill(name: str = typer.Argument(..., metavar="DRILL", parser=_drill_name,
     out_dir = runner.report_dir(out, stack, name)
     results = runner.run(name, stack, times=times, durable=not non_durable,
                          say=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False))
-    console.print(report.table(results))
     summary = runner.summary(results)
-    console.print(summary)
+    if as_json:
+        print(json.dumps(report.as_json(results, summary), indent=2, default=str))
+    else:
+        console.print(report.table(results))
+        console.print(summary)
     for path in runner.write_reports(results, out_dir, json_file):
         err.print(f"wrote {path}")
     if not summary["passed"]:
         raise typer.Exit(1)
 
 
-@app.command()
+@command
 def connect(target: str = typer.Argument(None, metavar="[postgres|redis]",
                                          help="open psql on the primary or redis-cli on "
                                               "the master; without it, print exports"),
             stack: str = StackOpt,
             show_secrets: bool = typer.Option(False, "--show-secrets",
-                                              help="put the passwords in the exports")) -> None:
+                                              help="put the passwords in the exports"),
+            as_json: Json = False) -> None:
     """Shell exports for a stack's endpoints (eval "$(datakit connect)"), or a client on it."""
     import os
     import shutil
@@ -291,7 +328,13 @@ def connect(target: str = typer.Argument(None, metavar="[postgres|redis]",
     from datakit import connect as reach
     from datakit.stack import outputs as stack_outputs
 
+    if target is not None and as_json:
+        raise DatakitError("connect: --json prints the exports as JSON; it opens no client "
+                           "(drop the target or --json)")
     outputs = stack_outputs.read(stack)
+    if as_json:
+        print(json.dumps(reach.environment(outputs, show_secrets=show_secrets), indent=2))
+        return
     if target is None:
         print(reach.exports(outputs, show_secrets=show_secrets), end="")
         return
@@ -330,8 +373,7 @@ def main() -> None:
     try:
         app()
     except DatakitError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        fail(exc)
 
 
 if __name__ == "__main__":

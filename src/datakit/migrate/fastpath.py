@@ -10,9 +10,8 @@ the Typer CLI, which words the usage errors.
 from __future__ import annotations
 
 import os
-import sys
 
-from datakit.errors import DatakitError
+from datakit.errors import DatakitError, report
 from datakit.migrate import noop
 from datakit.migrate.connection import connect, dsn_for
 
@@ -124,6 +123,5 @@ def main_apply(argv: list[str]) -> int | None:
                          replica_timeout=opts["--replica-timeout"],
                          lock_wait=opts["--lock-wait"], as_json="--json" in opts)
     except DatakitError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return getattr(exc, "exit_code", 1)
+        return report(exc, as_json="--json" in opts)
     return 0

@@ -15,6 +15,7 @@ from datakit.errors import DatakitError
 from datakit.paths import PROJECT_DIR
 from datakit.toolchain import automation
 from datakit.topology import load
+from datakit.topology.loading import stack_file
 
 Events = Callable[[Any], None]
 
@@ -24,6 +25,10 @@ class StackError(DatakitError):
 
 
 def open_stack(stack: str):
+    """The project's stack `stack`; refused when it has no stack file, since selecting a
+    stack the engine does not know creates it (a typo would leave an empty stack)."""
+    if not stack_file(stack, PROJECT_DIR).is_file():
+        load(stack, PROJECT_DIR)  # raises the missing file's error, with the known stacks
     return automation.project_stack(stack, PROJECT_DIR)
 
 

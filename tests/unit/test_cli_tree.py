@@ -1,0 +1,79 @@
+"""Every command of the Click tree follows the same rules: walked, not listed by hand, so a
+new command is held to them the day it is added. No stack is brought up: a command that
+needs one is run on a stack that does not exist, and must say so in the same shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from datakit.cli import app
+
+MISSING = "no-such-stack"
+
+
+def leaves(group, path: tuple[str, ...] = ()):
+    """(path, command) for every command under `group`, subgroups walked. (Typer carries
+    its own copy of Click, so a group is known by its commands, not by click's class.)"""
+    for name, cmd in sorted(group.commands.items()):
+        if hasattr(cmd, "commands"):
+            yield from leaves(cmd, (*path, name))
+        else:
+            yield (*path, name), cmd
+
+
+TREE = typer.main.get_command(app)
+COMMANDS = dict(leaves(TREE))
+
+
+def options(cmd) -> dict:
+    """Each option flag of `cmd` (`--stack`, `-s`) -> its parameter."""
+    return {opt: p for p in cmd.params if p.param_type_name == "option" for opt in p.opts}
+
+
+def _args(path: tuple[str, ...], cmd, tmp_path) -> list[str]:
+    """A command line for `path` that needs no running stack: its arguments, and the
+    missing stack where it takes one."""
+    given = {("drill",): ["postgres-failover"], ("migrate", "baseline"): ["1"],
+             ("migrate", "create"): ["add_thing", "--migrations-dir", str(tmp_path)]}
+    args = [*path, *given.get(path, [])]
+    if "--stack" in options(cmd):
+        args += ["--stack", MISSING]
+    return [*args, "--json"]
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("DATAKIT_DSN", "DATAKIT_OUTPUTS_FILE", "DATAKIT_STACK"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_every_command_has_json():
+    missing = [" ".join(p) for p, cmd in COMMANDS.items() if "--json" not in options(cmd)]
+    assert not missing, f"commands without --json: {missing}"
+
+
+@pytest.mark.parametrize("path", list(COMMANDS), ids=" ".join)
+def test_json_on_stdout_is_parseable_even_on_failure(path, tmp_path, clean_env):
+    args = _args(path, COMMANDS[path], tmp_path)
+    result = CliRunner().invoke(app, args)
+    try:
+        doc = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"datakit {' '.join(args)}: stdout is not JSON:\n{result.stdout}"
+                    f"\nstderr:\n{result.stderr}")
+    if isinstance(doc, dict) and "error" in doc:  # a failure, in the same shape everywhere
+        assert doc["exit_code"] == result.exit_code != 0
+        assert result.stderr.startswith("error: ")
+        if "--stack" in options(COMMANDS[path]):
+            assert MISSING in doc["error"]
+
+
+def test_outputs_show_secrets_alone_prints_no_json(clean_env):
+    # --show-secrets says what to show, not how: without --json it stays the tables.
+    result = CliRunner().invoke(app, ["outputs", "--stack", MISSING, "--show-secrets"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "no such stack file" in result.stderr
