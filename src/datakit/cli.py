@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from datakit.cli_options import Json, JsonFile, ends_cleanly, fail
+from datakit.cli_options import Json, JsonFile, Stack, ends_cleanly, fail
 from datakit.errors import DatakitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
@@ -26,7 +26,6 @@ def command(fn):
     return app.command()(ends_cleanly(fn))
 
 
-StackOpt = typer.Option("local", "--stack", "-s", help="the Pulumi stack (environment)")
 
 
 @command
@@ -94,7 +93,7 @@ def _flat(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 @command
-def up(stack: str = StackOpt, as_json: Json = False,
+def up(stack: Stack = "local", as_json: Json = False,
        show_secrets: bool = typer.Option(False, "--show-secrets")) -> None:
     """Create or update the stack's nodes and wait until every one is ready."""
     from datakit.stack import lifecycle as stacks
@@ -111,7 +110,7 @@ def up(stack: str = StackOpt, as_json: Json = False,
 
 
 @command
-def down(stack: str = StackOpt, as_json: Json = False) -> None:
+def down(stack: Stack = "local", as_json: Json = False) -> None:
     """Stop every node of the stack and remove its data."""
     from datakit.stack import lifecycle as stacks
     from datakit.stack.progress import live_run
@@ -127,7 +126,7 @@ def down(stack: str = StackOpt, as_json: Json = False) -> None:
 
 
 @command
-def preview(stack: str = StackOpt, as_json: Json = False) -> None:
+def preview(stack: Stack = "local", as_json: Json = False) -> None:
     """Show what `up` would change."""
     from datakit.stack import lifecycle as stacks
 
@@ -145,7 +144,7 @@ def preview(stack: str = StackOpt, as_json: Json = False) -> None:
 
 
 @command
-def outputs(stack: str = StackOpt, show_secrets: bool = typer.Option(False, "--show-secrets"),
+def outputs(stack: Stack = "local", show_secrets: bool = typer.Option(False, "--show-secrets"),
             as_json: Json = False) -> None:
     """The stack's endpoints, nodes and (with --show-secrets) secrets."""
     from datakit.stack import lifecycle as stacks
@@ -158,7 +157,7 @@ def outputs(stack: str = StackOpt, show_secrets: bool = typer.Option(False, "--s
 
 
 @command
-def status(stack: str = StackOpt, as_json: Json = False) -> None:
+def status(stack: Stack = "local", as_json: Json = False) -> None:
     """Each node's live role and health, asked of the servers, beside Patroni's view of
     each PostgreSQL node (a disagreement is flagged) and etcd's members and leader."""
     from datakit import status as live
@@ -191,7 +190,7 @@ def status(stack: str = StackOpt, as_json: Json = False) -> None:
 
 
 @command
-def verify(stack: str = StackOpt,
+def verify(stack: Stack = "local",
            junit: str = typer.Option(None, "--junit", help="write JUnit XML here"),
            json_file: JsonFile = None, as_json: Json = False,
            select: str = typer.Option(None, "-k", help="only checks matching this pytest -k"),
@@ -228,7 +227,7 @@ PoolOpt = typer.Option([], "--pool", help="override the pool: KEY=VALUE (max_siz
 
 
 @command
-def load(stack: str = StackOpt,
+def load(stack: Stack = "local",
          profile: str = typer.Option("baseline", "--profile", "-p",
                                      help="baseline | stress | soak"),
          users: int = typer.Option(None, "--users", "-u", help="concurrent users"),
@@ -288,7 +287,7 @@ def drill(name: str = typer.Argument(..., metavar="DRILL", parser=_drill_name,
                                      autocompletion=_drill_names,
                                      help="the drill to run, e.g. postgres-failover (any "
                                      "other name is refused with the list of drills)"),
-          stack: str = StackOpt,
+          stack: Stack = "local",
           times: int = typer.Option(1, "--times", "-n", min=1, help="repeat the drill"),
           out: Path | None = DrillOutOpt, json_file: JsonFile = None,
           as_json: Json = False,
@@ -317,7 +316,7 @@ def drill(name: str = typer.Argument(..., metavar="DRILL", parser=_drill_name,
 def connect(target: str = typer.Argument(None, metavar="[postgres|redis]",
                                          help="open psql on the primary or redis-cli on "
                                               "the master; without it, print exports"),
-            stack: str = StackOpt,
+            stack: Stack = "local",
             show_secrets: bool = typer.Option(False, "--show-secrets",
                                               help="put the passwords in the exports"),
             as_json: Json = False) -> None:

@@ -16,6 +16,7 @@ import typer
 from datakit.errors import DatakitError, report
 
 # Annotated, so both faces' signatures take them: `as_json: Json = False`.
+Stack = Annotated[str, typer.Option("--stack", "-s", help="the Pulumi stack (environment)")]
 Json = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout "
                                     "(an error too)")]
 JsonFile = Annotated[Path | None, typer.Option("--json-file", metavar="PATH",

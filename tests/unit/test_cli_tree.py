@@ -77,3 +77,29 @@ def test_outputs_show_secrets_alone_prints_no_json(clean_env):
     result = CliRunner().invoke(app, ["outputs", "--stack", MISSING, "--show-secrets"])
     assert result.exit_code == 1 and result.stdout == ""
     assert "no such stack file" in result.stderr
+
+
+def test_every_stack_option_is_s_stack_defaulting_to_local():
+    for path, cmd in COMMANDS.items():
+        opts = options(cmd)
+        if "--stack" not in opts:
+            continue
+        stack = opts["--stack"]
+        assert "-s" in stack.opts, f"datakit {' '.join(path)}: --stack has no -s"
+        # migrate's default is taken only when no DSN is given, so it is shown, not set
+        assert "local" in (stack.default, stack.show_default), " ".join(path)
+
+
+def test_migrate_takes_the_dsn_then_the_stack_then_datakit_dsn_then_local(monkeypatch):
+    from datakit.errors import DatakitError
+    from datakit.migrate.connection import stack_for
+
+    monkeypatch.delenv("DATAKIT_DSN", raising=False)
+    assert stack_for() == "local"
+    assert stack_for(stack="dev") == "dev"
+    assert stack_for(dsn="host=x") is None
+    monkeypatch.setenv("DATAKIT_DSN", "host=y")
+    assert stack_for() is None
+    assert stack_for(stack="dev") == "dev"
+    with pytest.raises(DatakitError, match="either --dsn or --stack"):
+        stack_for(dsn="host=x", stack="dev")

@@ -15,8 +15,11 @@ app = typer.Typer(help="Versioned SQL migrations with undo, checksums and lockin
                   no_args_is_help=True, add_completion=False)
 
 Dsn = Annotated[str | None, typer.Option("--dsn", help="libpq DSN of the primary")]
-Stack = Annotated[str | None, typer.Option("--stack", help="take the DSN from this stack's "
-                                           "outputs")]
+# The stack's default is every command's (`local`), taken only when no DSN is given, so
+# --dsn alone is no clash: see connection.stack_for.
+Stack = Annotated[str | None, typer.Option("--stack", "-s", show_default="local",
+                                           help="take the DSN from this stack's outputs "
+                                           "(when neither --dsn nor DATAKIT_DSN is given)")]
 Dir = Annotated[Path | None, typer.Option("--migrations-dir", help="default: bundled migrations/")]
 LockWait = Annotated[float, typer.Option("--lock-wait", help="seconds to wait for another "
                                          "runner's lock")]
@@ -188,11 +191,10 @@ def reset(dsn: Dsn = None, stack: Stack = None,
           lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Drop every schema and the history (disposable stacks only)."""
     from datakit.migrate.admin import reset as run_reset
-    from datakit.migrate.connection import stack_outputs
+    from datakit.migrate.connection import stack_for, stack_outputs
 
-    disposable = None
-    if stack and not dsn:
-        disposable = stack_outputs(stack).disposable
+    chosen = stack_for(dsn, stack)
+    disposable = None if chosen is None else stack_outputs(chosen).disposable
     dropped = run_reset(_dsn(dsn, stack), yes=yes, disposable=disposable, lock_wait=lock_wait)
     if as_json:
         _say(json.dumps({"dropped": dropped}))

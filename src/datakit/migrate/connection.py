@@ -19,18 +19,25 @@ if TYPE_CHECKING:  # for the hint only: importing pydantic's models costs 0.1 s 
 APP_NAME = f"datakit-migrate {os.uname().nodename} pid {os.getpid()}"
 
 
-def dsn_for(dsn: str | None = None, stack: str | None = None) -> str:
-    """The DSN to use: `dsn` as given, or the stack's write DSN from its outputs."""
+DEFAULT_STACK = "local"  # every datakit command's default stack
+
+
+def stack_for(dsn: str | None = None, stack: str | None = None) -> str | None:
+    """The stack whose outputs name the database, or None when a DSN does: `dsn`, else
+    `stack`, else $DATAKIT_DSN, else the default stack."""
     if dsn and stack:
         raise DatakitError("give either --dsn or --stack, not both")
-    if dsn:
-        return dsn
-    if stack:
-        return stack_outputs(stack).endpoints.postgres.write_dsn
-    env = os.environ.get("DATAKIT_DSN")
-    if env:
-        return env
-    raise DatakitError("no database given: pass --dsn DSN or --stack NAME (or set DATAKIT_DSN)")
+    if dsn or (stack is None and os.environ.get("DATAKIT_DSN")):
+        return None
+    return stack or DEFAULT_STACK
+
+
+def dsn_for(dsn: str | None = None, stack: str | None = None) -> str:
+    """The DSN to use: `dsn` as given, or the chosen stack's write DSN (see stack_for)."""
+    chosen = stack_for(dsn, stack)
+    if chosen is None:
+        return dsn or os.environ["DATAKIT_DSN"]
+    return stack_outputs(chosen).endpoints.postgres.write_dsn
 
 
 def stack_outputs(stack: str) -> StackOutputs:

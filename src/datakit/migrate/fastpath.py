@@ -18,6 +18,7 @@ from datakit.migrate.connection import connect, dsn_for
 # `apply`'s options as the Typer command declares them (datakit.migrate.cli.apply).
 _VALUED = {"--dsn": str, "--stack": str, "--migrations-dir": str, "--target": int,
            "--lock-wait": float, "--replica-timeout": float}
+_SHORT = {"-s": "--stack"}
 _FLAGS = ("--dry-run", "--json", "--allow-out-of-order", "--wait-replicas")
 
 
@@ -93,6 +94,10 @@ def parse_apply(argv: list[str]) -> dict | None:
     args = iter(argv)
     for arg in args:
         name, eq, value = arg.partition("=")
+        if name in _SHORT:  # `-s NAME`; Click reads `-s=NAME` as "=NAME": left to it
+            if eq:
+                return None
+            name = _SHORT[name]
         if name in _FLAGS and not eq:
             opts[name] = True
         elif name in _VALUED:
