@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from datakit.cli_options import Json, JsonFile, Stack, ends_cleanly, fail
+from datakit.cli_options import Json, JsonFile, Stack, ends_cleanly, fail, option
 from datakit.errors import DatakitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
@@ -94,7 +94,7 @@ def _flat(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 @command
 def up(stack: Stack = "local", as_json: Json = False,
-       show_secrets: bool = typer.Option(False, "--show-secrets")) -> None:
+       show_secrets: bool = option(False, "--show-secrets")) -> None:
     """Create or update the stack's nodes and wait until every one is ready."""
     from datakit.stack import lifecycle as stacks
     from datakit.stack.progress import live_run
@@ -144,12 +144,14 @@ def preview(stack: Stack = "local", as_json: Json = False) -> None:
 
 
 @command
-def outputs(stack: Stack = "local", show_secrets: bool = typer.Option(False, "--show-secrets"),
+def outputs(stack: Stack = "local", show_secrets: bool = option(False, "--show-secrets"),
             as_json: Json = False) -> None:
     """The stack's endpoints, nodes and (with --show-secrets) secrets."""
     from datakit.stack import lifecycle as stacks
+    from datakit.stack import outputs as stack_outputs
 
     raw = stacks.outputs(stack)
+    stack_outputs.of_stack(stack, raw)  # none yet, or not in the schema: one error line
     if as_json:
         print(json.dumps(_redact(raw, show_secrets), indent=2))
     else:
@@ -191,11 +193,12 @@ def status(stack: Stack = "local", as_json: Json = False) -> None:
 
 @command
 def verify(stack: Stack = "local",
-           junit: str = typer.Option(None, "--junit", help="write JUnit XML here"),
+           junit: str = option(None, "--junit", help="write JUnit XML here"),
            json_file: JsonFile = None, as_json: Json = False,
-           select: str = typer.Option(None, "-k", help="only checks matching this pytest -k"),
-           timeout: float = typer.Option(30.0, "--timeout", help="seconds a check waits"),
-           migrations_dir: str = typer.Option(None, "--migrations-dir")) -> None:
+           select: str = option(None, "--select", "-k",
+                                help="only checks matching this pytest -k expression"),
+           timeout: float = option(30.0, "--timeout", help="seconds a check waits"),
+           migrations_dir: str = option(None, "--migrations-dir")) -> None:
     """Prove every node of the stack with the testinfra suite (tests/infra/)."""
     from datakit import verify as checks
     from datakit.verify import report
@@ -221,22 +224,22 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
-BaselineOpt = typer.Option([], "--baseline", "-b", help="override a baseline: KEY=VALUE "
+BaselineOpt = option([], "--baseline", "-b", help="override a baseline: KEY=VALUE "
                            "(min_rps=500, queries.read.p95_ms=5)")
-PoolOpt = typer.Option([], "--pool", help="override the pool: KEY=VALUE (max_size=2)")
+PoolOpt = option([], "--pool", help="override the pool: KEY=VALUE (max_size=2)")
 
 
 @command
 def load(stack: Stack = "local",
-         profile: str = typer.Option("baseline", "--profile", "-p",
+         profile: str = option("baseline", "--profile", "-p",
                                      help="baseline | stress | soak"),
-         users: int = typer.Option(None, "--users", "-u", help="concurrent users"),
-         duration: str = typer.Option(None, "--duration", "-t", help="e.g. 30s, 5m"),
-         warmup: str = typer.Option(None, "--warmup", help="first seconds run but not judged "
+         users: int = option(None, "--users", "-u", help="concurrent users"),
+         duration: str = option(None, "--duration", "-t", help="e.g. 30s, 5m"),
+         warmup: str = option(None, "--warmup", help="first seconds run but not judged "
                                     "(default: baseline 5s, stress 3s a step, soak 60s)"),
-         processes: int = typer.Option(1, "--processes", help="Locust worker processes"),
-         out: str = typer.Option(None, "--out", help="report directory"),
-         workload: str = typer.Option("mixed", "--workload", "-w",
+         processes: int = option(1, "--processes", help="Locust worker processes"),
+         out: str = option(None, "--out", help="report directory"),
+         workload: str = option("mixed", "--workload", "-w",
                                       help="mixed | postgres | redis | kafka | patterns"),
          baseline: list[str] = BaselineOpt, pool: list[str] = PoolOpt,
          as_json: Json = False) -> None:
@@ -261,7 +264,7 @@ def load(stack: Stack = "local",
         raise typer.Exit(1)
 
 
-DrillOutOpt = typer.Option(None, "--out", help="dir for the HTML and JSON report "
+DrillOutOpt = option(None, "--out", help="dir for the HTML and JSON report "
                            "(default drill-reports/<stack>-<drill>-<stamp>)")
 
 
@@ -288,10 +291,10 @@ def drill(name: str = typer.Argument(..., metavar="DRILL", parser=_drill_name,
                                      help="the drill to run, e.g. postgres-failover (any "
                                      "other name is refused with the list of drills)"),
           stack: Stack = "local",
-          times: int = typer.Option(1, "--times", "-n", min=1, help="repeat the drill"),
+          times: int = option(1, "--times", "-n", min=1, help="repeat the drill"),
           out: Path | None = DrillOutOpt, json_file: JsonFile = None,
           as_json: Json = False,
-          non_durable: bool = typer.Option(False, "--non-durable", help="async PostgreSQL "
+          non_durable: bool = option(False, "--non-durable", help="async PostgreSQL "
                                            "replication and Redis writes without WAIT, to "
                                            "show the checker finding lost writes")) -> None:
     """Run a disaster-recovery drill under a writer; count every lost write, measure RTO."""
@@ -317,7 +320,7 @@ def connect(target: str = typer.Argument(None, metavar="[postgres|redis]",
                                          help="open psql on the primary or redis-cli on "
                                               "the master; without it, print exports"),
             stack: Stack = "local",
-            show_secrets: bool = typer.Option(False, "--show-secrets",
+            show_secrets: bool = option(False, "--show-secrets",
                                               help="put the passwords in the exports"),
             as_json: Json = False) -> None:
     """Shell exports for a stack's endpoints (eval "$(datakit connect)"), or a client on it."""

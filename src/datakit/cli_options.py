@@ -15,11 +15,26 @@ import typer
 
 from datakit.errors import DatakitError, report
 
+ENV_PREFIX = "DATAKIT_"
+
+
+def envvar_of(flag: str) -> str:
+    """The environment variable that sets option `flag`: --lock-wait -> DATAKIT_LOCK_WAIT."""
+    return ENV_PREFIX + flag.lstrip("-").upper().replace("-", "_")
+
+
+def option(*decls, **kw):
+    """typer.Option, settable from DATAKIT_<LONG NAME> as well (shown in --help). The same
+    name means the same on every command, so DATAKIT_STACK=dev sets every command's stack."""
+    long = next(d for d in decls if isinstance(d, str) and d.startswith("--"))
+    return typer.Option(*decls, envvar=envvar_of(long), show_envvar=True, **kw)
+
+
 # Annotated, so both faces' signatures take them: `as_json: Json = False`.
-Stack = Annotated[str, typer.Option("--stack", "-s", help="the Pulumi stack (environment)")]
-Json = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout "
+Stack = Annotated[str, option("--stack", "-s", help="the Pulumi stack (environment)")]
+Json = Annotated[bool, option("--json", help="print the result as JSON on stdout "
                                     "(an error too)")]
-JsonFile = Annotated[Path | None, typer.Option("--json-file", metavar="PATH",
+JsonFile = Annotated[Path | None, option("--json-file", metavar="PATH",
                                                help="also write the result as JSON to this file")]
 
 

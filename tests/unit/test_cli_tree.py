@@ -103,3 +103,45 @@ def test_migrate_takes_the_dsn_then_the_stack_then_datakit_dsn_then_local(monkey
     assert stack_for(stack="dev") == "dev"
     with pytest.raises(DatakitError, match="either --dsn or --stack"):
         stack_for(dsn="host=x", stack="dev")
+
+
+EXEMPT_FROM_ENV = {"--help", "--version", "--install-completion", "--show-completion"}
+
+
+def test_every_option_is_settable_from_its_datakit_variable_shown_in_help():
+    for path, cmd in [((), TREE), *COMMANDS.items()]:
+        for flag, param in options(cmd).items():
+            if not flag.startswith("--") or flag in EXEMPT_FROM_ENV:
+                continue
+            expected = "DATAKIT_" + flag[2:].upper().replace("-", "_")
+            assert param.envvar == expected and param.show_envvar, \
+                f"datakit {' '.join(path)} {flag}: envvar {param.envvar!r}, not {expected}"
+
+
+def test_a_datakit_variable_sets_the_option(clean_env, monkeypatch):
+    monkeypatch.setenv("DATAKIT_STACK", MISSING)
+    monkeypatch.setenv("DATAKIT_JSON", "1")
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 1
+    assert MISSING in json.loads(result.stdout)["error"]
+    # the command line wins over the variable
+    result = CliRunner().invoke(app, ["status", "--stack", "other-missing-stack"])
+    assert "other-missing-stack" in json.loads(result.stdout)["error"]
+
+
+def test_migrate_reads_the_command_line_before_datakit_dsn_and_datakit_stack(
+        clean_env, monkeypatch):
+    # --stack on the command line beats $DATAKIT_DSN; $DATAKIT_DSN beats $DATAKIT_STACK.
+    monkeypatch.setenv("DATAKIT_DSN", "host=/nonexistent-socket-dir port=1 connect_timeout=1")
+    monkeypatch.setenv("DATAKIT_STACK", "stack-from-env")
+    by_stack = CliRunner().invoke(app, ["migrate", "status", "--stack", MISSING, "--json"])
+    assert MISSING in json.loads(by_stack.stdout)["error"]
+    by_dsn = CliRunner().invoke(app, ["migrate", "status", "--json"])
+    assert "cannot connect to PostgreSQL" in json.loads(by_dsn.stdout)["error"]
+
+
+def test_lean_apply_leaves_options_set_by_variables_to_click(clean_env, monkeypatch):
+    from datakit.migrate.fastpath import main_apply
+
+    monkeypatch.setenv("DATAKIT_DRY_RUN", "1")
+    assert main_apply(["apply"]) is None  # Click reads the variable as the CLI declares it

@@ -8,21 +8,31 @@ from typing import Annotated
 
 import typer
 
-from datakit.cli_options import Json, ends_cleanly
+from datakit.cli_options import Json, ends_cleanly, option
 from datakit.errors import DatakitError
 
 app = typer.Typer(help="Versioned SQL migrations with undo, checksums and locking.",
                   no_args_is_help=True, add_completion=False)
 
-Dsn = Annotated[str | None, typer.Option("--dsn", help="libpq DSN of the primary")]
+
+def _command_line_only(ctx, param, value):
+    """A value read from the environment is dropped here: connection.stack_for reads
+    DATAKIT_DSN and DATAKIT_STACK itself, after --dsn and --stack, so that the command line
+    wins over either variable."""
+    return None if ctx.get_parameter_source(param.name).name == "ENVIRONMENT" else value
+
+
+Dsn = Annotated[str | None, option("--dsn", callback=_command_line_only,
+                                   help="libpq DSN of the primary")]
 # The stack's default is every command's (`local`), taken only when no DSN is given, so
 # --dsn alone is no clash: see connection.stack_for.
-Stack = Annotated[str | None, typer.Option("--stack", "-s", show_default="local",
-                                           help="take the DSN from this stack's outputs "
-                                           "(when neither --dsn nor DATAKIT_DSN is given)")]
-Dir = Annotated[Path | None, typer.Option("--migrations-dir", help="default: bundled migrations/")]
-LockWait = Annotated[float, typer.Option("--lock-wait", help="seconds to wait for another "
-                                         "runner's lock")]
+Stack = Annotated[str | None, option("--stack", "-s", show_default="local",
+                                     callback=_command_line_only,
+                                     help="take the DSN from this stack's outputs (when "
+                                     "neither --dsn nor DATAKIT_DSN is given)")]
+Dir = Annotated[Path | None, option("--migrations-dir", help="default: bundled migrations/")]
+LockWait = Annotated[float, option("--lock-wait", help="seconds to wait for another "
+                                   "runner's lock")]
 
 
 def command(fn):
@@ -49,7 +59,7 @@ def _step_line(step) -> str:
 
 @command
 def create(name: Annotated[str, typer.Argument(help="words, e.g. add_user_email")],
-           undo: Annotated[bool, typer.Option("--undo", help="also write the U file")] = False,
+           undo: Annotated[bool, option("--undo", help="also write the U file")] = False,
            migrations_dir: Dir = None, as_json: Json = False) -> None:
     """Write the next V<version>__<name>.sql (and U... with --undo)."""
     from datakit.migrate.files import create as create_files
@@ -64,12 +74,12 @@ def create(name: Annotated[str, typer.Argument(help="words, e.g. add_user_email"
 
 @command
 def apply(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
-          target: Annotated[int | None, typer.Option("--target", help="apply up to V")] = None,
-          dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
-          allow_out_of_order: Annotated[bool, typer.Option("--allow-out-of-order")] = False,
-          wait_replicas: Annotated[bool, typer.Option(
+          target: Annotated[int | None, option("--target", help="apply up to V")] = None,
+          dry_run: Annotated[bool, option("--dry-run")] = False,
+          allow_out_of_order: Annotated[bool, option("--allow-out-of-order")] = False,
+          wait_replicas: Annotated[bool, option(
               "--wait-replicas", help="after each migration wait for every replica")] = False,
-          replica_timeout: Annotated[float, typer.Option(
+          replica_timeout: Annotated[float, option(
               "--replica-timeout", help="seconds to wait for replicas, per migration")] = 60.0,
           lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Apply pending migrations, each in its own transaction."""
@@ -82,11 +92,11 @@ def apply(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
 
 @command
 def rollback(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
-             target: Annotated[int | None, typer.Option("--target", help="keep V and below")]
+             target: Annotated[int | None, option("--target", help="keep V and below")]
              = None,
-             steps: Annotated[int | None, typer.Option("--steps", help="undo the newest N")]
+             steps: Annotated[int | None, option("--steps", help="undo the newest N")]
              = None,
-             dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+             dry_run: Annotated[bool, option("--dry-run")] = False,
              lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Undo applied migrations, newest first, with their stored undo SQL."""
     from datakit.migrate.undo import rollback as run_rollback
@@ -135,9 +145,9 @@ def status(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
 
 @command
 def validate(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
-             offline: Annotated[bool, typer.Option(
+             offline: Annotated[bool, option(
                  "--offline", help="check the files only, no database")] = False,
-             allow_out_of_order: Annotated[bool, typer.Option("--allow-out-of-order")] = False,
+             allow_out_of_order: Annotated[bool, option("--allow-out-of-order")] = False,
              as_json: Json = False) -> None:
     """Check files and history agree; exit 1 on drift or anything pending."""
     from datakit.migrate.status import validate as run_validate
@@ -187,7 +197,7 @@ def repair(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
 
 @command
 def reset(dsn: Dsn = None, stack: Stack = None,
-          yes: Annotated[bool, typer.Option("--yes", help="confirm dropping everything")] = False,
+          yes: Annotated[bool, option("--yes", help="confirm dropping everything")] = False,
           lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Drop every schema and the history (disposable stacks only)."""
     from datakit.migrate.admin import reset as run_reset
@@ -204,11 +214,11 @@ def reset(dsn: Dsn = None, stack: Stack = None,
 
 @command
 def lint(migrations_dir: Dir = None,
-         error: Annotated[list[str] | None, typer.Option(
+         error: Annotated[list[str] | None, option(
              "--error", help="treat rule as an error")] = None,
-         warn: Annotated[list[str] | None, typer.Option(
+         warn: Annotated[list[str] | None, option(
              "--warn", help="treat rule as a warning")] = None,
-         ignore: Annotated[list[str] | None, typer.Option("--ignore", help="skip rule")] = None,
+         ignore: Annotated[list[str] | None, option("--ignore", help="skip rule")] = None,
          as_json: Json = False) -> None:
     """Flag changes that take heavy locks on existing tables; exit 1 on any error."""
     from datakit.migrate.lint import lint as run_lint

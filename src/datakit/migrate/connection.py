@@ -23,13 +23,17 @@ DEFAULT_STACK = "local"  # every datakit command's default stack
 
 
 def stack_for(dsn: str | None = None, stack: str | None = None) -> str | None:
-    """The stack whose outputs name the database, or None when a DSN does: `dsn`, else
-    `stack`, else $DATAKIT_DSN, else the default stack."""
+    """The stack whose outputs name the database, or None when a DSN does. The first of:
+    `dsn`, `stack` (as given on the command line), $DATAKIT_DSN, $DATAKIT_STACK, `local`."""
     if dsn and stack:
         raise DatakitError("give either --dsn or --stack, not both")
-    if dsn or (stack is None and os.environ.get("DATAKIT_DSN")):
+    if dsn:
         return None
-    return stack or DEFAULT_STACK
+    if stack:
+        return stack
+    if os.environ.get("DATAKIT_DSN"):
+        return None
+    return os.environ.get("DATAKIT_STACK") or DEFAULT_STACK
 
 
 def dsn_for(dsn: str | None = None, stack: str | None = None) -> str:

@@ -114,9 +114,17 @@ def parse_apply(argv: list[str]) -> dict | None:
     return opts
 
 
+def _set_from_environment() -> bool:
+    """Whether an apply option other than --dsn and --stack (which dsn_for reads) is set by
+    its DATAKIT_<OPTION> variable: Click reads those, as the Typer CLI declares them."""
+    names = {"DATAKIT_" + o[2:].upper().replace("-", "_") for o in (*_VALUED, *_FLAGS)}
+    return any(n in os.environ for n in names - {"DATAKIT_DSN", "DATAKIT_STACK"})
+
+
 def main_apply(argv: list[str]) -> int | None:
     """Run `apply ...` and return its exit code; None means "not for me, run the Typer CLI"."""
-    opts = parse_apply(argv[1:]) if argv[:1] == ["apply"] else None
+    lean = argv[:1] == ["apply"] and not _set_from_environment()
+    opts = parse_apply(argv[1:]) if lean else None
     if opts is None:
         return None
     try:
