@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from datakit.choices import Drill, Profile, Workload
 from datakit.cli_options import Json, JsonFile, Stack, ends_cleanly, fail, option
 from datakit.errors import DatakitError
 
@@ -227,20 +228,23 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 BaselineOpt = option([], "--baseline", "-b", help="override a baseline: KEY=VALUE "
                            "(min_rps=500, queries.read.p95_ms=5)")
 PoolOpt = option([], "--pool", help="override the pool: KEY=VALUE (max_size=2)")
+ProfileOpt = option("baseline", "--profile", "-p", help="baseline: fixed users, judged; "
+                    "stress: users doubled each step until a baseline breaks; soak: long, "
+                    "watching for drift")
+WorkloadOpt = option("mixed", "--workload", "-w", help="the users (loadtests/): every "
+                     "service, one of them, the access patterns, or a bare SELECT 1 / GET")
 
 
 @command
 def load(stack: Stack = "local",
-         profile: str = option("baseline", "--profile", "-p",
-                                     help="baseline | stress | soak"),
+         profile: Profile = ProfileOpt,
          users: int = option(None, "--users", "-u", help="concurrent users"),
          duration: str = option(None, "--duration", "-t", help="e.g. 30s, 5m"),
          warmup: str = option(None, "--warmup", help="first seconds run but not judged "
                                     "(default: baseline 5s, stress 3s a step, soak 60s)"),
          processes: int = option(1, "--processes", help="Locust worker processes"),
          out: str = option(None, "--out", help="report directory"),
-         workload: str = option("mixed", "--workload", "-w",
-                                      help="mixed | postgres | redis | kafka | patterns"),
+         workload: Workload = WorkloadOpt,
          baseline: list[str] = BaselineOpt, pool: list[str] = PoolOpt,
          as_json: Json = False) -> None:
     """Run Locust headless against the stack and check its baselines (exit 1 if one breaks)."""
@@ -264,32 +268,13 @@ def load(stack: Stack = "local",
         raise typer.Exit(1)
 
 
+DrillArg = typer.Argument(..., metavar="DRILL", help="the drill to run")
 DrillOutOpt = option(None, "--out", help="dir for the HTML and JSON report "
                            "(default drill-reports/<stack>-<drill>-<stamp>)")
 
 
-def _drill_name(value: str) -> str:
-    """The drill argument, one of topology's DRILLS. Checked here, when the command runs,
-    not by a choice built with the app: the topology package (pydantic) would add about
-    0.5 s to every command's start (`import datakit.cli` 0.45 s -> 1.0 s, measured)."""
-    from datakit.topology.baselines import DRILLS
-
-    if value not in DRILLS:
-        raise typer.BadParameter(f"no drill {value!r}: choose one of {', '.join(DRILLS)}")
-    return value
-
-
-def _drill_names(incomplete: str) -> list[str]:
-    from datakit.topology.baselines import DRILLS  # per command, as in _drill_name
-
-    return [name for name in DRILLS if name.startswith(incomplete)]
-
-
 @command
-def drill(name: str = typer.Argument(..., metavar="DRILL", parser=_drill_name,
-                                     autocompletion=_drill_names,
-                                     help="the drill to run, e.g. postgres-failover (any "
-                                     "other name is refused with the list of drills)"),
+def drill(name: Drill = DrillArg,
           stack: Stack = "local",
           times: int = option(1, "--times", "-n", min=1, help="repeat the drill"),
           out: Path | None = DrillOutOpt, json_file: JsonFile = None,
@@ -298,6 +283,9 @@ def drill(name: str = typer.Argument(..., metavar="DRILL", parser=_drill_name,
                                            "replication and Redis writes without WAIT, to "
                                            "show the checker finding lost writes")) -> None:
     """Run a disaster-recovery drill under a writer; count every lost write, measure RTO."""
+    # The choices come from datakit.choices, not topology.DRILLS: the topology package
+    # (pydantic) at CLI build time would add about 0.5 s to every command's start
+    # (`import datakit.cli` 0.45 s -> 1.0 s, measured).
     from datakit.drills import report, runner
 
     out_dir = runner.report_dir(out, stack, name)

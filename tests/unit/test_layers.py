@@ -3,7 +3,7 @@ top of a module or inside a function:
 
     cli -> (migrate | verify | load | drills | status) -> (stack | nodes) -> topology
     infra -> (nodes | topology)
-    toolchain, paths, errors, cli_options: the floor, which anyone may import and which
+    toolchain, paths, errors, cli_options, choices: the floor, which anyone may import and which
     imports only itself
 
 A failure names file:line and the arrow, e.g. `src/datakit/status.py:9: status -> infra`.
@@ -18,8 +18,9 @@ from pathlib import Path
 from datakit.paths import PROJECT_DIR
 
 SRC = PROJECT_DIR / "src"
-# "datakit": the package's own __init__; cli_options: what both command faces share
-FLOOR = {"datakit", "toolchain", "paths", "errors", "cli_options"}
+# "datakit": the package's own __init__; cli_options: what both command faces share;
+# choices: the names of drills, profiles and workloads, which the CLI reads at every start
+FLOOR = {"datakit", "toolchain", "paths", "errors", "cli_options", "choices"}
 TOP = {"cli", "launch"}  # the command and its entry point (launch.py) may import anything
 RANK = {"migrate": 3, "verify": 3, "load": 3, "drills": 3, "status": 3, "connect": 3,
         "stack": 2, "nodes": 2,

@@ -4,29 +4,20 @@ and disaster-recovery drill targets (RTO per drill). Runs may override them per 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated
 
 from pydantic import Field
 
+from datakit import choices
 from datakit.topology.problems import Spec
 from datakit.topology.units import Size
 
 Ms = Annotated[float, Field(gt=0)]
-# The drills, named once: drills/ builds its registry from DRILLS (one module each, named
-# with underscores), and the CLI, the benches and the RTO baselines below take them from here.
-DrillName = Literal[
-    "postgres-failover",
-    "postgres-crash",
-    "postgres-switchover",
-    "etcd-member-loss",
-    "etcd-quorum-loss",
-    "redis-failover",
-    "redis-cluster-failover",
-    "kafka-broker-loss",
-    "backup-restore",
-    "stack-restore",
-]
-DRILLS: tuple[DrillName, ...] = get_args(DrillName)
+# The drills, named once (in datakit.choices, which the CLI reads without loading pydantic):
+# drills/ builds its registry from DRILLS (one module each, named with underscores), and the
+# CLI, the benches and the RTO baselines below take them from there.
+DrillName = choices.Drill
+DRILLS: tuple[DrillName, ...] = choices.DRILLS
 
 
 class QueryBaseline(Spec):
