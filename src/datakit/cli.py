@@ -29,6 +29,10 @@ def command(fn):
 
 
 
+ShowSecretsOpt = option(False, "--show-secrets", help="show the passwords too (in the tables, "
+                        "or in the JSON)")
+
+
 @command
 def doctor(as_json: Json = False) -> None:
     """Check every tool datakit needs: version, where it came from, and the fix."""
@@ -95,7 +99,7 @@ def _flat(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 @command
 def up(stack: Stack = "local", as_json: Json = False,
-       show_secrets: bool = option(False, "--show-secrets")) -> None:
+       show_secrets: bool = ShowSecretsOpt) -> None:
     """Create or update the stack's nodes and wait until every one is ready."""
     from datakit.stack import lifecycle as stacks
     from datakit.stack.progress import live_run
@@ -145,7 +149,7 @@ def preview(stack: Stack = "local", as_json: Json = False) -> None:
 
 
 @command
-def outputs(stack: Stack = "local", show_secrets: bool = option(False, "--show-secrets"),
+def outputs(stack: Stack = "local", show_secrets: bool = ShowSecretsOpt,
             as_json: Json = False) -> None:
     """The stack's endpoints, nodes and (with --show-secrets) secrets."""
     from datakit.stack import lifecycle as stacks
@@ -199,7 +203,9 @@ def verify(stack: Stack = "local",
            select: str = option(None, "--select", "-k",
                                 help="only checks matching this pytest -k expression"),
            timeout: float = option(30.0, "--timeout", help="seconds a check waits"),
-           migrations_dir: str = option(None, "--migrations-dir")) -> None:
+           migrations_dir: str = option(None, "--migrations-dir", help="the migrations the "
+                                        "database must have (default: the stack's "
+                                        "postgres.migrations)")) -> None:
     """Prove every node of the stack with the testinfra suite (tests/infra/)."""
     from datakit import verify as checks
     from datakit.verify import report

@@ -145,3 +145,16 @@ def test_lean_apply_leaves_options_set_by_variables_to_click(clean_env, monkeypa
 
     monkeypatch.setenv("DATAKIT_DRY_RUN", "1")
     assert main_apply(["apply"]) is None  # Click reads the variable as the CLI declares it
+
+
+def test_every_command_option_and_argument_has_help_text():
+    missing = []
+    groups = [((), TREE), (("migrate",), TREE.commands["migrate"])]
+    for path, cmd in [*groups, *COMMANDS.items()]:
+        where = " ".join(("datakit", *path))
+        if not (cmd.help or "").strip():
+            missing.append(f"{where}: no help")
+        for param in cmd.params:
+            if not (getattr(param, "help", None) or "").strip():
+                missing.append(f"{where} {param.opts[0] if param.opts else param.name}")
+    assert not missing, "no help text:\n" + "\n".join(missing)

@@ -33,6 +33,9 @@ Stack = Annotated[str | None, option("--stack", "-s", show_default="local",
 Dir = Annotated[Path | None, option("--migrations-dir", help="default: bundled migrations/")]
 LockWait = Annotated[float, option("--lock-wait", help="seconds to wait for another "
                                    "runner's lock")]
+DryRun = Annotated[bool, option("--dry-run", help="say what would run, change nothing")]
+OutOfOrder = Annotated[bool, option("--allow-out-of-order", help="accept a pending version "
+                                    "older than the newest applied one")]
 
 
 def command(fn):
@@ -75,8 +78,8 @@ def create(name: Annotated[str, typer.Argument(help="words, e.g. add_user_email"
 @command
 def apply(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
           target: Annotated[int | None, option("--target", help="apply up to V")] = None,
-          dry_run: Annotated[bool, option("--dry-run")] = False,
-          allow_out_of_order: Annotated[bool, option("--allow-out-of-order")] = False,
+          dry_run: DryRun = False,
+          allow_out_of_order: OutOfOrder = False,
           wait_replicas: Annotated[bool, option(
               "--wait-replicas", help="after each migration wait for every replica")] = False,
           replica_timeout: Annotated[float, option(
@@ -96,7 +99,7 @@ def rollback(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
              = None,
              steps: Annotated[int | None, option("--steps", help="undo the newest N")]
              = None,
-             dry_run: Annotated[bool, option("--dry-run")] = False,
+             dry_run: DryRun = False,
              lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Undo applied migrations, newest first, with their stored undo SQL."""
     from datakit.migrate.undo import rollback as run_rollback
@@ -147,7 +150,7 @@ def status(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
 def validate(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
              offline: Annotated[bool, option(
                  "--offline", help="check the files only, no database")] = False,
-             allow_out_of_order: Annotated[bool, option("--allow-out-of-order")] = False,
+             allow_out_of_order: OutOfOrder = False,
              as_json: Json = False) -> None:
     """Check files and history agree; exit 1 on drift or anything pending."""
     from datakit.migrate.status import validate as run_validate
