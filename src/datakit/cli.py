@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -97,14 +98,37 @@ def _flat(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
     return rows
 
 
+YesOpt = option(False, "--yes", "-y", help="go ahead without asking on a stack that is not "
+                "disposable (needed there when stdin is not a terminal)")
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm(stack: str, action: str, yes: bool) -> None:
+    """Before `action` on a stack that is not disposable: ask on a terminal, else refuse
+    without --yes, as Pulumi does. A disposable stack (`local`) goes ahead. A broken stack
+    config is refused here too, so either way the engine has not been called."""
+    from datakit.stack import lifecycle as stacks
+
+    if yes or stacks.check_topology(stack).disposable:
+        return
+    if not _stdin_is_terminal():
+        raise DatakitError(f"stack {stack!r} is not disposable and stdin is not a terminal "
+                           f"to ask on: pass --yes (or set DATAKIT_YES=1) to {action} it")
+    if not typer.confirm(f"{action} stack {stack!r}, which is not disposable?", err=True):
+        raise DatakitError(f"stack {stack!r}: {action} not confirmed; nothing was changed")
+
+
 @command
 def up(stack: Stack = "local", as_json: Json = False,
-       show_secrets: bool = ShowSecretsOpt) -> None:
+       show_secrets: bool = ShowSecretsOpt, yes: bool = YesOpt) -> None:
     """Create or update the stack's nodes and wait until every one is ready."""
     from datakit.stack import lifecycle as stacks
     from datakit.stack.progress import live_run
 
-    stacks.check_topology(stack)  # a broken config is refused before any progress shows
+    _confirm(stack, "update", yes)  # and a broken config is refused before progress shows
     with live_run(err, enabled=not as_json) as view:
         stacks.up(stack, on_event=view.on_event)
     raw = stacks.outputs(stack)
@@ -115,12 +139,12 @@ def up(stack: Stack = "local", as_json: Json = False,
 
 
 @command
-def down(stack: Stack = "local", as_json: Json = False) -> None:
+def down(stack: Stack = "local", as_json: Json = False, yes: bool = YesOpt) -> None:
     """Stop every node of the stack and remove its data."""
     from datakit.stack import lifecycle as stacks
     from datakit.stack.progress import live_run
 
-    stacks.check_topology(stack)  # no stack file: nothing to destroy, and no stack made
+    _confirm(stack, "destroy", yes)  # no stack file: nothing to destroy, and no stack made
     with live_run(err, enabled=not as_json) as view:
         result = stacks.down(stack, on_event=view.on_event)
     if as_json:

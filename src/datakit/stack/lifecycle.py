@@ -14,7 +14,7 @@ from typing import Any
 from datakit.errors import DatakitError
 from datakit.paths import PROJECT_DIR
 from datakit.toolchain import automation
-from datakit.topology import load
+from datakit.topology import Topology, load
 from datakit.topology.loading import stack_file
 
 Events = Callable[[Any], None]
@@ -32,9 +32,9 @@ def open_stack(stack: str):
     return automation.project_stack(stack, PROJECT_DIR)
 
 
-def check_topology(stack: str) -> None:
-    """Refuse a broken stack config before the engine starts anything."""
-    load(stack, PROJECT_DIR)
+def check_topology(stack: str) -> Topology:
+    """The stack's topology; a broken stack config is refused before the engine starts."""
+    return load(stack, PROJECT_DIR)
 
 
 def _run(action: str, stack: str, fn: Callable[[], Any]) -> Any:
