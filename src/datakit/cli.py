@@ -258,6 +258,17 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 BaselineOpt = option([], "--baseline", "-b", help="override a baseline: KEY=VALUE "
                            "(min_rps=500, queries.read.p95_ms=5)")
 PoolOpt = option([], "--pool", help="override the pool: KEY=VALUE (max_size=2)")
+def _seconds(value: str | None) -> float | None:
+    """A duration option in seconds, by Locust's parser; a bad one is a usage error naming
+    the option."""
+    from datakit.load import durations
+
+    try:
+        return None if value is None else durations.seconds(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 ProfileOpt = option("baseline", "--profile", "-p", help="baseline: fixed users, judged; "
                     "stress: users doubled each step until a baseline breaks; soak: long, "
                     "watching for drift")
@@ -269,9 +280,11 @@ WorkloadOpt = option("mixed", "--workload", "-w", help="the users (loadtests/): 
 def load(stack: Stack = "local",
          profile: Profile = ProfileOpt,
          users: int = option(None, "--users", "-u", help="concurrent users"),
-         duration: str = option(None, "--duration", "-t", help="e.g. 30s, 5m"),
-         warmup: str = option(None, "--warmup", help="first seconds run but not judged "
-                                    "(default: baseline 5s, stress 3s a step, soak 60s)"),
+         duration: str = option(None, "--duration", "-t", callback=_seconds,
+                                help="how long: 30, 30s, 5m, 1h30m (Locust's forms)"),
+         warmup: str = option(None, "--warmup", callback=_seconds,
+                              help="the first part, run but not judged (default: baseline "
+                              "5s, stress 3s a step, soak 60s)"),
          processes: int = option(1, "--processes", help="Locust worker processes"),
          out: str = option(None, "--out", help="report directory"),
          workload: Workload = WorkloadOpt,
