@@ -378,6 +378,14 @@ def connect(target: str = typer.Argument(None, metavar="[postgres|redis]",
     os.execvpe(argv[0], argv, {**os.environ, **env})
 
 
+@command
+def schema(as_json: Json = False) -> None:
+    """Print the JSON Schema of a stack file, for editors (docs/config.md shows how)."""
+    from datakit.topology.reference import stack_file_schema
+
+    print(json.dumps(stack_file_schema(), indent=2))  # JSON either way; --json is the rule's
+
+
 def _mount_subcommands() -> None:
     from datakit.migrate.cli import app as migrate_app
 
