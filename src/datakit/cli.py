@@ -378,6 +378,49 @@ def connect(target: str = typer.Argument(None, metavar="[postgres|redis]",
     os.execvpe(argv[0], argv, {**os.environ, **env})
 
 
+LinesOpt = option(40, "--lines", "-n", min=0, help="how many of the last lines to show")
+
+
+@command
+def logs(node: str = typer.Argument(..., metavar="NODE", help="the node, e.g. pg-1, "
+                                    "kafka-2 (datakit status lists them)"),
+         stack: Stack = "local", lines: int = LinesOpt,
+         follow: bool = option(False, "--follow", "-f", help="go on printing what it writes "
+                               "(until Ctrl-C)"),
+         as_json: Json = False) -> None:
+    """A node's log: the last lines of each of its log files, or its container's output."""
+    import os
+    import shutil
+
+    from datakit.nodes import logs as node_logs
+    from datakit.stack import outputs as stack_outputs
+
+    outputs = stack_outputs.read(stack)
+    known = {n.name: n for n in outputs.nodes}
+    if node not in known:
+        raise DatakitError(f"stack {stack!r} has no node {node!r}: choose one of "
+                           f"{', '.join(known) or 'none (is it up?)'}")
+    if as_json and follow:
+        raise DatakitError("logs: --json prints the last lines once; drop --follow or --json")
+    if known[node].handle.kind == "docker":
+        from datakit.nodes.control import control_for
+
+        for chunk in control_for(known[node], outputs).logs(lines=lines, follow=follow):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+        return
+    files = node_logs.log_files(known[node])
+    if as_json:
+        print(json.dumps({"node": node, "files": {str(p): node_logs.last_lines(p, lines)
+                                                  for p in files}}, indent=2))
+        return
+    if not shutil.which("tail"):
+        raise DatakitError("tail not found: install coreutils")
+    # tail itself: it follows a file that is rotated or recreated (-F), as users expect.
+    os.execvp("tail", ["tail", "-n", str(lines), *(["-F"] if follow else []),
+                       *map(str, files)])
+
+
 @command
 def schema(as_json: Json = False) -> None:
     """Print the JSON Schema of a stack file, for editors (docs/config.md shows how)."""

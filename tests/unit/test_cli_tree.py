@@ -37,7 +37,8 @@ def options(cmd) -> dict:
 def _args(path: tuple[str, ...], cmd, tmp_path) -> list[str]:
     """A command line for `path` that needs no running stack: its arguments, and the
     missing stack where it takes one."""
-    given = {("drill",): ["postgres-failover"], ("migrate", "baseline"): ["1"],
+    given = {("drill",): ["postgres-failover"], ("logs",): ["pg-1"],
+             ("migrate", "baseline"): ["1"],
              ("migrate", "create"): ["add_thing", "--migrations-dir", str(tmp_path)]}
     args = [*path, *given.get(path, [])]
     if "--stack" in options(cmd):
