@@ -35,20 +35,31 @@ ShowSecretsOpt = option(False, "--show-secrets", help="show the passwords too (i
 
 
 @command
-def doctor(as_json: Json = False) -> None:
-    """Check every tool datakit needs: version, where it came from, and the fix."""
+def doctor(stack: Stack = "local", as_json: Json = False) -> None:
+    """Check every tool datakit needs: version, where it came from, and the fix. With a
+    docker stack in stacks/, also the Docker engine and the pulumi-docker plugin, which
+    fail the check when --stack names a docker stack."""
+    from datakit.paths import PROJECT_DIR
     from datakit.toolchain import doctor as checks
+    from datakit.topology.loading import declared_substrate, stack_names
 
-    found = checks.checks()
+    substrate = declared_substrate(stack, PROJECT_DIR)
+    if substrate is None:
+        raise DatakitError(f"stack {stack!r}: no readable stack file stacks/Pulumi.{stack}"
+                           f".yaml; known: {', '.join(sorted(stack_names(PROJECT_DIR)))}")
+    docker = sorted(s for s in stack_names(PROJECT_DIR)
+                    if declared_substrate(s, PROJECT_DIR) == "docker")
+    found = checks.checks(docker, docker_required=substrate == "docker")
     if as_json:
         print(json.dumps(checks.as_json(found), indent=2))
     else:
         table = Table("tool", "status", "version", "from", "fix")
         for c in found:
-            table.add_row(c.name, "[green]OK[/]" if c.ok else "[red]MISSING[/]", c.version,
-                          c.source, c.fix)
+            status = ("[green]OK[/]" if c.ok else "[red]MISSING[/]" if c.required
+                      else "[yellow]missing[/] (not for this stack)")
+            table.add_row(c.name, status, escape(c.version), escape(c.source), escape(c.fix))
         console.print(table)
-    if not all(c.ok for c in found):
+    if not all(c.ok for c in found if c.required):
         raise typer.Exit(1)
 
 
