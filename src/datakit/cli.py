@@ -344,6 +344,7 @@ def drill(name: Drill = DrillArg,
 
     out_dir = runner.report_dir(out, stack, name)
     results = runner.run(name, stack, times=times, durable=not non_durable,
+                         client_log_path=out_dir / "clients.log",
                          say=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False))
     summary = runner.summary(results)
     if as_json:
@@ -353,6 +354,9 @@ def drill(name: Drill = DrillArg,
         console.print(summary)
     for path in runner.write_reports(results, out_dir, json_file):
         err.print(f"wrote {path}")
+    if summary["client_log_lines"]:
+        err.print(f"wrote {out_dir / 'clients.log'} ({summary['client_log_lines']} lines the "
+                  "client libraries logged, librdkafka's reconnects among them)")
     if not summary["passed"]:
         raise typer.Exit(1)
 
