@@ -21,13 +21,16 @@ class DatakitError(Exception):
     """An expected failure: the CLI prints its message in one line and exits non-zero."""
 
     exit_code = 1
+    # One line, whatever the message holds (a server's error text may span lines); a class
+    # whose lines are separate problems (a stack config's, the engine's) says False.
+    one_line = True
 
 
 def report(exc: DatakitError, *, as_json: bool = False) -> int:
     """Print `exc` as every command ends on one: a line on stderr and, under --json, JSON
     on stdout too; return its exit code."""
     text = str(exc)
-    message = text if "\n" in text else " ".join(text.split())
+    message = " ".join(text.split()) if exc.one_line else text.strip()
     if as_json:
         import json  # here: the lean `migrate apply` path loads json only when it must
 

@@ -4,6 +4,7 @@ is in it, none takes 2 (Click's usage error), and docs/cli.md shows the same tab
 from __future__ import annotations
 
 import ast
+import json
 import re
 
 from datakit.errors import EXIT_CODES, DatakitError
@@ -47,3 +48,16 @@ def test_docs_show_the_table():
     section = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", section, re.M))
     assert {int(k): v for k, v in rows.items()} == EXIT_CODES
+
+
+def test_an_error_ends_in_one_line_unless_its_lines_are_separate_problems(capsys):
+    from datakit.errors import report
+    from datakit.topology.problems import TopologyError
+
+    assert report(DatakitError("relation \"t\" does not exist\nLINE 1: SELECT")) == 1
+    assert capsys.readouterr().err == 'error: relation "t" does not exist LINE 1: SELECT\n'
+    report(TopologyError(["stack s: datakit:a: bad", "stack s: datakit:b: bad"]), as_json=True)
+    out = capsys.readouterr()
+    assert out.err.splitlines() == ["error: stack s: datakit:a: bad", "stack s: datakit:b: bad"]
+    assert json.loads(out.out) == {"error": "stack s: datakit:a: bad\nstack s: datakit:b: bad",
+                                   "exit_code": 1}

@@ -51,6 +51,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 class LoadError(DatakitError):
     exit_code = 4
+    one_line = False  # may end with the tail of Locust's log
 
 
 @dataclass

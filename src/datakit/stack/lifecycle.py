@@ -21,7 +21,7 @@ Events = Callable[[Any], None]
 
 
 class StackError(DatakitError):
-    pass
+    one_line = False  # a line per error the engine reported
 
 
 def open_stack(stack: str):
