@@ -36,9 +36,10 @@ ShowSecretsOpt = option(False, "--show-secrets", help="show the passwords too (i
 
 @command
 def doctor(stack: Stack = "local", as_json: Json = False) -> None:
-    """Check every tool datakit needs: version, where it came from, and the fix. With a
-    docker stack in stacks/, also the Docker engine and the pulumi-docker plugin, which
-    fail the check when --stack names a docker stack."""
+    """Check every tool datakit needs: version, where it came from, and the fix.
+
+    With a docker stack in stacks/, also the Docker engine and the pulumi-docker plugin,
+    which fail the check when --stack names a docker stack."""
     from datakit.paths import PROJECT_DIR
     from datakit.toolchain import doctor as checks
     from datakit.topology.loading import declared_substrate, stack_names
@@ -200,8 +201,10 @@ def outputs(stack: Stack = "local", show_secrets: bool = ShowSecretsOpt,
 
 @command
 def status(stack: Stack = "local", as_json: Json = False) -> None:
-    """Each node's live role and health, asked of the servers, beside Patroni's view of
-    each PostgreSQL node (a disagreement is flagged) and etcd's members and leader."""
+    """Each node's live role and health, asked of the servers.
+
+    Beside it Patroni's view of each PostgreSQL node (a disagreement is flagged) and etcd's
+    members and leader."""
     from datakit import status as live
     from datakit.stack import outputs as stack_outputs
 
