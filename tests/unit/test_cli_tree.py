@@ -159,3 +159,10 @@ def test_every_command_option_and_argument_has_help_text():
             if not (getattr(param, "help", None) or "").strip():
                 missing.append(f"{where} {param.opts[0] if param.opts else param.name}")
     assert not missing, "no help text:\n" + "\n".join(missing)
+
+
+def test_lean_apply_reads_s_as_stack():
+    from datakit.migrate.fastpath import parse_apply
+
+    assert parse_apply(["-s", "dev", "--json"])["--stack"] == "dev"
+    assert parse_apply(["-s=dev"]) is None  # Click reads it as "=dev": left to Click
