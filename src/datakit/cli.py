@@ -9,7 +9,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from datakit.choices import Drill, Profile, Workload
 from datakit.cli_options import Json, JsonFile, Stack, ends_cleanly, fail, option
@@ -54,6 +53,8 @@ def doctor(stack: Stack = "local", as_json: Json = False) -> None:
     if as_json:
         print(json.dumps(checks.as_json(found), indent=2))
     else:
+        from rich.table import Table  # per command: rich.table costs 5 ms of every start
+
         table = Table("tool", "status", "version", "from", "fix")
         for c in found:
             status = ("[green]OK[/]" if c.ok else "[red]MISSING[/]" if c.required
@@ -72,7 +73,9 @@ def _redact(outputs: dict, show_secrets: bool) -> dict:
 
 
 def _summary(stack: str, raw: dict, show_secrets: bool = False) -> None:
-    from datakit.stack import outputs as stack_outputs  # per command, for start-up time
+    from rich.table import Table  # per command, for start-up time
+
+    from datakit.stack import outputs as stack_outputs
 
     out = stack_outputs.of_stack(stack, raw)  # the DSNs as stored: no password shown
     pg, rd, kf = out.endpoints.postgres, out.endpoints.redis, out.endpoints.kafka
@@ -214,6 +217,8 @@ def status(stack: Stack = "local", as_json: Json = False) -> None:
     if as_json:
         print(json.dumps({"nodes": rows, **whole}, indent=2))
     else:
+        from rich.table import Table  # per command, for start-up time
+
         table = Table("service", "name", "address", "role now", "initial role", "health",
                       "Patroni says", "disagrees")
         for r in rows:
