@@ -1,5 +1,6 @@
 """Each drill N times against a stack; one line per drill:
-`DRILL rto_median_s=X rto_max_s=Y lost=Z` (plus the redundancy median and runs).
+`DRILL rto_median_s=X rto_max_s=Y lost=Z` (plus the redundancy median, runs and the
+client libraries' log lines, which go to --client-log, not the terminal).
 
     .venv/bin/python bench/drills.py --stack local --times 5 [--drill NAME ...]
         [--cluster-stack NAME]
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from pathlib import Path
 
 from datakit.drills import runner
 from datakit.topology.baselines import DRILLS
@@ -29,12 +31,15 @@ def main() -> int:
     ap.add_argument("--drill", action="append", choices=list(DRILLS))
     ap.add_argument("--cluster-stack", help="a Redis Cluster-mode stack for "
                     "redis-cluster-failover")
+    ap.add_argument("--client-log", default="drill-reports/bench-clients.log",
+                    help="where the drills' client libraries log (librdkafka's lines)")
     args = ap.parse_args()
     failed = False
     for name in args.drill or list(DRILLS):
         stack = (args.cluster_stack or args.stack) if name == "redis-cluster-failover" \
             else args.stack
-        results = runner.run(name, stack, times=args.times)
+        results = runner.run(name, stack, times=args.times,
+                             client_log_path=Path(args.client_log).resolve())
         s = runner.summary(results)
         if not s["runs"]:
             print(f"{name} n/a ({results[0].reason})", flush=True)
@@ -44,8 +49,8 @@ def main() -> int:
                         if r.extra.get(k))
         print(f"{name} rto_median_s={s['rto_median_s']} rto_max_s={s['rto_max_s']} "
               f"lost={s['lost']} redundancy_median_s={s['rto_redundancy_median_s']} "
-              f"runs={s['runs']}" + "".join(f" {k.replace(' ', '_')}={v}"
-                                            for k, v in chose.items()), flush=True)
+              f"runs={s['runs']} client_log_lines={s['client_log_lines']}"
+              + "".join(f" {k.replace(' ', '_')}={v}" for k, v in chose.items()), flush=True)
         failed |= not s["passed"]
     return 1 if failed else 0
 

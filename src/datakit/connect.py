@@ -85,11 +85,16 @@ def kafka_env(outputs: StackOutputs, *, show_secrets: bool) -> dict[str, str]:
             "KAFKA_SASL_PASSWORD": password or HIDDEN}
 
 
+def environment(outputs: StackOutputs, *, show_secrets: bool = False) -> dict[str, str]:
+    """Every variable the exports set, by name; a hidden password's value says so."""
+    return {**postgres_env(outputs, show_secrets=show_secrets),
+            **redis_env(outputs, show_secrets=show_secrets),
+            **kafka_env(outputs, show_secrets=show_secrets)}
+
+
 def exports(outputs: StackOutputs, *, show_secrets: bool = False) -> str:
     """`export NAME=value` lines for a POSIX shell; hidden passwords are left unset."""
-    env = {**postgres_env(outputs, show_secrets=show_secrets),
-           **redis_env(outputs, show_secrets=show_secrets),
-           **kafka_env(outputs, show_secrets=show_secrets)}
+    env = environment(outputs, show_secrets=show_secrets)
     return "\n".join(f"# {k}: {HIDDEN}" if v == HIDDEN else f"export {k}={shlex.quote(v)}"
                      for k, v in env.items()) + "\n"
 

@@ -3,7 +3,8 @@ top of a module or inside a function:
 
     cli -> (migrate | verify | load | drills | status) -> (stack | nodes) -> topology
     infra -> (nodes | topology)
-    toolchain, paths, errors: the floor, which anyone may import and which imports only itself
+    toolchain, paths, errors, cli_options, choices: the floor, which anyone may import and which
+    imports only itself
 
 A failure names file:line and the arrow, e.g. `src/datakit/status.py:9: status -> infra`.
 """
@@ -17,7 +18,9 @@ from pathlib import Path
 from datakit.paths import PROJECT_DIR
 
 SRC = PROJECT_DIR / "src"
-FLOOR = {"datakit", "toolchain", "paths", "errors"}  # "datakit": the package's own __init__
+# "datakit": the package's own __init__; cli_options: what both command faces share;
+# choices: the names of drills, profiles and workloads, which the CLI reads at every start
+FLOOR = {"datakit", "toolchain", "paths", "errors", "cli_options", "choices"}
 TOP = {"cli", "launch"}  # the command and its entry point (launch.py) may import anything
 RANK = {"migrate": 3, "verify": 3, "load": 3, "drills": 3, "status": 3, "connect": 3,
         "stack": 2, "nodes": 2,

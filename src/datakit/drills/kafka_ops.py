@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 
+from datakit.drills import client_log
 from datakit.drills.waiting import wait
 from datakit.drills.writer import Op, Recorder
 from datakit.nodes.kafka_quorum import describe_quorum
@@ -26,7 +27,8 @@ def client_config(outputs: StackOutputs, *, admin: bool = False) -> dict:
     return {"bootstrap.servers": kf.bootstrap_servers,
             "security.protocol": kf.security_protocol, "sasl.mechanism": kf.sasl_mechanism,
             "sasl.username": kf.admin_username if admin else kf.username,
-            "sasl.password": secrets.admin if admin else secrets.app}
+            "sasl.password": secrets.admin if admin else secrets.app,
+            "logger": client_log.LOGGER}  # librdkafka's lines: the run's log, not stderr
 
 
 def ensure_topic(outputs: StackOutputs) -> None:

@@ -37,10 +37,14 @@ def _f(v) -> str:
     return "" if v is None else f"{v:.3f}"
 
 
+def as_json(results: list[DrillResult], summary: dict | None = None) -> dict:
+    """The runs and their summary, as `--json` prints them and the JSON report holds them."""
+    return {"runs": [r.as_json() for r in results], "summary": summary or {}}
+
+
 def write_json(results: list[DrillResult], path: Path, summary: dict | None = None) -> None:
-    doc = {"runs": [r.as_json() for r in results], "summary": summary or {}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, default=str))
+    path.write_text(json.dumps(as_json(results, summary), indent=2, default=str))
 
 
 def _per_second(r: DrillResult) -> dict[str, list[tuple[float, float]]]:

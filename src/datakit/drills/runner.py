@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datakit import drills, topology
-from datakit.drills import report
+from datakit.drills import client_log, report
 from datakit.drills.context import DrillContext
 from datakit.drills.result import DrillResult
 from datakit.stack import outputs as stack_outputs
@@ -40,13 +40,19 @@ def rto_baseline(stack: str, drill: str) -> float | None:
     return topology.load(stack).baselines.rto_s.get(drill)
 
 
-def run(name: str, stack: str, *, times: int = 1, **kwargs) -> list[DrillResult]:
+def run(name: str, stack: str, *, times: int = 1, client_log_path: Path | None = None,
+        **kwargs) -> list[DrillResult]:
+    """The drill `times` over; its clients' log lines go to `client_log_path` (never the
+    terminal), and each result counts the lines logged during its run."""
     outputs = kwargs.pop("outputs", None) or stack_outputs.read(stack)
     results = []
     for i in range(times):
         if i and drills.drill_class(name).recreates_stack:
             outputs = stack_outputs.read(stack)  # new nodes, new passwords
-        results.append(run_once(name, stack, outputs=outputs, **kwargs))
+        with client_log.captured(client_log_path) as tally:
+            result = run_once(name, stack, outputs=outputs, **kwargs)
+        result.extra["client_log"] = tally.summary()
+        results.append(result)
     return results
 
 
@@ -59,6 +65,8 @@ def summary(results: list[DrillResult]) -> dict:
             "rto_max_s": max(rtos) if rtos else None,
             "rto_redundancy_median_s": round(statistics.median(red), 3) if red else None,
             "lost": sum(r.lost for r in ran),
+            "client_log_lines": sum(r.extra.get("client_log", {}).get("lines", 0)
+                                    for r in results),
             "passed": all(r.passed for r in results)}
 
 

@@ -19,7 +19,7 @@ from datakit.topology.baselines import Baselines
 
 
 class BadOverride(DatakitError):
-    exit_code = 2
+    exit_code = 4  # the run could not go as asked (not 2, Click's usage error)
 
 
 @dataclass

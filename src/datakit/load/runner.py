@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from datakit.errors import DatakitError
-from datakit.load import baseline_check, settings, summary
+from datakit.load import baseline_check, durations, settings, summary
 from datakit.load.concurrency import NotCooperative
 from datakit.paths import PROJECT_DIR
 from datakit.stack.schema import StackOutputs
@@ -51,6 +51,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 class LoadError(DatakitError):
     exit_code = 4
+    one_line = False  # may end with the tail of Locust's log
 
 
 @dataclass
@@ -121,17 +122,14 @@ class LoadOutcome:
 Progress = Callable[[dict[str, Any]], None]
 
 
-def _parse_duration(value: str | float | None) -> float | None:
+def _parse_duration(value: str | float | None, option: str) -> float | None:
+    """`value` in seconds (see load.durations); a bad one is a LoadError naming `option`."""
     if value is None or isinstance(value, (int, float)):
         return value
-    units = {"s": 1, "m": 60, "h": 3600}
-    text = value.strip().lower()
     try:
-        if text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except (ValueError, IndexError):
-        raise LoadError(f"duration {value!r}: use seconds or 30s, 5m, 1h") from None
+        return durations.seconds(value)
+    except ValueError as exc:
+        raise LoadError(f"{option}: {exc}") from None
 
 
 def report_dir(given: Path | str | None, stack: str) -> Path:
@@ -148,6 +146,8 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
         raise LoadError(f"profile {options.profile!r}: use one of {', '.join(PROFILES)}")
     if options.locustfile is None and options.workload not in WORKLOADS:
         raise LoadError(f"workload {options.workload!r}: use one of {', '.join(WORKLOADS)}")
+    warmup = _parse_duration(options.warmup_s, "--warmup")  # bad input: before anything
+    duration = _parse_duration(options.duration_s, "--duration")
     from datakit import topology
 
     profile = PROFILES[options.profile]
@@ -158,10 +158,9 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
     base.think_ms = options.think_ms
     base.check_concurrency = options.check_concurrency
     base.window_s = profile["window_s"]
-    warmup = _parse_duration(options.warmup_s)
     base.warmup_s = profile["warmup_s"] if warmup is None else warmup
     users = options.users or profile["users"]
-    duration = _parse_duration(options.duration_s) or profile["duration_s"]
+    duration = duration or profile["duration_s"]
     out = report_dir(options.out_dir, options.stack)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -2,44 +2,46 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from datakit.cli_options import Json, ends_cleanly, option
 from datakit.errors import DatakitError
 
 app = typer.Typer(help="Versioned SQL migrations with undo, checksums and locking.",
                   no_args_is_help=True, add_completion=False)
 
-Dsn = Annotated[str | None, typer.Option("--dsn", help="libpq DSN of the primary")]
-Stack = Annotated[str | None, typer.Option("--stack", help="take the DSN from this stack's "
-                                           "outputs")]
-Dir = Annotated[Path | None, typer.Option("--migrations-dir", help="default: bundled migrations/")]
-LockWait = Annotated[float, typer.Option("--lock-wait", help="seconds to wait for another "
-                                         "runner's lock")]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON for CI")]
+
+def _command_line_only(ctx, param, value):
+    """A value read from the environment is dropped here: connection.stack_for reads
+    DATAKIT_DSN and DATAKIT_STACK itself, after --dsn and --stack, so that the command line
+    wins over either variable."""
+    return None if ctx.get_parameter_source(param.name).name == "ENVIRONMENT" else value
 
 
-def _fail(message: str, code: int = 1):
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
-    raise typer.Exit(code)
+Dsn = Annotated[str | None, option("--dsn", callback=_command_line_only,
+                                   help="libpq DSN of the primary")]
+# The stack's default is every command's (`local`), taken only when no DSN is given, so
+# --dsn alone is no clash: see connection.stack_for.
+Stack = Annotated[str | None, option("--stack", "-s", show_default="local",
+                                     callback=_command_line_only,
+                                     help="take the DSN from this stack's outputs (when "
+                                     "neither --dsn nor DATAKIT_DSN is given)")]
+Dir = Annotated[Path | None, option("--migrations-dir", help="default: bundled migrations/")]
+LockWait = Annotated[float, option("--lock-wait", help="seconds to wait for another "
+                                   "runner's lock")]
+DryRun = Annotated[bool, option("--dry-run", help="say what would run, change nothing")]
+OutOfOrder = Annotated[bool, option("--allow-out-of-order", help="accept a pending version "
+                                    "older than the newest applied one")]
 
 
 def command(fn):
-    """Register `fn` on the app; a DatakitError becomes one line on stderr and exit 1."""
+    """Register `fn` on the app; a DatakitError ends it as every datakit command ends."""
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except DatakitError as exc:
-            _fail(str(exc), getattr(exc, "exit_code", 1))
-
-    return app.command(fn.__name__.rstrip("_"))(wrapper)
+    return app.command(fn.__name__.rstrip("_"))(ends_cleanly(fn))
 
 
 def _dsn(dsn: str | None, stack: str | None) -> str:
@@ -60,25 +62,29 @@ def _step_line(step) -> str:
 
 @command
 def create(name: Annotated[str, typer.Argument(help="words, e.g. add_user_email")],
-           undo: Annotated[bool, typer.Option("--undo", help="also write the U file")] = False,
-           migrations_dir: Dir = None) -> None:
+           undo: Annotated[bool, option("--undo", help="also write the U file")] = False,
+           migrations_dir: Dir = None, as_json: Json = False) -> None:
     """Write the next V<version>__<name>.sql (and U... with --undo)."""
     from datakit.migrate.files import create as create_files
 
-    for path in create_files(name, migrations_dir, undo=undo):
+    paths = create_files(name, migrations_dir, undo=undo)
+    if as_json:
+        _say(json.dumps({"created": [str(p) for p in paths]}))
+        return
+    for path in paths:
         _say(f"created {path}")
 
 
 @command
 def apply(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
-          target: Annotated[int | None, typer.Option("--target", help="apply up to V")] = None,
-          dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
-          allow_out_of_order: Annotated[bool, typer.Option("--allow-out-of-order")] = False,
-          wait_replicas: Annotated[bool, typer.Option(
+          target: Annotated[int | None, option("--target", help="apply up to V")] = None,
+          dry_run: DryRun = False,
+          allow_out_of_order: OutOfOrder = False,
+          wait_replicas: Annotated[bool, option(
               "--wait-replicas", help="after each migration wait for every replica")] = False,
-          replica_timeout: Annotated[float, typer.Option(
+          replica_timeout: Annotated[float, option(
               "--replica-timeout", help="seconds to wait for replicas, per migration")] = 60.0,
-          lock_wait: LockWait = 60.0, as_json: AsJson = False) -> None:
+          lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Apply pending migrations, each in its own transaction."""
     from datakit.migrate.fastpath import apply_and_report
 
@@ -89,12 +95,12 @@ def apply(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
 
 @command
 def rollback(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
-             target: Annotated[int | None, typer.Option("--target", help="keep V and below")]
+             target: Annotated[int | None, option("--target", help="keep V and below")]
              = None,
-             steps: Annotated[int | None, typer.Option("--steps", help="undo the newest N")]
+             steps: Annotated[int | None, option("--steps", help="undo the newest N")]
              = None,
-             dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
-             lock_wait: LockWait = 60.0, as_json: AsJson = False) -> None:
+             dry_run: DryRun = False,
+             lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Undo applied migrations, newest first, with their stored undo SQL."""
     from datakit.migrate.undo import rollback as run_rollback
 
@@ -127,7 +133,7 @@ def _print_status(report) -> None:
 
 @command
 def status(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
-           as_json: AsJson = False) -> None:
+           as_json: Json = False) -> None:
     """Show every version's state; exit 1 when something is pending or drifted."""
     from datakit.migrate.status import status as read_status
 
@@ -142,39 +148,50 @@ def status(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
 
 @command
 def validate(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
-             offline: Annotated[bool, typer.Option(
+             offline: Annotated[bool, option(
                  "--offline", help="check the files only, no database")] = False,
-             allow_out_of_order: Annotated[bool, typer.Option("--allow-out-of-order")] = False,
-             ) -> None:
+             allow_out_of_order: OutOfOrder = False,
+             as_json: Json = False) -> None:
     """Check files and history agree; exit 1 on drift or anything pending."""
     from datakit.migrate.status import validate as run_validate
 
     report = run_validate(None if offline else _dsn(dsn, stack), migrations_dir,
                           allow_out_of_order=allow_out_of_order)
     if report.pending:
-        _fail(f"{len(report.pending)} migration(s) pending, first {report.pending[0].file}; "
-              "run `datakit migrate apply`")
-    _say(f"valid: {len(report.rows)} migration(s), files and history agree")
+        raise DatakitError(f"{len(report.pending)} migration(s) pending, first "
+                           f"{report.pending[0].file}; run `datakit migrate apply`")
+    if as_json:
+        _say(json.dumps({"valid": True, **report.to_dict()}, default=str))
+    else:
+        _say(f"valid: {len(report.rows)} migration(s), files and history agree")
 
 
 @command
 def baseline(version: Annotated[int, typer.Argument(help="last version already in the DB")],
              dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
-             lock_wait: LockWait = 60.0) -> None:
+             lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Adopt an existing database: record versions up to V as applied without running them."""
     from datakit.migrate.admin import baseline as run_baseline
 
     result = run_baseline(_dsn(dsn, stack), version, migrations_dir, lock_wait=lock_wait)
-    _say(f"baselined {len(result.steps)} migration(s) up to version {version}")
+    if as_json:
+        _say(json.dumps(result.to_dict(), default=str))
+    else:
+        _say(f"baselined {len(result.steps)} migration(s) up to version {version}")
 
 
 @command
 def repair(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
-           lock_wait: LockWait = 60.0) -> None:
+           lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Re-record checksums of reviewed changes; clear partial no-transaction runs."""
+    from dataclasses import asdict
+
     from datakit.migrate.admin import repair as run_repair
 
     fixes = run_repair(_dsn(dsn, stack), migrations_dir, lock_wait=lock_wait)
+    if as_json:
+        _say(json.dumps({"repaired": [asdict(f) for f in fixes]}))
+        return
     for f in fixes:
         _say(f"repaired {f.file}: {f.what} {f.old} -> {f.new}")
     if not fixes:
@@ -183,27 +200,29 @@ def repair(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
 
 @command
 def reset(dsn: Dsn = None, stack: Stack = None,
-          yes: Annotated[bool, typer.Option("--yes", help="confirm dropping everything")] = False,
-          lock_wait: LockWait = 60.0) -> None:
+          yes: Annotated[bool, option("--yes", help="confirm dropping everything")] = False,
+          lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Drop every schema and the history (disposable stacks only)."""
     from datakit.migrate.admin import reset as run_reset
-    from datakit.migrate.connection import stack_outputs
+    from datakit.migrate.connection import stack_for, stack_outputs
 
-    disposable = None
-    if stack and not dsn:
-        disposable = stack_outputs(stack).disposable
+    chosen = stack_for(dsn, stack)
+    disposable = None if chosen is None else stack_outputs(chosen).disposable
     dropped = run_reset(_dsn(dsn, stack), yes=yes, disposable=disposable, lock_wait=lock_wait)
-    _say(f"dropped schemas: {', '.join(dropped) or 'none'}")
+    if as_json:
+        _say(json.dumps({"dropped": dropped}))
+    else:
+        _say(f"dropped schemas: {', '.join(dropped) or 'none'}")
 
 
 @command
 def lint(migrations_dir: Dir = None,
-         error: Annotated[list[str] | None, typer.Option(
+         error: Annotated[list[str] | None, option(
              "--error", help="treat rule as an error")] = None,
-         warn: Annotated[list[str] | None, typer.Option(
+         warn: Annotated[list[str] | None, option(
              "--warn", help="treat rule as a warning")] = None,
-         ignore: Annotated[list[str] | None, typer.Option("--ignore", help="skip rule")] = None,
-         as_json: AsJson = False) -> None:
+         ignore: Annotated[list[str] | None, option("--ignore", help="skip rule")] = None,
+         as_json: Json = False) -> None:
     """Flag changes that take heavy locks on existing tables; exit 1 on any error."""
     from datakit.migrate.lint import lint as run_lint
 

@@ -19,18 +19,29 @@ if TYPE_CHECKING:  # for the hint only: importing pydantic's models costs 0.1 s 
 APP_NAME = f"datakit-migrate {os.uname().nodename} pid {os.getpid()}"
 
 
-def dsn_for(dsn: str | None = None, stack: str | None = None) -> str:
-    """The DSN to use: `dsn` as given, or the stack's write DSN from its outputs."""
+DEFAULT_STACK = "local"  # every datakit command's default stack
+
+
+def stack_for(dsn: str | None = None, stack: str | None = None) -> str | None:
+    """The stack whose outputs name the database, or None when a DSN does. The first of:
+    `dsn`, `stack` (as given on the command line), $DATAKIT_DSN, $DATAKIT_STACK, `local`."""
     if dsn and stack:
         raise DatakitError("give either --dsn or --stack, not both")
     if dsn:
-        return dsn
+        return None
     if stack:
-        return stack_outputs(stack).endpoints.postgres.write_dsn
-    env = os.environ.get("DATAKIT_DSN")
-    if env:
-        return env
-    raise DatakitError("no database given: pass --dsn DSN or --stack NAME (or set DATAKIT_DSN)")
+        return stack
+    if os.environ.get("DATAKIT_DSN"):
+        return None
+    return os.environ.get("DATAKIT_STACK") or DEFAULT_STACK
+
+
+def dsn_for(dsn: str | None = None, stack: str | None = None) -> str:
+    """The DSN to use: `dsn` as given, or the chosen stack's write DSN (see stack_for)."""
+    chosen = stack_for(dsn, stack)
+    if chosen is None:
+        return dsn or os.environ["DATAKIT_DSN"]
+    return stack_outputs(chosen).endpoints.postgres.write_dsn
 
 
 def stack_outputs(stack: str) -> StackOutputs:

@@ -10,15 +10,15 @@ the Typer CLI, which words the usage errors.
 from __future__ import annotations
 
 import os
-import sys
 
-from datakit.errors import DatakitError
+from datakit.errors import DatakitError, report
 from datakit.migrate import noop
 from datakit.migrate.connection import connect, dsn_for
 
 # `apply`'s options as the Typer command declares them (datakit.migrate.cli.apply).
 _VALUED = {"--dsn": str, "--stack": str, "--migrations-dir": str, "--target": int,
            "--lock-wait": float, "--replica-timeout": float}
+_SHORT = {"-s": "--stack"}
 _FLAGS = ("--dry-run", "--json", "--allow-out-of-order", "--wait-replicas")
 
 
@@ -94,6 +94,10 @@ def parse_apply(argv: list[str]) -> dict | None:
     args = iter(argv)
     for arg in args:
         name, eq, value = arg.partition("=")
+        if name in _SHORT:  # `-s NAME`; Click reads `-s=NAME` as "=NAME": left to it
+            if eq:
+                return None
+            name = _SHORT[name]
         if name in _FLAGS and not eq:
             opts[name] = True
         elif name in _VALUED:
@@ -110,9 +114,17 @@ def parse_apply(argv: list[str]) -> dict | None:
     return opts
 
 
+def _set_from_environment() -> bool:
+    """Whether an apply option other than --dsn and --stack (which dsn_for reads) is set by
+    its DATAKIT_<OPTION> variable: Click reads those, as the Typer CLI declares them."""
+    names = {"DATAKIT_" + o[2:].upper().replace("-", "_") for o in (*_VALUED, *_FLAGS)}
+    return any(n in os.environ for n in names - {"DATAKIT_DSN", "DATAKIT_STACK"})
+
+
 def main_apply(argv: list[str]) -> int | None:
     """Run `apply ...` and return its exit code; None means "not for me, run the Typer CLI"."""
-    opts = parse_apply(argv[1:]) if argv[:1] == ["apply"] else None
+    lean = argv[:1] == ["apply"] and not _set_from_environment()
+    opts = parse_apply(argv[1:]) if lean else None
     if opts is None:
         return None
     try:
@@ -124,6 +136,5 @@ def main_apply(argv: list[str]) -> int | None:
                          replica_timeout=opts["--replica-timeout"],
                          lock_wait=opts["--lock-wait"], as_json="--json" in opts)
     except DatakitError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return getattr(exc, "exit_code", 1)
+        return report(exc, as_json="--json" in opts)
     return 0

@@ -14,22 +14,27 @@ from typing import Any
 from datakit.errors import DatakitError
 from datakit.paths import PROJECT_DIR
 from datakit.toolchain import automation
-from datakit.topology import load
+from datakit.topology import Topology, load
+from datakit.topology.loading import stack_file
 
 Events = Callable[[Any], None]
 
 
 class StackError(DatakitError):
-    pass
+    one_line = False  # a line per error the engine reported
 
 
 def open_stack(stack: str):
+    """The project's stack `stack`; refused when it has no stack file, since selecting a
+    stack the engine does not know creates it (a typo would leave an empty stack)."""
+    if not stack_file(stack, PROJECT_DIR).is_file():
+        load(stack, PROJECT_DIR)  # raises the missing file's error, with the known stacks
     return automation.project_stack(stack, PROJECT_DIR)
 
 
-def check_topology(stack: str) -> None:
-    """Refuse a broken stack config before the engine starts anything."""
-    load(stack, PROJECT_DIR)
+def check_topology(stack: str) -> Topology:
+    """The stack's topology; a broken stack config is refused before the engine starts."""
+    return load(stack, PROJECT_DIR)
 
 
 def _run(action: str, stack: str, fn: Callable[[], Any]) -> Any:

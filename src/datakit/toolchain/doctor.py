@@ -7,6 +7,7 @@ import pwd
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +32,11 @@ class Check:
     version: str
     source: str
     fix: str = ""
+    required: bool = True  # False: reported, but needed only by stacks not being checked
+
+
+DOCKER_FIX = ("install Docker Engine 20.10+ and start it, or point DOCKER_HOST at one "
+              "(docs/docker.md)")
 
 
 def _run(argv: list[str]) -> str:
@@ -55,7 +61,55 @@ def _pg_bin() -> str | None:
     return str(roots[-1]) if roots else None
 
 
-def checks() -> list[Check]:
+def checks(docker_stacks: Sequence[str] = (), docker_required: bool = False) -> list[Check]:
+    """Every tool; with `docker_stacks` (stacks on the docker substrate) also the Docker
+    engine and the pulumi-docker plugin, which fail doctor only if `docker_required`."""
+    found = _tools()
+    if docker_stacks:
+        for check in (_docker_engine(), _docker_plugin()):
+            check.required = docker_required
+            check.source += f" (for {', '.join(docker_stacks)})"
+            found.append(check)
+    return found
+
+
+def _docker_engine() -> Check:
+    """The engine DOCKER_HOST names, else the local socket: where pulumi-docker and node
+    control go for a stack without docker.host."""
+    name = "Docker engine"
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        import docker  # here: the SDK costs 0.1-1 s to import, and only this check needs it
+
+        client = docker.from_env(timeout=5)
+        try:
+            version = client.version()["Version"]
+        finally:
+            client.close()
+    except Exception as exc:  # the SDK raises many kinds; each means "not reachable"
+        reason = " ".join(str(exc).split())[:160]
+        return Check(name, False, "unreachable", host, f"{DOCKER_FIX} ({reason})")
+    return Check(name, True, version, host)
+
+
+def _docker_plugin() -> Check:
+    """pulumi-docker's resource plugin at the SDK's version, where the engine looks: its
+    plugins folder, or PATH beside the engine. The engine never downloads it."""
+    name = "pulumi-resource-docker"
+    try:
+        want = metadata.version("pulumi_docker")
+    except metadata.PackageNotFoundError:
+        return Check(name, False, "missing", "-", "pip install pulumi-docker: " + BOOTSTRAP)
+    fix = (f"PULUMI_HOME={engine.pulumi_home()} .venv/bin/pulumi plugin install resource "
+           f"docker v{want} (on a machine with network access)")
+    folder = engine.pulumi_home() / "plugins" / f"resource-docker-v{want}"
+    found = [*folder.glob(name), shutil.which(name, path=str(engine.venv_bin()))]
+    path = next((str(f) for f in found if f), None)
+    return Check(name, bool(path), want if path else "missing", path or str(folder),
+                 "" if path else fix)
+
+
+def _tools() -> list[Check]:
     want = pulumi_version()
     found = []
     try:

@@ -53,6 +53,11 @@ def passphrase_file() -> Path:
     return path
 
 
+def pulumi_home() -> Path:
+    """Where the engine keeps its plugins: the user's PULUMI_HOME, else the checkout's."""
+    return Path(os.environ.get("PULUMI_HOME") or state_dir() / "pulumi-home")
+
+
 def environment() -> dict[str, str]:
     """PULUMI_* settings and PATH for the engine and its plugins; user settings win."""
     env: dict[str, str] = {}
@@ -63,7 +68,7 @@ def environment() -> dict[str, str]:
         env["PULUMI_BACKEND_URL"] = f"file://{backend}"
     if "PULUMI_CONFIG_PASSPHRASE" not in given and "PULUMI_CONFIG_PASSPHRASE_FILE" not in given:
         env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase_file())
-    env["PULUMI_HOME"] = given.get("PULUMI_HOME") or str(state_dir() / "pulumi-home")
+    env["PULUMI_HOME"] = str(pulumi_home())
     env["PULUMI_SKIP_UPDATE_CHECK"] = given.get("PULUMI_SKIP_UPDATE_CHECK", "true")
     env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] = given.get(
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")

@@ -34,17 +34,25 @@ def _docker_host(value: str) -> str:
 
 
 class Images(Spec):
-    # The base of the PostgreSQL image the program builds: this image plus Patroni from PyPI.
-    postgres: str = "postgres:15.8"
-    redis: str = "redis:7.0.15"
-    kafka: str = "apache/kafka:4.1.1"
-    # etcd's own release image (distroless: no shell, so its health check is exec form).
-    etcd: str = "quay.io/coreos/etcd:v3.7.3"  # as tools/versions.env builds locally
-    # The metrics nodes (metrics.enabled). Images with a shell (busybox, alpine), as their
-    # health checks fetch their own pages with wget: redis_exporter's plain tag is scratch.
-    postgres_exporter: str = "quay.io/prometheuscommunity/postgres-exporter:v0.15.0"
-    redis_exporter: str = "oliver006/redis_exporter:v1.62.0-alpine"
-    prometheus: str = "prom/prometheus:v2.53.2"  # the 2.53 LTS line
+    """The image of each service, pinned to an exact tag or a digest."""
+
+    postgres: str = Field("postgres:15.8", description="The base of the PostgreSQL image "
+                          "the program builds: this image plus Patroni from PyPI.")
+    redis: str = Field("redis:7.0.15", description="Redis and the Sentinels.")
+    kafka: str = Field("apache/kafka:4.1.1", description="Kafka.")
+    # Distroless: no shell, so its health check is exec form.
+    etcd: str = Field("quay.io/coreos/etcd:v3.7.3", description="etcd's own release "
+                      "image, the version tools/versions.env builds locally.")
+    # Images with a shell (busybox, alpine): their health checks fetch their own pages with
+    # wget, and redis_exporter's plain tag is scratch.
+    postgres_exporter: str = Field("quay.io/prometheuscommunity/postgres-exporter:v0.15.0",
+                                   description="postgres_exporter, beside each PostgreSQL "
+                                   "node (metrics.enabled).")
+    redis_exporter: str = Field("oliver006/redis_exporter:v1.62.0-alpine",
+                                description="redis_exporter, beside each Redis node and "
+                                "Sentinel.")
+    prometheus: str = Field("prom/prometheus:v2.53.2", description="Prometheus (the 2.53 "
+                            "LTS line).")
 
     @field_validator("postgres", "redis", "kafka", "etcd", "postgres_exporter",
                      "redis_exporter", "prometheus")
@@ -64,17 +72,25 @@ class Images(Spec):
 class Resources(Spec):
     """Limits of each container of a service."""
 
-    cpus: float | None = Field(None, gt=0)
-    memory: Annotated[Size, Field(gt=0)] | None = None
+    cpus: float | None = Field(None, gt=0, description="CPUs each container may use.")
+    memory: Annotated[Size, Field(gt=0)] | None = Field(None, description="Memory each "
+                                                        "container may use.")
 
 
 class DockerSpec(Spec):
-    images: Images = Images()
-    host: str | None = None
-    node_hosts: dict[str, str] = {}
-    resources: dict[DockerService, Resources] = {}
-    publish: list[DockerService] = []
-    publish_address: str = "127.0.0.1"
+    """Where and how the docker substrate runs the containers."""
+
+    images: Images = Field(Images(), description="The image of each service.")
+    host: str | None = Field(None, description="The Docker host of every node (a DOCKER_HOST "
+                             "URL: unix://, tcp://, ssh://); default $DOCKER_HOST.")
+    node_hosts: dict[str, str] = Field({}, description="A node's own Docker host, by node "
+                                       "name (pg-2: ssh://deploy@data-2).")
+    resources: dict[DockerService, Resources] = Field({}, description="Limits of each "
+                                                      "container, by service.")
+    publish: list[DockerService] = Field([], description="Services whose ports are "
+                                         "published on the Docker host.")
+    publish_address: str = Field("127.0.0.1", description="The host address published "
+                                 "ports bind to.")
 
     @field_validator("host")
     @classmethod

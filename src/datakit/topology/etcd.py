@@ -28,13 +28,17 @@ MAX_ELECTION_MS = 50_000
 class EtcdSpec(Spec):
     """etcd: `nodes` members (an odd count), their client and peer ports, raft timing."""
 
-    nodes: int = Field(3, gt=0)
-    port_base: int = 64700  # client URLs: etcd-N listens on port_base + N - 1
-    peer_port_base: int = 64800  # peer URLs
+    nodes: int = Field(3, gt=0, description="Members etcd-1..etcd-N; an odd count.")
+    port_base: int = Field(64700, description="etcd-N's client URL on port_base + N - 1.")
+    peer_port_base: int = Field(64800, description="etcd-N's peer (raft) URL on "
+                                "peer_port_base + N - 1.")
     # etcd's defaults. A member missing heartbeats for election_timeout_ms starts an
     # election; it must stay well under Patroni's retry_timeout (see checks.py).
-    heartbeat_ms: PositiveMs = 100
-    election_timeout_ms: PositiveMs = 1000
+    heartbeat_ms: PositiveMs = Field(100, description="How often the leader sends "
+                                     "heartbeats.")
+    election_timeout_ms: PositiveMs = Field(
+        1000, description="How long a member goes without heartbeats before it starts an "
+        "election; at least 5 heartbeats, well under Patroni's retry_timeout.")
 
     @property
     def node_names(self) -> list[str]:

@@ -38,14 +38,19 @@ MANAGED_PROPERTIES = frozenset(
 class TopicSpec(Spec):
     """A topic; fields left out take the cluster's defaults (filled in by KafkaSpec)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
-    partitions: int = Field(gt=0)
-    replication_factor: int | None = Field(None, gt=0)
-    min_insync_replicas: int | None = Field(None, gt=0)
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$", description="The topic's name.")
+    partitions: int = Field(gt=0, description="Its partitions (may grow, never shrink).")
+    replication_factor: int | None = Field(None, gt=0, description="Copies of each "
+                                           "partition; default kafka.default_replication_factor.")
+    min_insync_replicas: int | None = Field(None, gt=0, description="Copies an acks=all "
+                                            "write needs; default kafka.min_insync_replicas.")
     retention_ms: RetentionMs | None = Field(
-        None, validation_alias=AliasChoices("retention_ms", "retention")
-    )
-    cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
+        None, validation_alias=AliasChoices("retention_ms", "retention"),
+        description="How long records are kept (also as `retention`: 7d); -1 keeps them "
+        "forever; default kafka.retention_ms.")
+    cleanup_policy: Literal["delete", "compact", "compact,delete"] = Field(
+        "delete", description="Delete old segments, compact to the last record per key, "
+        "or both.")
 
     def configs(self) -> dict[str, str]:
         """Topic-level configs as Kafka names them (after defaults are filled in)."""
@@ -61,19 +66,34 @@ class KafkaSpec(Spec):
     """Kafka in KRaft mode; `port_base` is the client listener, `controller_port_base` the
     controller listener; node i listens on base + i - 1."""
 
-    version: str = Field("4.1.1", pattern=r"^\d+\.\d+\.\d+$")
-    nodes: int = Field(3, gt=0)
-    port_base: int = 64500
-    controller_port_base: int = 64600
-    heap: PositiveSize = 512 * 1024**2
-    default_replication_factor: int = Field(3, gt=0)
-    min_insync_replicas: int = Field(2, gt=0)
-    num_partitions: int = Field(3, gt=0)
-    retention_ms: RetentionMs = 7 * 86_400_000
-    broker_session_timeout_ms: Annotated[DurationMs, Field(gt=0)] = 9000
-    unclean_leader_election: Literal[False] = False
-    extra: dict[str, PropertyValue] = {}
-    topics: list[TopicSpec] = []
+    version: str = Field("4.1.1", pattern=r"^\d+\.\d+\.\d+$",
+                         description="The Kafka version (tools/build-kafka fetches it).")
+    nodes: int = Field(3, gt=0, description="Nodes kafka-1..kafka-N, each a broker and a "
+                       "controller (node.id N).")
+    port_base: int = Field(64500, description="kafka-N's client listener on port_base + "
+                           "N - 1.")
+    controller_port_base: int = Field(64600, description="kafka-N's controller listener on "
+                                      "controller_port_base + N - 1.")
+    heap: PositiveSize = Field(512 * 1024**2, description="Each node's fixed JVM heap (-Xms "
+                               "= -Xmx; counts toward the stack's memory budget).")
+    default_replication_factor: int = Field(3, gt=0, description="Copies of each partition "
+                                            "of a topic that sets none.")
+    min_insync_replicas: int = Field(2, gt=0, description="Copies an acks=all write needs, "
+                                     "for a topic that sets none.")
+    num_partitions: int = Field(3, gt=0, description="Partitions of a topic created without "
+                                "a count.")
+    retention_ms: RetentionMs = Field(7 * 86_400_000, description="How long records are "
+                                      "kept, for a topic that sets none; -1 is forever.")
+    broker_session_timeout_ms: Annotated[DurationMs, Field(gt=0)] = Field(
+        9000, description="How long the controllers wait for a silent broker before fencing "
+        "it.")
+    unclean_leader_election: Literal[False] = Field(
+        False, description="Always false: an unclean election trades acknowledged writes "
+        "for availability.")
+    extra: dict[str, PropertyValue] = Field(
+        {}, description="Any other broker property by its name, except those datakit sets "
+        "from the topology (node.id, listeners, ...).")
+    topics: list[TopicSpec] = Field([], description="Topics to create and keep as stated.")
 
     @model_validator(mode="after")
     def _fill_topic_defaults(self) -> KafkaSpec:

@@ -71,6 +71,16 @@ def stack_file(stack: str, project: Path) -> Path:
     return stack_dir(project) / f"Pulumi.{stack}.yaml"
 
 
+def declared_substrate(stack: str, project: Path) -> str | None:
+    """The substrate a stack file names, read as written and not validated (`doctor` answers
+    even for a broken stack config); None without a file or a readable one."""
+    try:
+        doc = yaml.safe_load(stack_file(stack, project).read_text()) or {}
+        return str((doc.get("config") or {}).get(f"{NAMESPACE}:substrate", "local"))
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+
+
 def stack_names(project: Path) -> list[str]:
     return [
         p.name[len("Pulumi.") : -len(".yaml")] for p in stack_dir(project).glob("Pulumi.*.yaml")

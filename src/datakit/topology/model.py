@@ -65,17 +65,28 @@ class Node:
 class Topology(Spec):
     """An environment: one Pulumi stack's services, sizes, settings and baselines."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
-    substrate: Literal["local", "docker"] = "local"
-    disposable: bool = False
-    data_dir: Path | None = None
-    postgres: PostgresSpec = PostgresSpec()
-    redis: RedisSpec = RedisSpec()
-    kafka: KafkaSpec = KafkaSpec()
-    etcd: EtcdSpec = EtcdSpec()
-    metrics: MetricsSpec = MetricsSpec()
-    baselines: Baselines = Baselines()
-    docker: DockerSpec = DockerSpec()
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$",
+                      description="The stack's name, taken from the stack file's name "
+                      "(Pulumi.<name>.yaml); not set in the file.")
+    substrate: Literal["local", "docker"] = Field(
+        "local", description="How nodes run: `local` as native processes on loopback, "
+        "`docker` as containers (see docs/docker.md).")
+    disposable: bool = Field(
+        False, description="Whether the stack's data may be destroyed without asking: "
+        "`migrate reset` and the stack-restore drill need it, and `up`/`down` ask first (or "
+        "need --yes) when it is false.")
+    data_dir: Path | None = Field(
+        None, description="Where the local substrate keeps the stack's node data dirs; "
+        "default $DATAKIT_DATA/<stack>, or /var/lib/datakit/<stack> as root.")
+    postgres: PostgresSpec = Field(PostgresSpec(), description="PostgreSQL, with Patroni.")
+    redis: RedisSpec = Field(RedisSpec(), description="Redis, with Sentinel or as a Cluster.")
+    kafka: KafkaSpec = Field(KafkaSpec(), description="Kafka in KRaft mode.")
+    etcd: EtcdSpec = Field(EtcdSpec(), description="etcd, Patroni's store.")
+    metrics: MetricsSpec = Field(MetricsSpec(), description="The exporters and Prometheus.")
+    baselines: Baselines = Field(Baselines(), description="What load tests and drills hold "
+                                 "the stack to.")
+    docker: DockerSpec = Field(DockerSpec(), description="Docker-only settings (validated on "
+                               "every stack).")
 
     def data_path(self) -> Path:
         """Where the local substrate keeps this stack's node data dirs."""

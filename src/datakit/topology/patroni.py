@@ -38,23 +38,30 @@ Seconds = Annotated[int, Field(ge=0, description="seconds")]
 class PatroniSettings(Spec):
     """The cluster-wide settings Patroni keeps in etcd, and each member's REST API port."""
 
-    ttl: Seconds = 30  # the leader lease: a lost leader is replaced about ttl s later
-    loop_wait: Seconds = 10  # each member's HA loop runs every loop_wait s
-    retry_timeout: Seconds = 10  # etcd and PostgreSQL calls are retried this long
-    # With etcd unreachable, a leader that still reaches every member over REST stays
-    # primary instead of demoting itself.
-    failsafe_mode: bool = False
-    # No failover to a replica more than this far behind the last known leader position.
-    maximum_lag_on_failover: Annotated[Size, Field(ge=0)] = 1024**2
-    # A crashed postmaster is restarted in place for up to this long before a failover;
-    # 0 fails over at once.
-    primary_start_timeout: Seconds = 300
-    # Writes wait (rather than go on without a synchronous standby) when none is left.
-    synchronous_mode_strict: bool = False
-    # The leader keeps the slot (and so the WAL) of a member gone from the cluster this
-    # long, so a node back within it resumes streaming; 0 drops it as soon as it is gone.
-    member_slots_ttl: Seconds = 1800
-    rest_port_base: int = 64150  # pg-N's REST API on rest_port_base + N - 1
+    ttl: Seconds = Field(30, description="The leader lease, in seconds: a lost leader is "
+                         "replaced about ttl s later; at least loop_wait + 2 x retry_timeout.")
+    loop_wait: Seconds = Field(10, description="Seconds between runs of each member's HA "
+                               "loop.")
+    retry_timeout: Seconds = Field(10, description="Seconds etcd and PostgreSQL calls are "
+                                   "retried.")
+    failsafe_mode: bool = Field(False, description="With etcd unreachable, a leader that "
+                                "still reaches every member over REST stays primary instead "
+                                "of demoting itself.")
+    maximum_lag_on_failover: Annotated[Size, Field(ge=0)] = Field(
+        1024**2, description="No failover to a replica more than this far behind the last "
+        "known leader position.")
+    primary_start_timeout: Seconds = Field(
+        300, description="Seconds a crashed postmaster is restarted in place before a "
+        "failover; 0 fails over at once.")
+    synchronous_mode_strict: bool = Field(
+        False, description="Writes wait, rather than go on without a synchronous standby, "
+        "when none is left.")
+    member_slots_ttl: Seconds = Field(
+        1800, description="Seconds the leader keeps the slot (and so the WAL) of a member "
+        "gone from the cluster, so a node back within it resumes streaming; 0 drops it at "
+        "once.")
+    rest_port_base: int = Field(64150, description="pg-N's Patroni REST API listens on "
+                                "rest_port_base + N - 1.")
 
 
 def patroni_problems(p: PatroniSettings, *, synchronous_standbys: int,

@@ -45,17 +45,28 @@ MANAGED_GUCS = frozenset(
 class PostgresSettings(Spec):
     """Server settings (GUCs). Sizes are bytes after validation; `gucs()` renders them."""
 
-    max_connections: int = Field(100, gt=0)
-    shared_buffers: PositiveSize = 128 * 1024**2
-    effective_cache_size: PositiveSize = 512 * 1024**2
-    maintenance_work_mem: PositiveSize = 64 * 1024**2
-    wal_level: Literal["replica", "logical"] = "replica"
-    max_wal_senders: int = Field(10, ge=0)
-    max_replication_slots: int = Field(10, ge=0)
-    hot_standby_feedback: bool = True
-    password_encryption: Literal["scram-sha-256"] = "scram-sha-256"
-    synchronous_commit: Literal["on", "remote_apply", "remote_write", "local", "off"] = "on"
-    extra: dict[str, GucValue] = {}
+    max_connections: int = Field(100, gt=0, description="The server's connection limit; "
+                                 "the pool's max_size must fit under it.")
+    shared_buffers: PositiveSize = Field(128 * 1024**2, description="Memory for the buffer "
+                                         "cache (counts toward the stack's memory budget).")
+    effective_cache_size: PositiveSize = Field(512 * 1024**2, description="The planner's "
+                                               "guess of the OS cache; allocates nothing.")
+    maintenance_work_mem: PositiveSize = Field(64 * 1024**2, description="Memory for VACUUM "
+                                               "and CREATE INDEX.")
+    wal_level: Literal["replica", "logical"] = Field(
+        "replica", description="`logical` also allows logical decoding.")
+    max_wal_senders: int = Field(10, ge=0, description="Streaming connections: at least the "
+                                 "replicas plus one for a base backup.")
+    max_replication_slots: int = Field(10, ge=0, description="At least one per replica.")
+    hot_standby_feedback: bool = Field(True, description="Replicas tell the primary which "
+                                       "rows their queries still need.")
+    password_encryption: Literal["scram-sha-256"] = Field(
+        "scram-sha-256", description="Only scram-sha-256: md5 is not allowed.")
+    synchronous_commit: Literal["on", "remote_apply", "remote_write", "local", "off"] = Field(
+        "on", description="How long a commit waits for the synchronous standbys.")
+    extra: dict[str, GucValue] = Field(
+        {}, description="Any other PostgreSQL setting by its name, except the named ones "
+        "above and those datakit sets from the topology (port, primary_conninfo, ...).")
 
     def gucs(self) -> dict[str, str]:
         """Every setting as postgresql.conf would hold it (sizes in kB/MB/GB, booleans on/off)."""
@@ -79,29 +90,38 @@ def _guc(name: str, value: GucValue) -> str:
 class PoolSettings(Spec):
     """The client pool (psycopg_pool) each load-test process and the writer use."""
 
-    min_size: int = Field(5, ge=0)
-    max_size: int = Field(25, gt=0)
-    acquire_timeout_s: float = Field(30.0, gt=0)
-    idle_timeout_s: float = Field(600.0, gt=0)
-    max_lifetime_s: float = Field(1800.0, gt=0)
+    min_size: int = Field(5, ge=0, description="Connections each pool keeps open.")
+    max_size: int = Field(25, gt=0, description="The most connections a pool opens; under "
+                          "postgres.settings.max_connections.")
+    acquire_timeout_s: float = Field(30.0, gt=0, description="Seconds a request waits for a "
+                                     "free connection before failing.")
+    idle_timeout_s: float = Field(600.0, gt=0, description="Seconds an idle connection above "
+                                  "min_size is kept.")
+    max_lifetime_s: float = Field(1800.0, gt=0, description="Seconds before a connection is "
+                                  "replaced.")
 
 
 class PostgresSpec(Spec):
     """PostgreSQL: `nodes` in all (the initial primary pg-1 and nodes-1 streaming replicas)."""
 
-    version: int = Field(15, ge=12, le=18)
-    nodes: int = Field(3, gt=0)
-    synchronous_standbys: int = Field(1, ge=0)
-    port_base: int = 64100
-    database: PgIdentifier = "datakit"
-    app_user: PgIdentifier = "datakit_app"
-    settings: PostgresSettings = PostgresSettings()
-    pool: PoolSettings = PoolSettings()
-    # Patroni's timeouts and failover rules; synchronous_standbys is its quorum count.
-    patroni: PatroniSettings = PatroniSettings()
-    archive: bool = False
-    # The migration files `pulumi up` applies: a folder, relative to the project.
-    migrations: str = "migrations"
+    version: int = Field(15, ge=12, le=18, description="The PostgreSQL major version.")
+    nodes: int = Field(3, gt=0, description="Servers in all: pg-1 (the initial primary) and "
+                       "nodes - 1 streaming replicas.")
+    synchronous_standbys: int = Field(1, ge=0, description="How many replicas confirm each "
+                                      "commit (Patroni's quorum: ANY N); 0 is asynchronous.")
+    port_base: int = Field(64100, description="pg-N listens on port_base + N - 1.")
+    database: PgIdentifier = Field("datakit", description="The application's database.")
+    app_user: PgIdentifier = Field("datakit_app", description="The application's role; its "
+                                   "password is generated at the first `up`.")
+    settings: PostgresSettings = Field(PostgresSettings(), description="Server settings.")
+    pool: PoolSettings = Field(PoolSettings(), description="The client pool of the load "
+                               "tests and the drills' writer.")
+    patroni: PatroniSettings = Field(PatroniSettings(), description="Patroni's timeouts and "
+                                     "failover rules; synchronous_standbys is its quorum.")
+    archive: bool = Field(False, description="Archive finished WAL segments to the stack's "
+                          "wal-archive/ (the backup-restore drill needs it).")
+    migrations: str = Field("migrations", description="The folder of SQL migrations `up` "
+                            "applies, relative to the project.")
 
     @property
     def replicas(self) -> int:

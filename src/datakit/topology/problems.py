@@ -52,6 +52,8 @@ def key_path(*segments: str | int) -> str:
 class TopologyError(DatakitError):
     """A stack config that cannot be used; `lines` holds one line per problem."""
 
+    one_line = False  # a line per problem
+
     def __init__(self, lines: Sequence[str]):
         self.lines = list(lines)
         super().__init__("\n".join(self.lines))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 SIZE_UNITS = {
@@ -40,6 +40,9 @@ SIZE_ALLOWED = "a size such as 256MB, 512m, 1GB (binary multiples) or bytes as a
 DURATION_ALLOWED = "a duration such as 500ms, 30s, 5m, 12h, 7d or milliseconds as an integer"
 
 _NUMBER_UNIT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+# The same forms for an editor: a number and one of the units, any case.
+SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*([bB]|[kKmMgGtT][bB]?)?\s*$"
+DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*([mM][sS]|[sS]|[mM]([iI][nN])?|[hH]|[dD]|[wW])\s*$"
 
 
 def invalid(problem: str, allowed: str) -> PydanticCustomError:
@@ -91,10 +94,18 @@ def human_size(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
-Size = Annotated[int, BeforeValidator(parse_size)]
+# The JSON Schema (`datakit schema`) says what a person may write, not the parsed integer.
+Size = Annotated[int, BeforeValidator(parse_size),
+                 WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0},
+                                           {"type": "string", "pattern": SIZE_PATTERN}],
+                                 "description": SIZE_ALLOWED})]
 """Bytes; written as "256MB", "512m" or an integer."""
 
-DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
+DurationMs = Annotated[int, BeforeValidator(parse_duration_ms),
+                       WithJsonSchema({"anyOf": [{"type": "integer"},
+                                                 {"type": "string",
+                                                  "pattern": DURATION_PATTERN}],
+                                       "description": DURATION_ALLOWED})]
 """Milliseconds; written as "500ms", "30s", "7d" or an integer."""
 
 

@@ -109,6 +109,11 @@ class DockerControl:
             except NotFound:
                 return None
 
+    def logs(self, *, lines: int, follow: bool) -> Iterator[bytes]:
+        """The container's output (its node's log): the last `lines`, then, with `follow`,
+        what it writes until interrupted. Not part of the contract: `datakit logs` only."""
+        return self._get("read the logs of").logs(stream=True, follow=follow, tail=lines)
+
     # ------------------------------------------------------------------ the contract
     def status(self) -> str:
         """"running" | "paused" | "stopped" | "missing"."""
