@@ -55,8 +55,8 @@ def _per_second(r: DrillResult) -> dict[str, list[tuple[float, float]]]:
     for o in r.ops:
         (ok if o.status == "ok" else bad)[int(o.end / BIN_S)] += 1
     t = [round(i * BIN_S, 3) for i in range(bins)]
-    return {"acknowledged": [(x, n / BIN_S) for x, n in zip(t, ok)],
-            "errors or unknown outcome": [(x, n / BIN_S) for x, n in zip(t, bad)]}
+    return {"acknowledged": [(x, n / BIN_S) for x, n in zip(t, ok, strict=True)],
+            "errors or unknown outcome": [(x, n / BIN_S) for x, n in zip(t, bad, strict=True)]}
 
 
 def _latency(r: DrillResult, bin_s: float = 0.5) -> dict[str, list[tuple[float, float]]]:

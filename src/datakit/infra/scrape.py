@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 from datakit.topology import Topology
 
-
 # postgres_exporter takes a second to answer a scrape while its server is down (measured:
 # 1.01 s, every scrape, for a refused port), so at a 1 s interval and timeout its target
 # would read as down (ExporterDown) instead of reporting pg_up 0 (PostgresDown).

@@ -16,8 +16,8 @@ from datakit.topology.checks import memory_budget, memory_total, port_sources
 from datakit.topology.docker import DockerSpec, Images, Resources
 from datakit.topology.etcd import EtcdSpec
 from datakit.topology.kafka import KafkaSpec, TopicSpec
-from datakit.topology.metrics import MetricsSpec
 from datakit.topology.loading import from_config, from_pulumi_config, load, stack_names
+from datakit.topology.metrics import MetricsSpec
 from datakit.topology.model import (
     BROKER_CONTROLLER,
     MASTER,

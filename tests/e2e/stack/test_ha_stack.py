@@ -27,7 +27,7 @@ from datakit.migrate import apply, rollback
 from datakit.nodes.control import control_for
 from datakit.paths import PROJECT_DIR
 from datakit.stack.lifecycle import StackError
-from datakit.stack.schema import Node, StackOutputs
+from datakit.stack.schema import StackOutputs
 from datakit.topology import TopologyError
 from tests.support.pg_node import make_leader, node_pids
 
