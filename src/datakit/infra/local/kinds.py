@@ -8,6 +8,7 @@ the spec keys whose change makes a new node; any other change is an in-place upd
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -205,14 +206,24 @@ def _monitor_role(spec: Spec) -> State:
 
 
 class _Registry(dict):
-    """Loads a service's kinds on first use, so a provider imports only what it runs."""
+    """Loads a service's kinds on first use, so a provider imports only what it runs.
+
+    The dynamic provider calls from several threads at once. Two threads importing
+    `datakit.topology` and one of its submodules at the same time can deadlock on
+    Python's module locks, which then hands one of them a half-made module ("cannot
+    import name NAMESPACE from partially initialized module"; seen in `up`): so loading is
+    one thread at a time, and the topology package is imported whole first."""
 
     loaders = {"etcd": _etcd, "patroni": _patroni, "redis": _redis, "kafka": _kafka,
                "migrations": _migrations, "metrics": _metrics}
+    lock = threading.Lock()
 
     def __missing__(self, name: str) -> Kind:
-        service = name.split("-")[0]
-        self.update(self.loaders[service]())
+        with self.lock:
+            if name not in self:
+                import datakit.topology  # noqa: F401  (whole, before any submodule)
+
+                self.update(self.loaders[name.split("-")[0]]())
         return dict.__getitem__(self, name)
 
 
