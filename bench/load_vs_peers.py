@@ -13,6 +13,11 @@ histograms (query time on the connection; pool wait is reported beside it).
 
 Prints one line per tool, `NAME rps=X p50_ms=Y p99_ms=Z`, then the ratios.
 Run: .venv/bin/python bench/load_vs_peers.py [--stack local] [--duration 10] [--clients 8]
+
+`--metrics` measures instead what the stack's metrics cost the servers: pgbench -S and
+redis-benchmark GET at `--clients`, with the exporters and Prometheus running and with them
+paused (SIGSTOP: nothing scrapes, so Kafka's JMX agents idle too), in alternating rounds so
+drift of the machine falls on both; prints `metrics_on`/`metrics_off` lines and the cost.
 """
 
 from __future__ import annotations
@@ -101,11 +106,59 @@ def locust_run(stack: str, outputs: StackOutputs, out: Path, users: int, duratio
     return outcome.final.summary["totals"]["rps"], {**ops[key], "all": types}
 
 
+def metrics_daemons(outputs: StackOutputs) -> list[int]:
+    pids = [n.handle.pid for n in outputs.nodes
+            if n.service in ("exporter", "prometheus") and n.handle.pid]
+    if not pids:
+        sys.exit("the stack runs no exporters or Prometheus (metrics.enabled)")
+    return pids
+
+
+def metrics_cost(outputs: StackOutputs, node: Node, pw: str, clients: int, duration: int,
+                 rounds: int = 3) -> None:
+    import os
+    import signal
+    import statistics
+
+    from redis.sentinel import Sentinel
+
+    rd, secrets = outputs.endpoints.redis, outputs.need_secrets()
+    sentinels = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in rd.sentinels)]
+    host, port = Sentinel(sentinels, sentinel_kwargs={
+        "password": secrets.redis.sentinel}).discover_master(rd.master_name)
+    pids, got = metrics_daemons(outputs), {True: {"pg": [], "redis": []},
+                                           False: {"pg": [], "redis": []}}
+    with tempfile.TemporaryDirectory(prefix="datakit-bench-") as tmpdir:
+        for i in range(rounds * 2):
+            on = i % 2 == 0
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT if on else signal.SIGSTOP)
+            try:
+                got[on]["pg"].append(pgbench(node, pw, clients, duration, ["-S"],
+                                             Path(tmpdir), f"m{i}")["rps"])
+                out = subprocess.run(["redis-benchmark", "-h", host, "-p", str(port), "-a",
+                                      secrets.redis.default, "-c", str(clients), "-n",
+                                      "200000", "-t", "get", "--csv"], capture_output=True,
+                                     text=True, check=True).stdout
+                row = next(r for r in csv.DictReader(io.StringIO(out)) if r["test"] == "GET")
+                got[on]["redis"].append(float(row["rps"]))
+            finally:
+                for pid in pids:
+                    os.kill(pid, signal.SIGCONT)
+    for service in ("pg", "redis"):
+        on, off = (statistics.median(got[x][service]) for x in (True, False))
+        print(f"metrics_on {service} rps={on:.0f}  (median of {rounds})", flush=True)
+        print(f"metrics_off {service} rps={off:.0f}  (exporters and Prometheus paused)")
+        print(f"metrics_cost {service} {100 * (off - on) / off:.1f} %")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stack", default="local")
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--metrics", action="store_true",
+                    help="what the exporters and Prometheus cost the servers' throughput")
     args = ap.parse_args()
     outputs = stack_outputs.read(args.stack)
     secrets = outputs.need_secrets()
@@ -119,6 +172,9 @@ def main() -> None:
                     str(node.port), "-U", "postgres", "datakit_bench"],
                    env={"PGPASSWORD": pw, "PATH": "/usr/bin:/bin"}, check=True,
                    capture_output=True)
+    if args.metrics:
+        metrics_cost(outputs, node, pw, args.clients, args.duration)
+        return
     d, c = args.duration, args.clients
     res: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="datakit-bench-") as tmpdir:

@@ -154,8 +154,20 @@ def one_run(stack: DerivedStack, data_root: Path) -> tuple[float, float, float, 
     warm = time.monotonic() - began
     sampler.stop.set()
     sampler.join()
+    memory = service_rss_mb(stack.outputs())
     stack.destroy()
-    return cold, warm, sampler.peak_kb / 1024, {**clock.seconds(), **kafka}
+    return cold, warm, sampler.peak_kb / 1024, {**clock.seconds(), **kafka, **memory}
+
+
+def service_rss_mb(outputs) -> dict[str, int]:
+    """Resident memory per service once up, each node with its descendants (the exporters
+    and Prometheus among them: Redis and redis_exporter are not found by data dir)."""
+    out: dict[str, int] = {}
+    for node in outputs.nodes:
+        if node.handle.pid:
+            key = f"rss_mb_{node.service}"
+            out[key] = out.get(key, 0) + _tree_rss_kb({node.handle.pid}) // 1024
+    return out
 
 
 def main() -> None:
@@ -172,7 +184,7 @@ def main() -> None:
         for i in range(args.runs):
             cold, warm, peak, per_service = one_run(stack, data_root)
             colds.append(cold), warms.append(warm), peaks.append(peak)
-            services = " ".join(f"{s if s.startswith('kafka_') else s + '_s'}={v}"
+            services = " ".join(f"{s if s.startswith(('kafka_', 'rss_')) else s + '_s'}={v}"
                                 for s, v in sorted(per_service.items()))
             print(f"run {i + 1}: cold_s={cold:.1f} warm_s={warm:.1f} peak_rss_mb={peak:.0f} "
                   f"{services}", flush=True)

@@ -23,7 +23,7 @@ def _shift_ports(node: dict, shift: int) -> None:
     for key, value in list(node.items()):
         if isinstance(value, dict):
             _shift_ports(value, shift)
-        elif (key.endswith("port_base") or key == "port") and isinstance(value, int):
+        elif key.endswith(("port_base", "port")) and isinstance(value, int):
             node[key] = value + shift
 
 

@@ -41,5 +41,8 @@ def scrape_targets(topo: Topology, host_of: Callable[[str], str]) -> dict[str, l
         add("patroni", name, name, topo.postgres.rest_port(name))
     for node in topo.nodes("etcd"):
         add("etcd", node.name, node.name, node.port)
+    if any(n.name == "process-exporter" for n in topo.metrics_nodes()):
+        add("processes", "process-exporter", "process-exporter",
+            topo.metrics.process_exporter_port)
     add("prometheus", "prometheus", "prometheus", topo.metrics.port)
     return jobs

@@ -38,6 +38,13 @@ CHARTS: list[tuple[str, str, str, str, str]] = [
      "max by (node) (kafka_server_replicamanager_underreplicatedpartitions)", "node"),
     ("Kafka", "ISR shrinks/s", "/s",
      "sum by (node) (rate(kafka_server_replicamanager_isrshrinks_total[{w}]))", "node"),
+    # process-exporter (local): every node, PostgreSQL's backends with their postmaster
+    ("Nodes", "CPU per node", "cores",
+     "sum by (groupname) (rate(namedprocess_namegroup_cpu_seconds_total[{w}]))", "groupname"),
+    ("Nodes", "resident memory per node", "B",
+     "sum by (groupname) (namedprocess_namegroup_memory_bytes{{memtype=\"resident\"}})",
+     "groupname"),
+    # where there is none (docker): what the JVMs, etcd and Prometheus say of themselves
     ("Nodes", "CPU (JVMs, etcd, Prometheus)", "cores",
      "sum by (node) (rate(process_cpu_seconds_total{{job=~\"kafka|etcd|prometheus\"}}[{w}]))",
      "node"),

@@ -204,7 +204,8 @@ def _metrics() -> list[Check]:
     found = [_binary(tool, [flag], fix.format(package)) for tool, flag, package in (
         ("prometheus", "--version", "prometheus"), ("promtool", "--version", "prometheus"),
         ("prometheus-postgres-exporter", "--version", "prometheus-postgres-exporter"),
-        ("prometheus-redis-exporter", "-version", "prometheus-redis-exporter"))]
+        ("prometheus-redis-exporter", "-version", "prometheus-redis-exporter"),
+        ("prometheus-process-exporter", "-version", "prometheus-process-exporter"))]
     want = jmx_exporter_version()
     home = cache_dir() / f"jmx-exporter-{want}"
     jar, stamp = home / "jmx_prometheus_javaagent.jar", home / ".datakit-build"

@@ -44,6 +44,9 @@ def port_sources(t: Topology) -> list[tuple[str, str, int]]:
     out += [(keys_of[n.service], n.name, t.exporter_port(n)) for n in t.exported()]
     if t.metrics.enabled:
         out.append(("metrics.port", "prometheus", t.metrics.port))
+    if t.metrics.enabled and t.substrate == "local":
+        out.append(("metrics.process_exporter_port", "process-exporter",
+                    t.metrics.process_exporter_port))
     # Peer ports last: a collision is reported against the base that moved onto a client port.
     out += [("etcd.peer_port_base", n.name, n.peer_port) for n in t.nodes("etcd") if n.peer_port]
     return out

@@ -39,6 +39,9 @@ class MetricsSpec(Spec):
         64450, description="redis_exporter of sentinel-N listens on this + N - 1")
     kafka_jmx_port_base: int = Field(
         64550, description="the JMX exporter agent in kafka-N serves on this + N - 1")
+    process_exporter_port: int = Field(
+        64950, description="process-exporter (local substrate): every node's CPU and "
+        "resident memory, read from /proc")
 
     def exporter_port(self, service: Exported, index: int) -> int:
         base = {"postgres": self.postgres_exporter_port_base,

@@ -152,8 +152,12 @@ class Topology(Spec):
                           self.exporter_port(n), serves=n.name, docker_host=n.docker_host)
                      for n in self.exported() if n.service != "kafka"]
         host = self.docker.host_of("prometheus") if self.substrate == "docker" else None
-        return (*exporters, Node("prometheus", "prometheus", 1, SERVER, self.metrics.port,
-                                 docker_host=host))
+        # Every node's CPU and memory from /proc: one per machine, so on local only.
+        processes = [Node("exporter", "process-exporter", 1, EXPORTER,
+                          self.metrics.process_exporter_port)] if self.substrate == "local" else []
+        return (*exporters, *processes,
+                Node("prometheus", "prometheus", 1, SERVER, self.metrics.port,
+                     docker_host=host))
 
     def node(self, name: str) -> Node:
         for n in self.nodes():

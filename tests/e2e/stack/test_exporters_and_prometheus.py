@@ -20,7 +20,7 @@ from datakit.stack.schema import StackOutputs
 
 pytestmark = pytest.mark.slow
 
-JOBS = {"postgres", "redis", "sentinel", "kafka", "patroni", "etcd", "prometheus"}
+JOBS = {"postgres", "redis", "sentinel", "kafka", "patroni", "etcd", "processes", "prometheus"}
 
 
 def _wait(probe, timeout: float = 60.0, interval: float = 0.5):
@@ -64,6 +64,11 @@ def test_prometheus_scrapes_every_server_and_no_alert_fires(e2e_stack):
                prom.query("kafka_server_replicamanager_underreplicatedpartitions")}
     assert brokers == {"kafka-1", "kafka-2", "kafka-3"}
     assert prom.query("sum(patroni_primary)")[0].points[0][1] == 1.0
+    # Every node's memory, from /proc: each group holds its node's processes.
+    groups = {s.labels["groupname"] for s in prom.query(
+        'namedprocess_namegroup_num_procs > 0')}
+    assert {n.name for n in out.nodes if n.service != "exporter"} - {"prometheus"} <= groups, \
+        groups
     rules = {r["name"] for g in prom.rules() for r in g["rules"]}
     assert {"ExporterDown", "PostgresDown", "SentinelWithoutMaster",
             "KafkaOfflinePartitions"} <= rules

@@ -133,7 +133,7 @@ def test_passes_on_a_healthy_stack_with_every_check_and_writes_json_and_junit(
                   "no under-replicated partitions", "no alert firing",
                   *(f"metrics target up: {job}" for job in (
                       "postgres", "redis", "sentinel", "kafka", "patroni", "etcd",
-                      "prometheus"))):
+                      "processes", "prometheus"))):
         assert check in checks, f"{check!r} did not run and pass"
     assert {r.node for r in result.rows} >= {n.name for n in _outputs(e2e_stack).nodes}
     # Thresholds are reported (pass or warn), never a failure.

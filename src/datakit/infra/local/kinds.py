@@ -165,7 +165,7 @@ def _migrations() -> dict[str, Kind]:
 
 
 def _metrics() -> dict[str, Kind]:
-    from datakit.nodes.metrics import exporters, prometheus
+    from datakit.nodes.metrics import exporters, processes, prometheus
 
     def restart_exporter(_old, state, new):
         exporters.stop(new, state)  # a new password or target is read at start
@@ -185,6 +185,10 @@ def _metrics() -> dict[str, Kind]:
         "metrics-exporter": Kind(exporters.start, exporters.delete, exporters.alive,
                                  restart_exporter, frozenset({"kind", "name", "port", "dir"}),
                                  exporters.running),
+        "metrics-processes": Kind(processes.start, processes.delete, processes.alive,
+                                  lambda _o, st, new: (processes.stop(new, st),
+                                                       processes.start(new))[1],
+                                  frozenset({"name", "port", "dir"}), processes.running),
         "metrics-prometheus": Kind(prometheus.start, prometheus.delete, prometheus.alive,
                                    update_prometheus, frozenset({"name", "port", "dir"}),
                                    prometheus.running),

@@ -10,6 +10,7 @@ none waits on another's `create` (the dynamic provider serves at most four calls
 
 from __future__ import annotations
 
+import re
 import uuid
 from base64 import urlsafe_b64encode
 
@@ -242,6 +243,10 @@ class LocalSubstrate:
         monitor = self._monitor_role(topo, secrets, parent) if topo.nodes("postgres") else None
         out, exporters = [], []
         for node in topo.metrics_nodes():
+            if node.name == "process-exporter":
+                res = self._processes(topo, node, parent)
+                out.append(self._provisioned(node, res, self._dir(topo, node)))
+                continue
             if node.service != "exporter":
                 continue
             served = by_name[node.serves]
@@ -263,6 +268,27 @@ class LocalSubstrate:
         res = LocalNode(server.name, "metrics-prometheus", props,
                         opts=pulumi.ResourceOptions(parent=parent, depends_on=exporters))
         return [*out, self._provisioned(server, res, props["dir"])]
+
+    def _processes(self, topo: Topology, node: Node, parent) -> LocalNode:
+        """process-exporter, its groups told apart as processes.py says."""
+        groups = []
+        for n in topo.nodes():
+            home = re.escape(self._dir(topo, n))
+            if n.service == "postgres":
+                groups += [{"name": f"{n.name}-patroni", "cmdline": f"{home}/patroni\\.yml"},
+                           {"name": n.name, "cmdline": f"{home}/pgdata"}]
+            elif n.service in ("redis", "sentinel"):
+                groups.append({"name": n.name,
+                               "cmdline": f"^\\S*redis-\\S+ {re.escape(HOST)}:{n.port}( |$)"})
+            else:  # Kafka (server.properties) and etcd (etcd.yml): in the data dir
+                groups.append({"name": n.name, "cmdline": f"{home}/"})
+        for m in topo.metrics_nodes():
+            if m.name != node.name:  # the exporters' and Prometheus's own share
+                groups.append({"name": m.name, "cmdline": re.escape(
+                    f"-listen-address={HOST}:{m.port}")})
+        return LocalNode(node.name, "metrics-processes", {
+            "name": node.name, "port": node.port, "dir": self._dir(topo, node),
+            "groups": groups}, opts=pulumi.ResourceOptions(parent=parent))
 
     def _monitor_role(self, topo: Topology, secrets: Secrets, parent) -> LocalNode:
         return LocalNode("postgres-monitor-role", "metrics-pgmonitor", {
