@@ -55,13 +55,8 @@ NODE_KEYS = frozenset({"name", "port", "data_dir", "version"})
 def _etcd() -> dict[str, Kind]:
     from datakit.nodes import etcd
 
-    def restart(_old, state, new):
-        # Raft timing is read at start: the member restarts on its data.
-        etcd.stop(new, state)
-        return {**state, **etcd.start(new)}
-
     return {
-        "etcd-member": Kind(etcd.create, etcd.delete, etcd.alive, restart, etcd.REPLACE_KEYS,
+        "etcd-member": Kind(etcd.create, etcd.delete, etcd.alive, etcd.update, etcd.REPLACE_KEYS,
                             etcd.live),
         # The group: every member healthy under one leader. Deleted after every Patroni
         # member (they depend on it) and before the etcd members: it removes the clusters'

@@ -1,0 +1,102 @@
+"""A node's TLS files, and how the kit's own clients speak TLS to a node.
+
+Server side: a node's props carry `tls` = {ca, cert, key} as PEM text (issued by
+infra/certs.py); `write` puts them in `<data_dir>/tls/` as ca.crt, node.crt and node.key,
+0600 and owned by the node's account, before the node starts. A reissued certificate
+(`tls.generation`) is the same three files written again, so a node reloads rather than
+being made anew.
+
+Client side: a node dict may carry `client_tls` = {ca, cert, key} as file paths (the
+stack's client files, from the outputs); a node whose props carry `tls` is reached with its
+own files (the provider, as root, acting as that node's peer). No `tls` at all is a plaintext
+node (a stack with `tls.enabled: false`).
+
+    >>> ctx = context(client_files(props))      # for urllib: https with a client cert
+    >>> psycopg.connect(host=..., **libpq(client_files(props)))
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from datakit.errors import DatakitError
+from datakit.nodes.process import RunAs
+
+DIR = "tls"
+NAMES = {"ca": "ca.crt", "cert": "node.crt", "key": "node.key"}
+
+
+def files(data_dir: str | Path) -> dict[str, str]:
+    """Where a node keeps its CA, certificate and key."""
+    root = Path(data_dir) / DIR
+    return {part: str(root / name) for part, name in NAMES.items()}
+
+
+def write(props: Mapping[str, Any], account: RunAs) -> dict[str, str] | None:
+    """Write the node's TLS material (props["tls"]) into its data dir; their paths, or
+    None for a plaintext node. Each file is replaced whole, so a reader never sees half."""
+    material = props.get("tls")
+    if not material:
+        return None
+    paths = files(props["data_dir"])
+    account.own(Path(paths["ca"]).parent, 0o700)
+    for part, path in paths.items():
+        _write_private(Path(path), str(material[part]), account)
+    return paths
+
+
+def _write_private(path: Path, text: str, account: RunAs) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chown(tmp, account.uid, account.gid)
+    tmp.replace(path)
+
+
+def client_files(props: Mapping[str, Any]) -> dict[str, str] | None:
+    """The files a client uses to reach this node: its `client_tls`, else the node's own
+    (when its props carry `tls`), else None (plaintext)."""
+    if props.get("client_tls"):
+        return dict(props["client_tls"])
+    if props.get("tls") and props.get("data_dir"):
+        return files(props["data_dir"])
+    return None
+
+
+def require(paths: Mapping[str, str], *, what: str) -> None:
+    """Each named file exists, or one line naming the missing one."""
+    for part, path in paths.items():
+        if path and not Path(path).is_file():
+            raise DatakitError(f"{what}: the TLS {part} file {path} is missing; run "
+                               "`datakit up` to write it, or point the outputs' tls paths "
+                               "at the stack's files")
+
+
+def context(paths: Mapping[str, str] | None, *, what: str = "client") -> ssl.SSLContext | None:
+    """An SSL context trusting only the stack's CA, presenting the client certificate when
+    there is one; None for plaintext."""
+    if not paths:
+        return None
+    require(paths, what=what)
+    ctx = ssl.create_default_context(cafile=paths["ca"])
+    if paths.get("cert"):
+        ctx.load_cert_chain(paths["cert"], paths.get("key"))
+    return ctx
+
+
+def scheme(paths: Mapping[str, str] | None) -> str:
+    return "https" if paths else "http"
+
+
+def libpq(paths: Mapping[str, str] | None) -> dict[str, str]:
+    """libpq connection parameters: the server must show a certificate of the stack's CA
+    for the very host dialled (verify-full); passwords stay the authentication."""
+    if not paths:
+        return {}
+    require({"ca": paths["ca"]}, what="PostgreSQL client")
+    return {"sslmode": "verify-full", "sslrootcert": paths["ca"]}
