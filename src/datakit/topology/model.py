@@ -20,6 +20,7 @@ from datakit.topology.patroni import NAMESPACE
 from datakit.topology.postgres import PostgresSpec
 from datakit.topology.problems import Spec
 from datakit.topology.redis import RedisSpec
+from datakit.topology.tls import TlsSpec
 
 Service = Literal["postgres", "redis", "sentinel", "kafka", "etcd"]
 # The services `nodes()` lists, in its order. etcd's members are Patroni's store.
@@ -70,6 +71,7 @@ class Topology(Spec):
     etcd: EtcdSpec = EtcdSpec()
     baselines: Baselines = Baselines()
     docker: DockerSpec = DockerSpec()
+    tls: TlsSpec = TlsSpec()
 
     def data_path(self) -> Path:
         """Where the local substrate keeps this stack's node data dirs."""
