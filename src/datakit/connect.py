@@ -34,13 +34,17 @@ def postgres_env(outputs: StackOutputs, *, show_secrets: bool) -> dict[str, str]
     ports = fields["port"].split(",")
     netloc = ",".join(f"{h}:{p}" for h, p in zip(hosts, ports, strict=True))
     auth = f"{quote(pg.app_user)}:{quote(password)}@" if password else f"{quote(pg.app_user)}@"
+    # TLS as the DSN has it: the server must show a certificate of the stack's CA.
+    ssl = {"PGSSLMODE": fields["sslmode"], "PGSSLROOTCERT": fields["sslrootcert"]} \
+        if "sslrootcert" in fields else {}
+    query = "".join(f"&{k}={quote(fields[k])}" for k in ("sslmode", "sslrootcert") if ssl)
     return {
         "PGHOST": fields["host"], "PGPORT": fields["port"], "PGDATABASE": pg.database,
         "PGUSER": pg.app_user, "PGTARGETSESSIONATTRS": "read-write",
-        "PGCONNECT_TIMEOUT": fields.get("connect_timeout", "3"),
+        "PGCONNECT_TIMEOUT": fields.get("connect_timeout", "3"), **ssl,
         "PGPASSWORD": password or HIDDEN,
         "DATABASE_URL": f"postgresql://{auth}{netloc}/{quote(pg.database)}"
-                        "?target_session_attrs=read-write",
+                        f"?target_session_attrs=read-write{query}",
     }
 
 

@@ -47,3 +47,8 @@ class Substrate(Protocol):
     def migrations(self, topo: Topology, secrets: Secrets, after: list[pulumi.Resource],
                    parent: pulumi.Resource) -> pulumi.Resource | None: ...
 
+    def client_tls(self, topo: Topology) -> dict[str, str] | None:
+        """The kit's CA and client certificate files ({ca, cert, key} paths) on the machine
+        that runs datakit, or None when the stack's links are plaintext."""
+        ...
+

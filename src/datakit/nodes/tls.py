@@ -17,6 +17,7 @@ node (a stack with `tls.enabled: false`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 from collections.abc import Mapping
@@ -100,3 +101,32 @@ def libpq(paths: Mapping[str, str] | None) -> dict[str, str]:
         return {}
     require({"ca": paths["ca"]}, what="PostgreSQL client")
     return {"sslmode": "verify-full", "sslrootcert": paths["ca"]}
+
+
+# --------------------------------------------------------------------------- the kit's files
+
+CLIENT_NAMES = {"ca": "ca.crt", "cert": "client.crt", "key": "client.key"}
+
+
+def client_paths(folder: str | Path) -> dict[str, str]:
+    """Where a stack keeps the CA and the kit's client certificate for its own clients."""
+    return {part: str(Path(folder) / name) for part, name in CLIENT_NAMES.items()}
+
+
+def write_client(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The kit's client files ({folder, ca, cert, key} PEM) for the current user: the key
+    0600, the CA 0644 so that psql or redis-cli of any user may trust it."""
+    me = RunAs.service("root") if os.geteuid() == 0 else RunAs.service("")
+    paths = client_paths(spec["folder"])
+    Path(spec["folder"]).mkdir(parents=True, exist_ok=True)
+    for part, path in paths.items():
+        _write_private(Path(path), str(spec[part]), me)
+    Path(paths["ca"]).chmod(0o644)
+    return paths
+
+
+def delete_client(spec: Mapping[str, Any]) -> None:
+    for path in client_paths(spec["folder"]).values():
+        Path(path).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # other files there are not ours
+        Path(spec["folder"]).rmdir()

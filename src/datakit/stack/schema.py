@@ -10,6 +10,8 @@ that datakit did not make can be described by a JSON file of the same shape
     endpoints.redis     mode, master_name, sentinels ["host:port"], seeds ["host:port"]
     endpoints.kafka     bootstrap_servers, security_protocol, sasl_mechanism, usernames
     nodes               [{service, role, name, host, port, ports, handle, testinfra, rest_url}]
+    tls                 enabled, ca_path, ca_pem, cert_path/key_path (the kit's client
+                        certificate: etcd and Patroni's REST API want one), generation
     secrets             {postgres: {superuser, replication, app, rest}, redis, kafka}
     stack, substrate, disposable
 """
@@ -123,6 +125,28 @@ class Secrets(Model):
     kafka: KafkaSecrets
 
 
+class TlsOutputs(Model):
+    """The stack's CA and the kit's client files; `enabled: false` is a plaintext stack
+    (outputs written before TLS existed read so too)."""
+
+    enabled: bool = False
+    ca_path: str | None = None  # the CA file for clients (sslrootcert, --cacert, ...)
+    ca_pem: str | None = None  # the same CA, as text
+    cert_path: str | None = None  # the kit's client certificate ...
+    key_path: str | None = None  # ... and its key (0600)
+    generation: int | None = None  # datakit:tls.generation the node certificates are of
+
+    def client_files(self) -> dict[str, str] | None:
+        """What nodes.tls takes as `client_tls`: None for a plaintext stack."""
+        if not self.enabled:
+            return None
+        missing = [k for k in ("ca_path", "cert_path", "key_path") if not getattr(self, k)]
+        if missing:
+            raise DatakitError(f"the stack's outputs have tls enabled but no tls.{missing[0]}: "
+                               "run `datakit up` with this datakit")
+        return {"ca": self.ca_path, "cert": self.cert_path, "key": self.key_path}
+
+
 class StackOutputs(Model):
     stack: str
     substrate: str = "local"
@@ -130,6 +154,19 @@ class StackOutputs(Model):
     endpoints: Endpoints
     nodes: list[Node]
     secrets: Secrets | None = None  # None when read without them (redacted)
+    tls: TlsOutputs = TlsOutputs()
+
+    def client_tls(self) -> dict[str, str] | None:
+        """The kit's CA and client certificate files, as nodes.tls takes them (None for a
+        plaintext stack); a file that is missing is one line naming it."""
+        return self.tls.client_files()
+
+    def reach(self, node: Node, **extra) -> dict:
+        """A node as the kit's clients in datakit.nodes take it: its address, and the
+        stack's client files when its links are TLS."""
+        files = self.client_tls()
+        return {"name": node.name, "host": node.host, "port": node.port,
+                **({"client_tls": files} if files else {}), **extra}
 
     def node(self, name: str) -> Node:
         for node in self.nodes:

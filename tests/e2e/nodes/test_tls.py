@@ -187,3 +187,21 @@ def _served_serial(port: int, ctx: ssl.SSLContext) -> int:
     from cryptography import x509
 
     return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_probes_tell_strangers_from_the_kit(stack):
+    """nodes.tls_probe, which `datakit verify` judges nodes with, on the real servers."""
+    from datakit.nodes import tls_probe
+
+    other = client_files(stack["base"], certs.new_ca("probe stranger CA"), "probe-stranger")
+    leader = _leader(stack)
+    for port in (stack["etcd"]["port"], leader["rest_port"]):
+        assert tls_probe.handshake("127.0.0.1", port, None).startswith("refused")
+        bare = tls_probe.foreign_context(stack["client"]["ca"])
+        assert tls_probe.handshake("127.0.0.1", port, bare).startswith("refused")
+        foreign = tls_probe.foreign_context(stack["client"]["ca"], other["cert"], other["key"])
+        assert tls_probe.handshake("127.0.0.1", port, foreign).startswith("refused")
+        assert tls_probe.handshake("127.0.0.1", port, tls.context(stack["client"])) == "accepted"
+    pem = tls_probe.served_certificate("127.0.0.1", leader["port"], postgres=True)
+    assert certs.signed_by(pem, stack["ca"].cert) and "127.0.0.1" in certs.hosts(pem)
+    assert certs.problems(pem, stack["ca"].cert, what=leader["name"]) == []

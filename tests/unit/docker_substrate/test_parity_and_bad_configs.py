@@ -60,8 +60,11 @@ def test_local_and_docker_make_the_same_nodes_and_endpoint_shape():
         assert getattr(docker.endpoints, service).model_fields_set == getattr(
             local.endpoints, service).model_fields_set
     d, lo = docker.endpoints, local.endpoints
-    assert shape(d.postgres.write_dsn) == shape(lo.postgres.write_dsn)
-    assert shape(d.postgres.read_dsn) == shape(lo.postgres.read_dsn)
+    # TLS is the local substrate's alone so far: its DSNs add verify-full and the CA.
+    tls = f" sslmode=verify-full sslrootcert={local.tls.ca_path}"
+    assert lo.postgres.write_dsn.endswith(tls) and local.tls.enabled and not docker.tls.enabled
+    assert shape(d.postgres.write_dsn) == shape(lo.postgres.write_dsn.removesuffix(tls))
+    assert shape(d.postgres.read_dsn) == shape(lo.postgres.read_dsn.removesuffix(tls))
     assert ports(d.redis.sentinels) == ports(lo.redis.sentinels)
     assert ports(d.redis.seeds) == ports(lo.redis.seeds)
     assert ports(d.kafka.bootstrap_servers.split(",")) == ports(

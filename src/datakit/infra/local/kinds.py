@@ -158,11 +158,18 @@ def _migrations() -> dict[str, Kind]:
     return {"migrations": Kind(apply, update=lambda _o, _st, new: apply(new))}
 
 
+def _tls() -> dict[str, Kind]:
+    from datakit.nodes import tls
+
+    return {"tls-client": Kind(tls.write_client, lambda spec, _st: tls.delete_client(spec),
+                               update=lambda _o, _st, new: tls.write_client(new))}
+
+
 class _Registry(dict):
     """Loads a service's kinds on first use, so a provider imports only what it runs."""
 
     loaders = {"etcd": _etcd, "patroni": _patroni, "redis": _redis, "kafka": _kafka,
-               "migrations": _migrations}
+               "migrations": _migrations, "tls": _tls}
 
     def __missing__(self, name: str) -> Kind:
         service = name.split("-")[0]

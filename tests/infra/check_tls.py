@@ -1,0 +1,141 @@
+"""TLS and refusals, per node: every node serves a certificate of the stack's CA, valid for
+its address and past the next 30 days; and strangers are refused: a plaintext client, a
+client that trusts another CA, one with no (or a foreign) client certificate where one is
+wanted (etcd, Patroni's REST API), a wrong password. Skipped on a stack with TLS off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from datakit.nodes import certs, tls, tls_probe
+from datakit.stack.schema import Node
+from datakit.verify import Mismatch
+
+REFUSED = "refused"
+CERT_OK = "signed by the stack's CA, valid for its address past 30 days"
+
+
+@pytest.fixture(scope="session")
+def stack_tls(outputs) -> dict[str, str]:
+    files = outputs.client_tls()
+    if not files:
+        pytest.skip("TLS is off on this stack (datakit:tls.enabled false)")
+    tls.require(files, what=f"stack {outputs.stack}")
+    return files
+
+
+@pytest.fixture(scope="session")
+def stranger(tmp_path_factory, stack_tls) -> dict[str, str]:
+    """A client of another CA: its CA, certificate and key, for the address of the nodes."""
+    folder = tmp_path_factory.mktemp("stranger")
+    ca = certs.new_ca("a stranger's CA")
+    pair = certs.issue(ca, "stranger", ["127.0.0.1", "localhost"])
+    out = {}
+    for part, text in (("ca", ca.cert), ("cert", pair.cert), ("key", pair.key)):
+        path = folder / f"{part}.pem"
+        path.write_text(text)
+        path.chmod(0o600)
+        out[part] = str(path)
+    return out
+
+
+def _certificate(node: Node, port: int, ca_pem: str, *, postgres: bool = False) -> str:
+    pem = tls_probe.served_certificate(node.host, port, postgres=postgres)
+    wrong = certs.problems(pem, ca_pem, what=f"{node.name}:{port}")
+    if node.host not in certs.hosts(pem):
+        wrong.append(f"not valid for {node.host} (SANs {', '.join(certs.hosts(pem))})")
+    return "; ".join(wrong) or CERT_OK
+
+
+def _ca_pem(stack_tls: dict[str, str]) -> str:
+    return Path(stack_tls["ca"]).read_text()
+
+
+def test_tls_certificate(any_node: Node, stack_tls, checker):
+    if any_node.service in ("redis", "sentinel", "kafka"):
+        pytest.skip(f"{any_node.service} does not serve TLS yet")
+    ca = _ca_pem(stack_tls)
+    checker.expect("TLS certificate", any_node.name, CERT_OK, lambda: _certificate(
+        any_node, any_node.port, ca, postgres=any_node.service == "postgres"))
+    if any_node.rest_port:
+        checker.expect("TLS certificate (Patroni REST)", any_node.name, CERT_OK,
+                       lambda: _certificate(any_node, any_node.rest_port, ca))
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+def _pg_attempt(node: Node, outputs, **params) -> str:
+    pg, secrets = outputs.endpoints.postgres, outputs.need_secrets().postgres
+    try:
+        conn = psycopg.connect(host=node.host, port=node.port, dbname=pg.database,
+                               user=pg.app_user, password=params.pop("password", secrets.app),
+                               connect_timeout=3, **params)
+    except psycopg.OperationalError as exc:
+        text = str(exc)
+        if "timeout" in text or "Connection refused" in text:
+            raise Mismatch(f"no answer: {text.strip().splitlines()[0]}") from None
+        return REFUSED
+    conn.close()
+    return "accepted"
+
+
+def test_postgres_refuses_plaintext(pg_node: Node, outputs, stack_tls, checker):
+    checker.expect("PostgreSQL: plaintext refused", pg_node.name, REFUSED,
+                   lambda: _pg_attempt(pg_node, outputs, sslmode="disable"))
+
+
+def test_postgres_refused_by_a_client_of_another_ca(pg_node: Node, outputs, stranger, checker):
+    checker.expect("PostgreSQL: a client trusting another CA refuses it", pg_node.name, REFUSED,
+                   lambda: _pg_attempt(pg_node, outputs, **tls.libpq(stranger)))
+
+
+def test_postgres_refuses_a_wrong_password(pg_node: Node, outputs, stack_tls, checker):
+    checker.expect("PostgreSQL: wrong password refused", pg_node.name, REFUSED,
+                   lambda: _pg_attempt(pg_node, outputs, password="not-the-password",
+                                       **tls.libpq(stack_tls)))
+
+
+def test_postgres_accepts_the_kit_over_tls(pg_node: Node, outputs, stack_tls, checker):
+    checker.expect("PostgreSQL: the app over TLS (verify-full)", pg_node.name, "accepted",
+                   lambda: _pg_attempt(pg_node, outputs, **tls.libpq(stack_tls)))
+
+
+# --- etcd and Patroni's REST API: a client certificate of the stack's CA -------------------
+
+
+def _strangers(port: int, node: Node, stack_tls, stranger) -> str:
+    """How the port treats plaintext, no client certificate and a foreign one."""
+    tries = {
+        "plaintext": None,
+        "no client certificate": tls_probe.foreign_context(stack_tls["ca"]),
+        "another CA's certificate": tls_probe.foreign_context(
+            stack_tls["ca"], stranger["cert"], stranger["key"]),
+    }
+    let_in = [what for what, ctx in tries.items()
+              if not tls_probe.handshake(node.host, port, ctx).startswith("refused")]
+    return f"let in: {', '.join(let_in)}" if let_in else "all refused"
+
+
+def _kit_gets_in(port: int, node: Node, stack_tls) -> str:
+    ctx = tls.context(stack_tls)
+    return tls_probe.handshake(node.host, port, ctx)
+
+
+def test_etcd_refuses_strangers(etcd_node: Node, stack_tls, stranger, checker):
+    checker.expect("etcd: strangers refused", etcd_node.name, "all refused",
+                   lambda: _strangers(etcd_node.port, etcd_node, stack_tls, stranger))
+    checker.expect("etcd: the kit's certificate accepted", etcd_node.name, "accepted",
+                   lambda: _kit_gets_in(etcd_node.port, etcd_node, stack_tls))
+
+
+def test_patroni_rest_refuses_strangers(pg_node: Node, stack_tls, stranger, checker):
+    if not pg_node.rest_port:
+        pytest.skip("the stack's outputs name no Patroni REST API")
+    checker.expect("Patroni REST: strangers refused", pg_node.name, "all refused",
+                   lambda: _strangers(pg_node.rest_port, pg_node, stack_tls, stranger))
+    checker.expect("Patroni REST: the kit's certificate accepted", pg_node.name, "accepted",
+                   lambda: _kit_gets_in(pg_node.rest_port, pg_node, stack_tls))
