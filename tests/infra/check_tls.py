@@ -68,7 +68,9 @@ def test_tls_certificate(any_node: Node, stack_tls, checker):
 # --- PostgreSQL ----------------------------------------------------------------------------
 
 
-def _pg_attempt(node: Node, outputs, **params) -> str:
+def _pg_attempt(node: Node, outputs, because: str = "", **params) -> str:
+    """"accepted", or "refused" when the server (or the client's own check of the server)
+    turns the connection down for the reason `because` names; another reason is told."""
     pg, secrets = outputs.endpoints.postgres, outputs.need_secrets().postgres
     try:
         conn = psycopg.connect(host=node.host, port=node.port, dbname=pg.database,
@@ -78,25 +80,26 @@ def _pg_attempt(node: Node, outputs, **params) -> str:
         text = str(exc)
         if "timeout" in text or "Connection refused" in text:
             raise Mismatch(f"no answer: {text.strip().splitlines()[0]}") from None
-        return REFUSED
+        return REFUSED if because in text else f"refused, not for {because!r}: {text.strip()}"
     conn.close()
     return "accepted"
 
 
 def test_postgres_refuses_plaintext(pg_node: Node, outputs, stack_tls, checker):
     checker.expect("PostgreSQL: plaintext refused", pg_node.name, REFUSED,
-                   lambda: _pg_attempt(pg_node, outputs, sslmode="disable"))
+                   lambda: _pg_attempt(pg_node, outputs, "no encryption", sslmode="disable"))
 
 
 def test_postgres_refused_by_a_client_of_another_ca(pg_node: Node, outputs, stranger, checker):
     checker.expect("PostgreSQL: a client trusting another CA refuses it", pg_node.name, REFUSED,
-                   lambda: _pg_attempt(pg_node, outputs, **tls.libpq(stranger)))
+                   lambda: _pg_attempt(pg_node, outputs, "certificate verify failed",
+                                       **tls.libpq(stranger)))
 
 
 def test_postgres_refuses_a_wrong_password(pg_node: Node, outputs, stack_tls, checker):
     checker.expect("PostgreSQL: wrong password refused", pg_node.name, REFUSED,
-                   lambda: _pg_attempt(pg_node, outputs, password="not-the-password",
-                                       **tls.libpq(stack_tls)))
+                   lambda: _pg_attempt(pg_node, outputs, "password authentication failed",
+                                       password="not-the-password", **tls.libpq(stack_tls)))
 
 
 def test_postgres_accepts_the_kit_over_tls(pg_node: Node, outputs, stack_tls, checker):
@@ -115,8 +118,10 @@ def _strangers(port: int, node: Node, stack_tls, stranger) -> str:
         "another CA's certificate": tls_probe.foreign_context(
             stack_tls["ca"], stranger["cert"], stranger["key"]),
     }
-    let_in = [what for what, ctx in tries.items()
-              if not tls_probe.handshake(node.host, port, ctx).startswith("refused")]
+    found = {what: tls_probe.handshake(node.host, port, ctx) for what, ctx in tries.items()}
+    if down := [f for f in found.values() if f.startswith("unreachable")]:
+        raise Mismatch(down[0])  # a node that does not answer refuses nobody in particular
+    let_in = [what for what, f in found.items() if not f.startswith("refused")]
     return f"let in: {', '.join(let_in)}" if let_in else "all refused"
 
 

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 from redis.sentinel import Sentinel
 
-from datakit.nodes import process
+from datakit.nodes import process, tls
 from datakit.nodes.control import control_for
 from datakit.stack.lifecycle import StackError
 from datakit.stack.schema import StackOutputs
@@ -31,7 +31,8 @@ def _pg(outputs: StackOutputs, name: str, **kw) -> psycopg.Connection:
     n = outputs.node(name)
     return psycopg.connect(host=n.host, port=n.port, dbname="postgres", user="postgres",
                            password=outputs.secrets.postgres.superuser,
-                           autocommit=True, connect_timeout=3, **kw)
+                           autocommit=True, connect_timeout=3,
+                           **tls.libpq(outputs.client_tls()), **kw)
 
 
 def _in_recovery(outputs: StackOutputs, name: str) -> bool:
@@ -67,7 +68,8 @@ def test_row_written_through_write_dsn_is_read_on_every_replica(e2e_stack):
     for name in _replicas(out):
         n = out.node(name)
         with psycopg.connect(host=n.host, port=n.port, dbname=db, user="postgres",
-                             password=out.secrets.postgres.superuser) as conn:
+                             password=out.secrets.postgres.superuser,
+                             **tls.libpq(out.client_tls())) as conn:
             found = _wait(lambda c=conn: c.execute(
                 "SELECT count(*) FROM e2e_rows WHERE marker = %s", (marker,)).fetchone()[0])
             assert found == 1, f"row not replayed on {name}"
@@ -84,7 +86,7 @@ def test_unauthenticated_access_is_refused(e2e_stack):
     n = out.node("pg-1")
     with pytest.raises(psycopg.OperationalError, match="password"):
         psycopg.connect(host=n.host, port=n.port, dbname="postgres", user="postgres",
-                        password="wrong", connect_timeout=3)
+                        password="wrong", connect_timeout=3, **tls.libpq(out.client_tls()))
     r = out.node("redis-1")
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(host=r.host, port=r.port).ping()

@@ -99,12 +99,14 @@ def _stop_node(node: Node, timeout: float = 30.0) -> None:
 
 
 def _pg(out: StackOutputs, node: Node):
-    return connect(node, user="postgres", password=out.secrets.postgres.superuser)
+    return connect(node, user="postgres", password=out.secrets.postgres.superuser,
+                   tls_files=out.client_tls())
 
 
 def _roles(out: StackOutputs) -> tuple[Node, list[Node]]:
     nodes = out.of("postgres")
-    primary = live_primary(nodes, user="postgres", password=out.secrets.postgres.superuser)
+    primary = live_primary(nodes, user="postgres", password=out.secrets.postgres.superuser,
+                           tls_files=out.client_tls())
     assert primary, "no live PostgreSQL primary"
     return primary, [n for n in nodes if n.name != primary.name]
 
