@@ -65,3 +65,15 @@ def test_not_a_certificate_names_what_was_read():
 def test_a_missing_ca_file_is_one_line_naming_it(tmp_path):
     with pytest.raises(DatakitError, match=f"the TLS ca file {tmp_path}/ca.crt is missing"):
         tls.libpq({"ca": str(tmp_path / "ca.crt")})
+
+
+def test_up_collects_the_programs_warnings_for_the_cli_to_print():
+    from types import SimpleNamespace
+
+    from datakit.stack.progress import RunView
+
+    view = RunView()
+    diag = SimpleNamespace(severity="warning", message="stack x: TLS is off\n")
+    view.on_event(SimpleNamespace(resource_pre_event=None, res_outputs_event=None,
+                                  res_op_failed_event=None, diagnostic_event=diag))
+    assert view.warnings == ["stack x: TLS is off"]

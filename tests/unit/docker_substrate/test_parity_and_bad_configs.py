@@ -125,3 +125,23 @@ def test_a_stack_spanning_hosts_with_a_node_on_the_local_engine_is_refused():
     with pytest.raises(DatakitError, match="pg-1.*local engine"):
         run_program_from_config(config, snapshot)
     assert not [r for r in snapshot.resources if r.type.startswith("docker:")]
+
+
+def prod_config() -> dict:
+    return yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.prod.yaml").read_text())["config"]
+
+
+def test_tls_off_on_a_stack_that_is_not_disposable_fails_before_any_resource():
+    config = {**prod_config(), "datakit:tls": {"enabled": False}}
+    snapshot = Snapshot(topo=None)  # type: ignore[arg-type]
+    with pytest.raises(TopologyError) as err:
+        run_program_from_config(config, snapshot, stack="prod")
+    assert any(line.startswith("stack prod: datakit:tls.enabled: false on a stack that is not "
+                               "disposable") for line in err.value.lines), err.value.lines
+    assert snapshot.resources == []
+
+
+def test_tls_off_on_a_disposable_stack_is_said_out_loud(caplog):
+    config = {**dev_config(), "datakit:tls": {"enabled": False}}
+    run_program_from_config(config)
+    assert "stack dev: TLS is off (datakit:tls.enabled false)" in caplog.text
