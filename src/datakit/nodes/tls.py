@@ -130,3 +130,19 @@ def delete_client(spec: Mapping[str, Any]) -> None:
         Path(path).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # other files there are not ours
         Path(spec["folder"]).rmdir()
+
+
+def redis(paths: Mapping[str, str] | None) -> dict[str, Any]:
+    """redis-py's connection keywords: TLS checking the server's certificate and host
+    against the stack's CA (the password stays the authentication)."""
+    if not paths:
+        return {}
+    require({"ca": paths["ca"]}, what="Redis client")
+    return {"ssl": True, "ssl_ca_certs": paths["ca"], "ssl_cert_reqs": "required",
+            "ssl_check_hostname": True}
+
+
+def with_own(props: Mapping[str, Any], peers: list[dict]) -> list[dict]:
+    """`peers` as this node reaches them: with its own files, when it has TLS."""
+    own = client_files(props)
+    return [{**p, "client_tls": own} if own and "client_tls" not in p else p for p in peers]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ssl
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,32 +17,14 @@ from datakit.errors import DatakitError
 from datakit.nodes import certs, etcd, patroni, patroni_cluster, patroni_member, tls
 from datakit.nodes.postgres_client import connect
 from datakit.nodes.readiness import wait_until
+from tests.support.tls_material import client_files, material
 
 pytestmark = pytest.mark.slow
 
-HOSTS = ["127.0.0.1", "localhost"]
 FAST = {"ttl": 20, "loop_wait": 1, "retry_timeout": 3, "failsafe_mode": True,
         "maximum_lag_on_failover": 1024**2, "primary_start_timeout": 0}
 SETTINGS = {"max_connections": 30, "shared_buffers": "16MB", "max_wal_senders": 6,
             "max_replication_slots": 6}
-
-
-def material(ca: certs.Pair, name: str) -> dict:
-    pair = certs.issue(ca, name, [*HOSTS, name])
-    return {"ca": ca.cert, "cert": pair.cert, "key": pair.key}
-
-
-def client_files(base: Path, ca: certs.Pair, name: str = "datakit") -> dict[str, str]:
-    """A client's CA, certificate and key, as the stack writes its own for the kit."""
-    folder = base / f"client-{name}"
-    folder.mkdir()
-    pair = certs.issue(ca, name, HOSTS)
-    out = {}
-    for part, text in (("ca", ca.cert), ("cert", pair.cert), ("key", pair.key)):
-        (folder / part).write_text(text)
-        (folder / part).chmod(0o600)
-        out[part] = str(folder / part)
-    return out
 
 
 @pytest.fixture(scope="module")

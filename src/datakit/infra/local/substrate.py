@@ -175,7 +175,8 @@ class LocalSubstrate:
         for node in data_nodes:
             props = {"name": node.name, "port": node.port, "data_dir": self._dir(topo, node),
                      "password": password, "settings": spec.settings.directives(),
-                     "peers": [p for p in peers if p["name"] != node.name]}
+                     "peers": [p for p in peers if p["name"] != node.name],
+                     **self._tls(node, parent)}
             depends = []
             if spec.mode == "cluster":
                 props["cluster"] = {"node_timeout": spec.cluster.node_timeout_ms,
@@ -190,7 +191,9 @@ class LocalSubstrate:
             made.append(self._provisioned(node, res, props["data_dir"]))
         if spec.mode == "cluster":
             LocalNode("redis-cluster", "redis-cluster", {
-                "name": f"{topo.name}-redis", "nodes": peers, "password": password,
+                "name": f"{topo.name}-redis", "password": password,
+                "nodes": [{**p, **self._as_client(self._dir(topo, n))}
+                          for p, n in zip(peers, data_nodes, strict=True)],
                 "replicas": spec.cluster.replicas_per_master,
                 "generation": _generation(servers),
             }, opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
@@ -203,13 +206,14 @@ class LocalSubstrate:
                      "master_name": spec.master_name, "quorum": spec.sentinel.quorum,
                      "settings": {"down-after-milliseconds": spec.sentinel.down_after_ms,
                                   "failover-timeout": spec.sentinel.failover_timeout_ms},
-                     "peers": peers}
+                     "peers": peers, **self._tls(node, parent)}
             res = LocalNode(node.name, "redis-sentinel", props,
                             opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
             group.append(res)
             made.append(self._provisioned(node, res, props["data_dir"]))
         LocalNode("redis-sentinels", "redis-sentinels", {
-            "sentinels": [{"name": n.name, "port": n.port} for n in sentinel_nodes],
+            "sentinels": [{"name": n.name, "port": n.port,
+                           **self._as_client(self._dir(topo, n))} for n in sentinel_nodes],
             "password": sentinel_password, "master_name": spec.master_name,
             "generation": _generation(group),
         }, opts=pulumi.ResourceOptions(parent=parent, depends_on=group))
