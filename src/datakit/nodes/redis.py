@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 
 import redis as redis_py
@@ -31,8 +32,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from datakit.errors import DatakitError
-from collections.abc import Mapping
-
 from datakit.nodes import process, tls
 from datakit.nodes.address import NodeLike, address
 from datakit.nodes.process import RunAs
