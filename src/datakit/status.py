@@ -56,7 +56,8 @@ def _timeline(node: Node, secrets: Secrets, client: dict | None) -> int | None:
 def _redis(node: Node, secrets: Secrets, client: dict | None) -> tuple[str, str]:
     try:
         client = redis_py.Redis(host=node.host, port=node.port,
-                                password=secrets.redis.default, socket_timeout=2)
+                                password=secrets.redis.default, socket_timeout=2,
+                                **tls.redis(tls.client_files(node)))
         role = client.execute_command("ROLE")[0]
         role = role.decode() if isinstance(role, bytes) else role
         return ("replica" if role == "slave" else role), "up"
@@ -67,7 +68,8 @@ def _redis(node: Node, secrets: Secrets, client: dict | None) -> tuple[str, str]
 def _sentinel(node: Node, secrets: Secrets, client: dict | None) -> tuple[str, str]:
     try:
         client = redis_py.Redis(host=node.host, port=node.port,
-                                password=secrets.redis.sentinel, socket_timeout=2)
+                                password=secrets.redis.sentinel, socket_timeout=2,
+                                **tls.redis(tls.client_files(node)))
         ok = client.execute_command("PING")
         return "sentinel", "up" if ok else "no answer"
     except redis_py.RedisError as exc:

@@ -1,7 +1,8 @@
 """TLS and refusals, per node: every node serves a certificate of the stack's CA, valid for
 its address and past the next 30 days; and strangers are refused: a plaintext client, a
 client that trusts another CA, one with no (or a foreign) client certificate where one is
-wanted (etcd, Patroni's REST API), a wrong password. Skipped on a stack with TLS off."""
+wanted (etcd, Patroni's REST API), a wrong password (PostgreSQL, Redis, Sentinel). Skipped
+on a stack with TLS off, and for a service that does not speak TLS on it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis as redis_py
 
 from datakit.nodes import certs, tls, tls_probe
 from datakit.stack.schema import Node
@@ -54,9 +56,9 @@ def _ca_pem(stack_tls: dict[str, str]) -> str:
     return Path(stack_tls["ca"]).read_text()
 
 
-def test_tls_certificate(any_node: Node, stack_tls, checker):
-    if any_node.service in ("redis", "sentinel", "kafka"):
-        pytest.skip(f"{any_node.service} does not serve TLS yet")
+def test_tls_certificate(any_node: Node, outputs, stack_tls, checker):
+    if not outputs.speaks_tls(any_node.service):
+        pytest.skip(f"{any_node.service} does not serve TLS on this stack")
     ca = _ca_pem(stack_tls)
     checker.expect("TLS certificate", any_node.name, CERT_OK, lambda: _certificate(
         any_node, any_node.port, ca, postgres=any_node.service == "postgres"))
@@ -144,3 +146,53 @@ def test_patroni_rest_refuses_strangers(pg_node: Node, stack_tls, stranger, chec
                    lambda: _strangers(pg_node.rest_port, pg_node, stack_tls, stranger))
     checker.expect("Patroni REST: the kit's certificate accepted", pg_node.name, "accepted",
                    lambda: _kit_gets_in(pg_node.rest_port, pg_node, stack_tls))
+
+
+# --- Redis and Sentinel: TLS only, the password the authentication ---------------------------
+
+
+def _redis_attempt(node: Node, password: str, files: dict[str, str] | None) -> str:
+    client = redis_py.Redis(host=node.host, port=node.port, password=password,
+                            socket_timeout=3, socket_connect_timeout=3, **tls.redis(files))
+    try:
+        client.ping()
+    except redis_py.AuthenticationError:
+        return "refused: password"
+    except redis_py.ConnectionError as exc:
+        if "Connection refused" in str(exc) or "Timeout" in str(exc):
+            raise Mismatch(f"no answer: {exc}") from None
+        return f"refused: {exc}"
+    finally:
+        client.close()
+    return "accepted"
+
+
+def _redis_strangers(node: Node, password: str, stack_tls, stranger) -> str:
+    plain = tls_probe.handshake(node.host, node.port, None, request=b"PING\r\n")
+    if plain.startswith("unreachable"):
+        raise Mismatch(plain)
+    found = {"plaintext": plain,
+             "a client trusting another CA": _redis_attempt(node, password, stranger),
+             "a wrong password": _redis_attempt(node, "not-the-password", stack_tls)}
+    let_in = [what for what, f in found.items() if not f.startswith("refused")]
+    return f"let in: {', '.join(let_in)}" if let_in else "all refused"
+
+
+def _redis_checks(node: Node, outputs, stack_tls, stranger, checker) -> None:
+    if not outputs.speaks_tls(node.service):
+        pytest.skip(f"{node.service} does not serve TLS on this stack")
+    secrets = outputs.need_secrets().redis
+    password = secrets.default if node.service == "redis" else secrets.sentinel
+    what = "Redis" if node.service == "redis" else "Sentinel"
+    checker.expect(f"{what}: strangers refused", node.name, "all refused",
+                   lambda: _redis_strangers(node, password, stack_tls, stranger))
+    checker.expect(f"{what}: the kit over TLS", node.name, "accepted",
+                   lambda: _redis_attempt(node, password, stack_tls))
+
+
+def test_redis_refuses_strangers(redis_node: Node, outputs, stack_tls, stranger, checker):
+    _redis_checks(redis_node, outputs, stack_tls, stranger, checker)
+
+
+def test_sentinel_refuses_strangers(sentinel_node: Node, outputs, stack_tls, stranger, checker):
+    _redis_checks(sentinel_node, outputs, stack_tls, stranger, checker)

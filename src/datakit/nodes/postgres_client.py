@@ -33,7 +33,7 @@ def connect(node: NodeLike, *, user: str, password: str, dbname: str = "postgres
     """An autocommit connection over TCP with SCRAM, over TLS when the node dict says so
     (nodes/tls.py) or `tls_files` are given; a refused password is WrongPassword."""
     at = address(node)
-    if tls_files is None and isinstance(node, Mapping):
+    if tls_files is None:
         tls_files = tls.client_files(node)
     try:
         return psycopg.connect(

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-from collections.abc import Mapping
 from pathlib import Path
 
 import redis as redis_py
@@ -95,7 +94,7 @@ def client(node: NodeLike, password: str | None, *, timeout: float = 2.0) -> red
     AuthenticationError is a ConnectionError) with back-off, seconds per failure. `node`:
     a dict with port (host, name) or the stack outputs' Node (nodes/address.py)."""
     at = address(node)
-    files = tls.client_files(node) if isinstance(node, Mapping) else None
+    files = tls.client_files(node)
     return redis_py.Redis(host=at.host, port=at.port,
                           password=password, socket_timeout=timeout,
                           socket_connect_timeout=timeout, decode_responses=True,

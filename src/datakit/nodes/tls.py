@@ -59,9 +59,12 @@ def _write_private(path: Path, text: str, account: RunAs) -> None:
     tmp.replace(path)
 
 
-def client_files(props: Mapping[str, Any]) -> dict[str, str] | None:
+def client_files(props: Any) -> dict[str, str] | None:
     """The files a client uses to reach this node: its `client_tls`, else the node's own
-    (when its props carry `tls`), else None (plaintext)."""
+    (when its props carry `tls`), else None (plaintext). `props` may also be the stack
+    outputs' Node, which carries `client_tls` when its service speaks TLS."""
+    if not isinstance(props, Mapping):
+        return getattr(props, "client_tls", None)
     if props.get("client_tls"):
         return dict(props["client_tls"])
     if props.get("tls") and props.get("data_dir"):

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datakit.errors import DatakitError
 
@@ -53,6 +53,7 @@ class RedisEndpoints(Model):
     master_name: str = ""
     sentinels: list[str] = []  # host:port
     seeds: list[str] = []  # host:port of the data nodes
+    tls: bool = False  # every data node and Sentinel takes TLS only (the stack's CA)
 
 
 class KafkaEndpoints(Model):
@@ -91,6 +92,9 @@ class Node(Model):
     handle: Handle
     testinfra: str  # a testinfra host URL: local://, docker://NAME
     rest_url: str | None = None  # postgres: its Patroni's REST API (http://host:port)
+    # How the kit's clients reach it over TLS ({ca, cert, key} paths), set when the outputs
+    # are read (StackOutputs): derived, never written.
+    client_tls: dict[str, str] | None = Field(default=None, exclude=True)
 
     @property
     def address(self) -> str:
@@ -155,6 +159,32 @@ class StackOutputs(Model):
     nodes: list[Node]
     secrets: Secrets | None = None  # None when read without them (redacted)
     tls: TlsOutputs = TlsOutputs()
+
+    @model_validator(mode="after")
+    def _nodes_know_their_tls(self) -> StackOutputs:
+        """Each node carries the client files when its service speaks TLS, so a client in
+        datakit.nodes given the node reaches it as it must."""
+        t = self.tls
+        if not (t.enabled and t.ca_path and t.cert_path and t.key_path):
+            return self
+        files = {"ca": t.ca_path, "cert": t.cert_path, "key": t.key_path}
+        for node in self.nodes:
+            if self.speaks_tls(node.service):
+                node.client_tls = files
+        return self
+
+    def speaks_tls(self, service: str) -> bool:
+        if not self.tls.enabled:
+            return False
+        if service in ("redis", "sentinel"):
+            return self.endpoints.redis.tls
+        if service == "kafka":
+            return self.endpoints.kafka.security_protocol in ("SASL_SSL", "SSL")
+        return True  # postgres and etcd took TLS first: with the stack's tls
+
+    def tls_for(self, service: str) -> dict[str, str] | None:
+        """The client files for `service` when it speaks TLS, else None (plaintext)."""
+        return self.client_tls() if self.speaks_tls(service) else None
 
     def client_tls(self) -> dict[str, str] | None:
         """The kit's CA and client certificate files, as nodes.tls takes them (None for a

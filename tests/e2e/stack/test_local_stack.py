@@ -89,20 +89,21 @@ def test_unauthenticated_access_is_refused(e2e_stack):
                         password="wrong", connect_timeout=3, **tls.libpq(out.client_tls()))
     r = out.node("redis-1")
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(host=r.host, port=r.port).ping()
+        redis.Redis(host=r.host, port=r.port, **tls.redis(out.tls_for("redis"))).ping()
 
 
 def test_key_set_on_master_is_read_through_sentinel_and_on_every_replica(e2e_stack):
     out = e2e_stack.outputs()
     ep, pw = out.endpoints.redis, out.secrets.redis
+    ssl = tls.redis(out.tls_for("redis"))
     sentinel = Sentinel([tuple(a.rsplit(":", 1)) for a in ep.sentinels],
-                        sentinel_kwargs={"password": pw.sentinel}, password=pw.default,
-                        socket_timeout=2)
+                        sentinel_kwargs={"password": pw.sentinel, **ssl}, password=pw.default,
+                        socket_timeout=2, **ssl)
     key, value = f"e2e:{uuid.uuid4().hex}", "v1"
     sentinel.master_for(ep.master_name).set(key, value)
     assert sentinel.slave_for(ep.master_name).get(key) in (value.encode(), None)
     for n in out.of("redis"):
-        client = redis.Redis(host=n.host, port=n.port, password=pw.default)
+        client = redis.Redis(host=n.host, port=n.port, password=pw.default, **ssl)
         assert _wait(lambda c=client: c.get(key)) == value.encode(), n.name
 
 
