@@ -63,7 +63,8 @@ def endpoints(topo: Topology, nodes: list[Provisioned],
                              sentinels=hostports("sentinel"), seeds=hostports("redis"),
                              tls=client_tls is not None),
         kafka=KafkaEndpoints(bootstrap_servers=",".join(hostports("kafka")),
-                             security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
+                             security_protocol="SASL_SSL" if client_tls else "SASL_PLAINTEXT",
+                             sasl_mechanism="SCRAM-SHA-512",
                              username=KAFKA_APP_USER, admin_username=KAFKA_ADMIN_USER),
     )
 

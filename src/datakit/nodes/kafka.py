@@ -8,8 +8,13 @@ A node's `props`:
   home            Kafka built by tools/build-kafka (default: the cache, per versions.env)
   node_id         1..N
   roles           "broker,controller" (default), "broker" or "controller"
-  host, port      the client listener, SASL_PLAINTEXT + SCRAM-SHA-512 (brokers)
-  controller_port the controller listener, PLAINTEXT (controllers; loopback only)
+  host, port      the client listener, SASL_SSL (SASL_PLAINTEXT without tls) + SCRAM-SHA-512
+  controller_port the controller listener, SSL with client certificates (PLAINTEXT without
+                  tls; loopback only)
+  tls             {ca, cert, key} PEM (nodes/tls.py); tls_principals: certificate names that
+                  are super users (the other nodes, the kit's client)
+  authorize       StandardAuthorizer: the admin (and with tls the nodes and the kit's client)
+                  super users, everyone else only what ACLs grant (kafka_acls.py)
   voters          [{"id", "host", "port"}]: the static controller quorum
   cluster_id      one id shared by every node (new_cluster_id())
   data_dir        the node's own directory; must not exist or be this node's
@@ -39,7 +44,7 @@ from base64 import urlsafe_b64encode
 from pathlib import Path
 
 from datakit.errors import DatakitError
-from datakit.nodes import kafka_runtime, process
+from datakit.nodes import kafka_runtime, process, tls
 from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     SCRAM,
     bootstrap,
@@ -51,8 +56,8 @@ from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     node_running,
     wait_cluster_ready,
 )
+from datakit.nodes.kafka_conf import keystore, server_properties
 from datakit.nodes.kafka_conf import roles as _roles
-from datakit.nodes.kafka_conf import server_properties
 from datakit.nodes.kafka_runtime import default_home, home_for
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
@@ -141,6 +146,9 @@ def _write_config(props: dict, account: RunAs) -> None:
     paths = _layout(props)
     for key in ("root", "data", "logs"):
         account.own(paths[key], 0o700)
+    if tls.write(props, account):  # Kafka's PEM keystore: the key and its certificate
+        material = props["tls"]
+        tls.write_file(keystore(props), f"{material['key']}{material['cert']}", account)
     tmp = paths["config"].with_suffix(".tmp")
     tmp.write_text(server_properties(props))
     os.chown(tmp, account.uid, account.gid)
@@ -316,7 +324,7 @@ def delete_node(outs: dict, *, timeout: float = 30.0, graceful: bool = True) -> 
     root = Path(outs["data_dir"]) if outs.get("data_dir") else None
     if root is None or not root.exists():
         return
-    known = {"server.properties", "data", "logs", "format.args"}
+    known = {"server.properties", "data", "logs", "format.args", tls.DIR}
     strangers = {p.name for p in root.iterdir()} - known
     if strangers:
         raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from datakit.errors import DatakitError
-from datakit.nodes import process
+from datakit.nodes import process, tls
 from datakit.nodes.kafka_quorum import NOT_LEADER_OR_FOLLOWER, describe_quorum
 from datakit.nodes.readiness import NotReady, wait_until
 
@@ -40,14 +40,24 @@ def _value(v: Any) -> str:
 
 
 def client_config(props: dict, *, user: str = "app") -> dict[str, Any]:
-    """librdkafka settings for `user` ("app" or "admin") from cluster or node props."""
+    """librdkafka settings for `user` ("app" or "admin") from cluster or node props:
+    SASL_SSL checking the brokers against the CA when the props carry TLS files."""
     return {
         "bootstrap.servers": bootstrap(props),
-        "security.protocol": "SASL_PLAINTEXT",
         "sasl.mechanism": SCRAM,
         "sasl.username": props[f"{user}_user"],
         "sasl.password": props[f"{user}_password"],
+        **librdkafka_tls(tls.client_files(props)),
     }
+
+
+def librdkafka_tls(files: dict[str, str] | None) -> dict[str, str]:
+    """librdkafka's security settings: SASL over TLS with the stack's CA, or plaintext."""
+    if not files:
+        return {"security.protocol": "SASL_PLAINTEXT"}
+    tls.require({"ca": files["ca"]}, what="Kafka client")
+    return {"security.protocol": "SASL_SSL", "ssl.ca.location": files["ca"],
+            "ssl.endpoint.identification.algorithm": "https"}
 
 
 def bootstrap(props: dict) -> str:
@@ -135,7 +145,8 @@ def _quorum(controllers: list[dict]) -> dict:
     seen = []
     for c in controllers:
         try:
-            info = describe_quorum(c.get("host", "127.0.0.1"), int(c["port"]), timeout=2)
+            info = describe_quorum(c.get("host", "127.0.0.1"), int(c["port"]), timeout=2,
+                                   context=tls.context(tls.client_files(c)))
         except OSError as exc:
             seen.append(f"controller {int(c['id'])}: {exc}")
             continue

@@ -50,6 +50,11 @@ def write(props: Mapping[str, Any], account: RunAs) -> dict[str, str] | None:
     return paths
 
 
+def write_file(path: Path, text: str, account: RunAs) -> None:
+    """One more private file beside a node's TLS files (e.g. Kafka's PEM keystore)."""
+    _write_private(path, text, account)
+
+
 def _write_private(path: Path, text: str, account: RunAs) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

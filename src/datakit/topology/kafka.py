@@ -74,6 +74,8 @@ class KafkaSpec(Spec):
     unclean_leader_election: Literal[False] = False
     extra: dict[str, PropertyValue] = {}
     topics: list[TopicSpec] = []
+    # The app user may consume in the groups whose ids start with this (its Read ACL).
+    app_group_prefix: str = Field("datakit-", pattern=r"^[A-Za-z0-9._-]{1,200}$")
 
     @model_validator(mode="after")
     def _fill_topic_defaults(self) -> KafkaSpec:

@@ -127,7 +127,7 @@ def _redis() -> dict[str, Kind]:
 
 
 def _kafka() -> dict[str, Kind]:
-    from datakit.nodes import kafka
+    from datakit.nodes import kafka, kafka_acls
 
     def restart(old, state, new):
         # Server settings are read at start: a changed spec restarts the node on its data.
@@ -135,7 +135,11 @@ def _kafka() -> dict[str, Kind]:
         return {**state, **kafka.start_node(new)}
 
     def ensure_topic(spec):
-        return kafka.ensure_topic(spec)
+        return {**kafka.ensure_topic(spec), "acls": kafka_acls.grant_app(spec)}
+
+    def delete_topic(spec):
+        kafka_acls.revoke_topic(spec)
+        kafka.delete_topic(spec)
 
     return {
         "kafka-node": Kind(kafka.create_node, lambda _s, st: kafka.delete_node(st),
@@ -143,7 +147,7 @@ def _kafka() -> dict[str, Kind]:
                            NODE_KEYS | {"node_id", "cluster_id", "controller_port"},
                            lambda _s, st: kafka.live_process(st)),
         "kafka-ready": Kind(kafka.wait_cluster_ready),
-        "kafka-topic": Kind(ensure_topic, lambda spec, _st: kafka.delete_topic(spec),
+        "kafka-topic": Kind(ensure_topic, lambda spec, _st: delete_topic(spec),
                             update=lambda _o, _st, new: ensure_topic(new),
                             replace_keys=frozenset({"name", "replication_factor"})),
     }

@@ -224,8 +224,13 @@ class LocalSubstrate:
     def kafka(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
         spec = topo.kafka
         nodes = topo.nodes("kafka")
+        # The group resources reach the cluster with the first node's files (as root).
+        reach = self._as_client(self._dir(topo, nodes[0]))
         voters = [{"id": n.index, "host": HOST, "port": n.controller_port} for n in nodes]
         brokers = [{"id": n.index, "host": HOST, "port": n.port} for n in nodes]
+        # Certificate names that are super users: the brokers (to the controllers) and
+        # the kit's own client (DescribeQuorum); everyone else has ACLs only.
+        principals = [n.name for n in nodes] + [CLIENT]
         users = {
             "admin_user": outputs.KAFKA_ADMIN_USER,
             "admin_password": secrets.get("kafka", "admin"),
@@ -241,18 +246,22 @@ class LocalSubstrate:
                      "port": node.port, "controller_port": node.controller_port,
                      "voters": voters, "cluster_id": cluster_id,
                      "data_dir": self._dir(topo, node), "heap_mb": spec.heap // 1024**2,
-                     "settings": spec.server_properties()}
+                     "settings": spec.server_properties(), "tls_principals": principals,
+                     "authorize": True,
+                     **self._tls(node, parent)}
             res = LocalNode(node.name, "kafka-node", props,
                             opts=pulumi.ResourceOptions(parent=parent))
             servers.append(res)
             made.append(self._provisioned(node, res, props["data_dir"]))
         ready = LocalNode("kafka-ready", "kafka-ready", {
-            **users, "brokers": brokers, "controllers": voters, "cluster_id": cluster_id,
+            **users, **reach, "brokers": brokers, "cluster_id": cluster_id,
+            "controllers": [{**v, **reach} for v in voters],
             "generation": _generation(servers),
         }, opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
         for topic in spec.topics:
             LocalNode(f"topic-{topic.name}", "kafka-topic", {
-                **users, "brokers": brokers, "name": topic.name,
+                **users, **reach, "brokers": brokers, "name": topic.name,
+                "group_prefix": spec.app_group_prefix,
                 "partitions": topic.partitions, "replication_factor": topic.replication_factor,
                 "min_insync_replicas": topic.min_insync_replicas,
                 "retention_ms": topic.retention_ms, "config": topic.configs(),
