@@ -88,9 +88,11 @@ def redis_env(outputs: StackOutputs, *, show_secrets: bool) -> dict[str, str]:
 def kafka_env(outputs: StackOutputs, *, show_secrets: bool) -> dict[str, str]:
     kf = outputs.endpoints.kafka
     password = outputs.need_secrets().kafka.app if show_secrets else None
+    files = outputs.tls_for("kafka")
     return {"KAFKA_BOOTSTRAP_SERVERS": kf.bootstrap_servers,
             "KAFKA_SECURITY_PROTOCOL": kf.security_protocol,
             "KAFKA_SASL_MECHANISM": kf.sasl_mechanism, "KAFKA_SASL_USERNAME": kf.username,
+            **({"KAFKA_SSL_CA_LOCATION": files["ca"]} if files else {}),
             "KAFKA_SASL_PASSWORD": password or HIDDEN}
 
 

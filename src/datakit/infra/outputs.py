@@ -65,7 +65,8 @@ def endpoints(topo: Topology, nodes: list[Provisioned],
         kafka=KafkaEndpoints(bootstrap_servers=",".join(hostports("kafka")),
                              security_protocol="SASL_SSL" if client_tls else "SASL_PLAINTEXT",
                              sasl_mechanism="SCRAM-SHA-512",
-                             username=KAFKA_APP_USER, admin_username=KAFKA_ADMIN_USER),
+                             username=KAFKA_APP_USER, admin_username=KAFKA_ADMIN_USER,
+                             group_prefix=topo.kafka.app_group_prefix),
     )
 
 

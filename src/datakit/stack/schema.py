@@ -62,6 +62,7 @@ class KafkaEndpoints(Model):
     sasl_mechanism: str
     username: str
     admin_username: str = "admin"
+    group_prefix: str = ""  # the app may consume only in groups whose ids start with it
 
 
 class Endpoints(Model):
@@ -144,10 +145,15 @@ class TlsOutputs(Model):
         """What nodes.tls takes as `client_tls`: None for a plaintext stack."""
         if not self.enabled:
             return None
-        missing = [k for k in ("ca_path", "cert_path", "key_path") if not getattr(self, k)]
-        if missing:
+        keys = ("ca_path", "cert_path", "key_path")
+        if missing := [k for k in keys if not getattr(self, k)]:
             raise DatakitError(f"the stack's outputs have tls enabled but no tls.{missing[0]}: "
                                "run `datakit up` with this datakit")
+        for key in keys:
+            if not Path(getattr(self, key)).is_file():
+                raise DatakitError(f"the stack's TLS file {getattr(self, key)} (outputs "
+                                   f"tls.{key}) is missing: run `datakit up` to write it, or "
+                                   "point the outputs at the stack's files")
         return {"ca": self.ca_path, "cert": self.cert_path, "key": self.key_path}
 
 
@@ -185,6 +191,18 @@ class StackOutputs(Model):
     def tls_for(self, service: str) -> dict[str, str] | None:
         """The client files for `service` when it speaks TLS, else None (plaintext)."""
         return self.client_tls() if self.speaks_tls(service) else None
+
+    def kafka_config(self, *, admin: bool = False) -> dict[str, str]:
+        """librdkafka settings for the app (or the admin): SASL/SCRAM, over TLS with the
+        stack's CA when Kafka speaks it."""
+        kf, secrets = self.endpoints.kafka, self.need_secrets().kafka
+        conf = {"bootstrap.servers": kf.bootstrap_servers,
+                "security.protocol": kf.security_protocol, "sasl.mechanism": kf.sasl_mechanism,
+                "sasl.username": kf.admin_username if admin else kf.username,
+                "sasl.password": secrets.admin if admin else secrets.app}
+        if files := self.tls_for("kafka"):
+            conf["ssl.ca.location"] = files["ca"]
+        return conf
 
     def client_tls(self) -> dict[str, str] | None:
         """The kit's CA and client certificate files, as nodes.tls takes them (None for a

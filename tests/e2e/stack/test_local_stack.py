@@ -109,14 +109,8 @@ def test_key_set_on_master_is_read_through_sentinel_and_on_every_replica(e2e_sta
 
 def test_topics_have_partitions_rf_isr_and_an_acks_all_message_round_trips(e2e_stack):
     out = e2e_stack.outputs()
-    kafka = out.endpoints.kafka
-    conf = {"bootstrap.servers": kafka.bootstrap_servers,
-            "security.protocol": kafka.security_protocol,
-            "sasl.mechanism": kafka.sasl_mechanism, "sasl.username": kafka.username,
-            "sasl.password": out.secrets.kafka.app}
-    admin_conf = {**conf, "sasl.username": kafka.admin_username,
-                  "sasl.password": out.secrets.kafka.admin}
-    admin = AdminClient(admin_conf)  # kept alive until its futures resolve
+    conf = out.kafka_config()
+    admin = AdminClient(out.kafka_config(admin=True))  # kept alive until its futures resolve
     meta = admin.list_topics(timeout=10)
     expected = {"ms.agent.events": 12, "ms.system.metrics": 6}
     for topic, partitions in expected.items():
@@ -133,7 +127,8 @@ def test_topics_have_partitions_rf_isr_and_an_acks_all_message_round_trips(e2e_s
     producer = Producer({**conf, "acks": "all", "enable.idempotence": True})
     producer.produce("ms.agent.events", key=b"e2e", value=body)
     assert producer.flush(15) == 0
-    consumer = Consumer({**conf, "group.id": f"e2e-{uuid.uuid4().hex}",
+    group = f"{out.endpoints.kafka.group_prefix}e2e-{uuid.uuid4().hex}"  # the app's groups
+    consumer = Consumer({**conf, "group.id": group,
                          "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
                          "heartbeat.interval.ms": 1000})
     consumer.subscribe(["ms.agent.events"])
