@@ -11,6 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis as redis_py
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from datakit.nodes import certs, tls, tls_probe
 from datakit.stack.schema import Node
@@ -152,8 +154,10 @@ def test_patroni_rest_refuses_strangers(pg_node: Node, stack_tls, stranger, chec
 
 
 def _redis_attempt(node: Node, password: str, files: dict[str, str] | None) -> str:
+    # No retries: redis-py retries a failed connection with back-off, seconds per refusal.
     client = redis_py.Redis(host=node.host, port=node.port, password=password,
-                            socket_timeout=3, socket_connect_timeout=3, **tls.redis(files))
+                            socket_timeout=3, socket_connect_timeout=3,
+                            retry=Retry(NoBackoff(), 0), **tls.redis(files))
     try:
         client.ping()
     except redis_py.AuthenticationError:
