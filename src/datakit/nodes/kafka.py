@@ -44,7 +44,7 @@ from base64 import urlsafe_b64encode
 from pathlib import Path
 
 from datakit.errors import DatakitError
-from datakit.nodes import kafka_runtime, process, tls
+from datakit.nodes import kafka_runtime, process, rolling, tls
 from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     SCRAM,
     bootstrap,
@@ -55,6 +55,7 @@ from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     ensure_topic,
     node_running,
     wait_cluster_ready,
+    wait_in_sync,
 )
 from datakit.nodes.kafka_conf import keystore, server_properties
 from datakit.nodes.kafka_conf import roles as _roles
@@ -265,10 +266,23 @@ def create_node(props: dict, *, timeout: float = 90.0) -> dict:
 
 
 def restart_node(props: dict, outs: dict) -> dict:
-    """Apply changed settings (heap, server.properties) by a stop and a start on the same
-    storage; also brings back a node whose process died."""
+    """Apply changed settings (heap, server.properties, a reissued certificate) by a stop
+    and a start on the same storage; also brings back a node whose process died."""
     stop_node(outs)
     return {**outs, **start_node(props)}
+
+
+def roll_node(props: dict, outs: dict) -> dict:
+    """restart_node, one node of the stack at a time (nodes/rolling.py): the next node
+    restarts only once this broker is back in every ISR, so a topic with min.insync.replicas
+    2 of 3 keeps taking acks=all writes through the roll."""
+    name = f"Kafka node {int(props['node_id'])}"
+    with rolling.one_at_a_time(props["data_dir"], what=name):
+        outs = restart_node(props, outs)
+        if "broker" in _roles(props):
+            reach = {**props, "bootstrap": f"{props.get('host', '127.0.0.1')}:{int(props['port'])}"}
+            outs["in_sync_s"] = wait_in_sync(reach, int(props["node_id"]))
+    return outs
 
 
 def live_process(outs: dict) -> tuple[int, int] | None:

@@ -200,6 +200,26 @@ def wait_cluster_ready(props: dict, *, timeout: float = 120.0) -> dict:
             "ready_s": round(time.monotonic() - began, 3)}
 
 
+def wait_in_sync(props: dict, node_id: int, *, timeout: float = 120.0) -> float:
+    """Wait until broker `node_id` is in the metadata and no partition misses a replica
+    from its ISR: a restarted broker has caught up. Seconds waited."""
+    began = time.monotonic()
+    admin = _Admin(props)
+
+    def caught_up() -> bool:
+        meta = admin.client.list_topics(timeout=5)
+        if node_id not in meta.brokers:
+            raise RuntimeError(f"broker {node_id} is not in the metadata yet")
+        behind = [f"{t}/{p}" for t, tm in meta.topics.items()
+                  for p, pm in tm.partitions.items() if len(pm.isrs) < len(pm.replicas)]
+        if behind:
+            raise RuntimeError(f"partitions {behind[:3]} miss replicas from their ISR")
+        return True
+
+    admin.wait(caught_up, what=f"Kafka broker {node_id} back in sync", timeout=timeout)
+    return round(time.monotonic() - began, 3)
+
+
 def cluster_health(props: dict, *, timeout: float = 5.0) -> dict:
     """One look at the cluster, never waiting long: what is up and what is wrong.
 

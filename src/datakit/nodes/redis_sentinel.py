@@ -22,7 +22,7 @@ import redis as redis_py
 
 from datakit.errors import DatakitError
 from datakit.nodes import redis as rd
-from datakit.nodes import tls
+from datakit.nodes import rolling, tls
 from datakit.nodes.address import NodeLike
 from datakit.nodes.process import require_free
 from datakit.nodes.readiness import wait_until
@@ -183,8 +183,9 @@ def update(old_props: dict, outs: dict, new_props: dict) -> dict:
         # Sentinel cannot CONFIG SET its TLS files: it restarts on its own state (a
         # Sentinel away for a moment changes nothing; the others keep the quorum).
         tls.write(new_props, rd._account())
-        rd.stop(new_props, outs)
-        outs = {**outs, **rd.launch(new_props)}
+        with rolling.one_at_a_time(new_props["data_dir"], what=rd.label(node, "sentinel")):
+            rd.stop(new_props, outs)
+            outs = {**outs, **rd.launch(new_props)}
     return {**outs, "applied": {"set": sorted(changes)}}
 
 

@@ -130,9 +130,9 @@ def _kafka() -> dict[str, Kind]:
     from datakit.nodes import kafka, kafka_acls
 
     def restart(old, state, new):
-        # Server settings are read at start: a changed spec restarts the node on its data.
-        kafka.stop_node(state)
-        return {**state, **kafka.start_node(new)}
+        # Server settings and certificates are read at start: a changed spec restarts the
+        # node on its data, one node of the stack at a time.
+        return kafka.roll_node(new, state)
 
     def ensure_topic(spec):
         return {**kafka.ensure_topic(spec), "acls": kafka_acls.grant_app(spec)}
