@@ -19,7 +19,10 @@ from datakit.stack import lifecycle
 
 pytestmark = pytest.mark.slow
 
-ACCOUNTS = {"postgres": "postgres", "etcd": "etcd"}
+ACCOUNTS = {"postgres": "postgres", "etcd": "etcd", "redis": "redis", "sentinel": "redis",
+            "kafka": "kafka"}
+# Loaded in place on a reissue; Sentinels and Kafka brokers restart, one at a time.
+RELOADED = ("postgres", "etcd", "redis")
 
 
 def test_outputs_give_the_ca_and_dsns_that_verify_the_server(e2e_stack):
@@ -32,6 +35,7 @@ def test_outputs_give_the_ca_and_dsns_that_verify_the_server(e2e_stack):
     for dsn in (out.endpoints.postgres.write_dsn, out.endpoints.postgres.read_dsn):
         assert f"sslmode=verify-full sslrootcert={ca}" in dsn
     assert all(n.rest_url.startswith("https://") for n in out.of("postgres"))
+    assert out.endpoints.redis.tls and out.endpoints.kafka.security_protocol == "SASL_SSL"
     # The CA's key lives in the engine's state as a secret, never in the outputs.
     raw = lifecycle.outputs(e2e_stack.name)
     assert "PRIVATE KEY" not in json.dumps(raw)
@@ -39,7 +43,7 @@ def test_outputs_give_the_ca_and_dsns_that_verify_the_server(e2e_stack):
 
 def test_node_keys_are_private_to_the_node_account(e2e_stack):
     out = e2e_stack.outputs()
-    for node in [*out.of("postgres"), *out.of("etcd")]:
+    for node in out.nodes:
         files = tls.files(node.handle.data_dir)
         key = Path(files["key"]).stat()
         assert stat.S_IMODE(key.st_mode) == 0o600, node.name
@@ -65,7 +69,7 @@ def test_the_kits_clients_speak_tls(e2e_stack):
 def _serials(out) -> dict[str, int]:
     return {n.name: certs.load(tls_probe.served_certificate(
         n.host, n.port, postgres=n.service == "postgres"), what=n.name).serial_number
-        for n in [*out.of("postgres"), *out.of("etcd")]}
+        for n in out.nodes}
 
 
 def test_raising_the_generation_reissues_every_certificate_without_a_restart(e2e_stack):
@@ -77,7 +81,7 @@ def test_raising_the_generation_reissues_every_certificate_without_a_restart(e2e
     assert after.tls.generation == 2
     now = _serials(after)
     assert {n for n in before if before[n] == now[n]} == set()
-    for node in [*after.of("postgres"), *after.of("etcd")]:
+    for node in [n for n in after.nodes if n.service in RELOADED]:
         assert node.handle.pid == pids[node.name], f"{node.name} was restarted"
     with psycopg.connect(after.endpoints.postgres.write_dsn, autocommit=True) as conn:
         conn.execute("select 1")
