@@ -77,3 +77,32 @@ def test_up_collects_the_programs_warnings_for_the_cli_to_print():
     view.on_event(SimpleNamespace(resource_pre_event=None, res_outputs_event=None,
                                   res_op_failed_event=None, diagnostic_event=diag))
     assert view.warnings == ["stack x: TLS is off"]
+
+
+def _tls_outputs(tmp_path, **paths):
+    from tests.support.stack_outputs import document
+
+    files = {"ca_path": str(tmp_path / "ca.crt"), "cert_path": str(tmp_path / "client.crt"),
+             "key_path": str(tmp_path / "client.key"), **paths}
+    node = {"service": "redis", "role": "master", "name": "redis-1", "host": "127.0.0.1",
+            "port": 61000, "handle": {"kind": "local"}, "testinfra": "local://"}
+    return document({"tls": {"enabled": True, **files}, "nodes": [node],
+                     "endpoints": {"redis": {"tls": True}}})
+
+
+def test_outputs_give_each_tls_node_the_kits_client_files(tmp_path):
+    for name in ("ca.crt", "client.crt", "client.key"):
+        (tmp_path / name).write_text("x")
+    out = _tls_outputs(tmp_path)
+    assert out.node("redis-1").client_tls == out.client_tls() == {
+        "ca": str(tmp_path / "ca.crt"), "cert": str(tmp_path / "client.crt"),
+        "key": str(tmp_path / "client.key")}
+    assert "client_tls" not in out.model_dump()["nodes"][0]  # derived, never written
+    assert out.speaks_tls("redis") and not out.speaks_tls("kafka")
+
+
+def test_a_missing_ca_file_the_outputs_name_is_one_line_naming_it_and_its_key(tmp_path):
+    out = _tls_outputs(tmp_path)
+    with pytest.raises(DatakitError, match=rf"TLS file {tmp_path}/ca.crt \(outputs "
+                                           r"tls.ca_path\) is missing"):
+        out.client_tls()
