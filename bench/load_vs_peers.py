@@ -11,6 +11,9 @@ datakit's `RedisGetUser` with one and two worker processes, and at 1 client agai
 user, for latency. Latencies of the Locust runs come from datakit's microsecond
 histograms (query time on the connection; pool wait is reported beside it).
 
+On a TLS stack every client speaks TLS, the reference ones too (pgbench with verify-full
+and the stack's CA, redis-benchmark --tls --cacert), so the ratios compare like with like.
+
 Prints one line per tool, `NAME rps=X p50_ms=Y p99_ms=Z`, then the ratios.
 Run: .venv/bin/python bench/load_vs_peers.py [--stack local] [--duration 10] [--clients 8]
 
@@ -35,6 +38,7 @@ import psycopg
 
 from datakit.load import runner
 from datakit.load.histogram import Histogram
+from datakit.nodes import tls
 from datakit.stack import outputs as stack_outputs
 from datakit.stack.schema import Node, StackOutputs
 
@@ -62,11 +66,17 @@ def line(name: str, rps: float, p50: float | None, p99: float | None, note: str 
     return {"rps": rps, "p50": p50, "p99": p99}
 
 
+def libpq_env(outputs: StackOutputs) -> dict[str, str]:
+    """PGSSLMODE and PGSSLROOTCERT for the libpq tools on a TLS stack."""
+    return {f"PG{k.upper()}": v for k, v in tls.libpq(outputs.tls_for("postgres")).items()}
+
+
 def primary(outputs: StackOutputs) -> tuple[Node, str]:
     pw = outputs.need_secrets().postgres.superuser
+    ssl = "".join(f" {k}={v}" for k, v in tls.libpq(outputs.tls_for("postgres")).items())
     for node in outputs.of("postgres"):
         dsn = (f"host={node.host} port={node.port} user=postgres password={pw} "
-               f"connect_timeout=3")
+               f"connect_timeout=3{ssl}")
         try:
             with psycopg.connect(f"{dsn} dbname=postgres", autocommit=True) as conn:
                 if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
@@ -77,12 +87,12 @@ def primary(outputs: StackOutputs) -> tuple[Node, str]:
 
 
 def pgbench(node: Node, password: str, clients: int, duration: int, script: list[str],
-            tmp: Path, tag: str) -> dict:
+            tmp: Path, tag: str, env: dict[str, str]) -> dict:
     prefix = tmp / f"pgb-{tag}"
     cmd = ["pgbench", "-n", "-h", node.host, "-p", str(node.port), "-U", "postgres",
            "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
            "-T", str(duration), "-l", f"--log-prefix={prefix}", *script, "datakit_bench"]
-    out = subprocess.run(cmd, env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"},
+    out = subprocess.run(cmd, env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin", **env},
                          capture_output=True, text=True, check=True, cwd=tmp).stdout
     tps = next(float(w.split("=")[1].split()[0]) for w in out.splitlines()
                if w.startswith("tps ="))
@@ -170,23 +180,23 @@ def main() -> None:
             conn.execute("CREATE DATABASE datakit_bench")
     subprocess.run(["pgbench", "-i", "-q", "-s", "1", "-h", node.host, "-p",
                     str(node.port), "-U", "postgres", "datakit_bench"],
-                   env={"PGPASSWORD": pw, "PATH": "/usr/bin:/bin"}, check=True,
-                   capture_output=True)
+                   env={"PGPASSWORD": pw, "PATH": "/usr/bin:/bin", **libpq_env(outputs)},
+                   check=True, capture_output=True)
     if args.metrics:
         metrics_cost(outputs, node, pw, args.clients, args.duration)
         return
-    d, c = args.duration, args.clients
+    d, c, env = args.duration, args.clients, libpq_env(outputs)
     res: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="datakit-bench-") as tmpdir:
         tmp = Path(tmpdir)
         (tmp / "select1.sql").write_text("SELECT 1;\n")
-        r = pgbench(node, pw, c, d, ["-f", "select1.sql"], tmp, "s1")
+        r = pgbench(node, pw, c, d, ["-f", "select1.sql"], tmp, "s1", env)
         # Several clients per thread: pgbench times them with a clock it refreshes only
         # when it waits, so most of its logged latencies read 0 us. Compare latency at 1
         # client (pgbench_c1), where every transaction waits.
         res["pgbench"] = line("pgbench", r["rps"], r["p50"], r["p99"],
                               "  (SELECT 1; latencies coarse, see pgbench_c1)")
-        r = pgbench(node, pw, c, d, ["-S"], tmp, "S")
+        r = pgbench(node, pw, c, d, ["-S"], tmp, "S", env)
         res["pgbench_S"] = line("pgbench_S", r["rps"], r["p50"], r["p99"], "  (-S)")
 
         contrib = tmp / "contrib_locustfile.py"
@@ -203,7 +213,7 @@ def main() -> None:
             res[name] = line(name, rps, t["p50_ms"], t["p99_ms"],
                              f"  (processes={procs}; pool wait p50={wait.get('p50_ms')} ms)")
 
-        r = pgbench(node, pw, 1, d, ["-f", "select1.sql"], tmp, "c1")
+        r = pgbench(node, pw, 1, d, ["-f", "select1.sql"], tmp, "c1", env)
         res["pgbench_c1"] = line("pgbench_c1", r["rps"], r["p50"], r["p99"], "  (1 client)")
         rps, t = locust_run(args.stack, outputs, tmp / "dk-c1", 1, d, workload="pg-select1")
         res["datakit_pg_c1"] = line("datakit_pg_c1", rps, t["p50_ms"], t["p99_ms"],
@@ -213,11 +223,14 @@ def main() -> None:
         from redis.sentinel import Sentinel
 
         sentinels = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in rd.sentinels)]
+        files = outputs.tls_for("redis")
         host, port = Sentinel(sentinels, sentinel_kwargs={
-            "password": secrets.redis.sentinel}).discover_master(rd.master_name)
+            "password": secrets.redis.sentinel, **tls.redis(files)}).discover_master(
+                rd.master_name)
+        secure = ["--tls", "--cacert", files["ca"]] if files else []
 
         def redis_benchmark(clients: int, requests: int) -> dict:
-            out = subprocess.run(["redis-benchmark", "-h", host, "-p", str(port), "-a",
+            out = subprocess.run(["redis-benchmark", *secure, "-h", host, "-p", str(port), "-a",
                                   secrets.redis.default, "-c", str(clients),
                                   "-n", str(requests), "-t", "get", "--csv"],
                                  capture_output=True, text=True, check=True).stdout

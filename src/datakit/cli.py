@@ -146,6 +146,8 @@ def up(stack: Stack = "local", as_json: Json = False,
     _confirm(stack, "update", yes)  # and a broken config is refused before progress shows
     with live_run(err, enabled=not as_json) as view:
         stacks.up(stack, on_event=view.on_event)
+    for line in dict.fromkeys(view.warnings):
+        err.print(f"warning: {line}", markup=False, highlight=False)
     raw = stacks.outputs(stack)
     if as_json:
         print(json.dumps(_redact(raw, show_secrets), indent=2))

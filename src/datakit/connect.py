@@ -16,6 +16,7 @@ from urllib.parse import quote
 from redis.sentinel import Sentinel
 
 from datakit.errors import DatakitError
+from datakit.nodes import tls
 from datakit.stack.schema import StackOutputs
 
 TARGETS = ("postgres", "redis")
@@ -34,13 +35,17 @@ def postgres_env(outputs: StackOutputs, *, show_secrets: bool) -> dict[str, str]
     ports = fields["port"].split(",")
     netloc = ",".join(f"{h}:{p}" for h, p in zip(hosts, ports, strict=True))
     auth = f"{quote(pg.app_user)}:{quote(password)}@" if password else f"{quote(pg.app_user)}@"
+    # TLS as the DSN has it: the server must show a certificate of the stack's CA.
+    ssl = {"PGSSLMODE": fields["sslmode"], "PGSSLROOTCERT": fields["sslrootcert"]} \
+        if "sslrootcert" in fields else {}
+    query = "".join(f"&{k}={quote(fields[k])}" for k in ("sslmode", "sslrootcert") if ssl)
     return {
         "PGHOST": fields["host"], "PGPORT": fields["port"], "PGDATABASE": pg.database,
         "PGUSER": pg.app_user, "PGTARGETSESSIONATTRS": "read-write",
-        "PGCONNECT_TIMEOUT": fields.get("connect_timeout", "3"),
+        "PGCONNECT_TIMEOUT": fields.get("connect_timeout", "3"), **ssl,
         "PGPASSWORD": password or HIDDEN,
         "DATABASE_URL": f"postgresql://{auth}{netloc}/{quote(pg.database)}"
-                        "?target_session_attrs=read-write",
+                        f"?target_session_attrs=read-write{query}",
     }
 
 
@@ -55,8 +60,9 @@ def redis_master(outputs: StackOutputs) -> tuple[str, int]:
     if rd.mode == "cluster":
         return _split(rd.seeds[0])
     secrets = outputs.need_secrets().redis
+    ssl = tls.redis(outputs.tls_for("sentinel"))
     sentinel = Sentinel([_split(s) for s in rd.sentinels], socket_timeout=2,
-                        sentinel_kwargs={"password": secrets.sentinel})
+                        sentinel_kwargs={"password": secrets.sentinel, **ssl})
     try:
         return sentinel.discover_master(rd.master_name)
     except Exception as exc:  # noqa: BLE001 - MasterNotFoundError or a refused connection
@@ -70,18 +76,23 @@ def redis_env(outputs: StackOutputs, *, show_secrets: bool) -> dict[str, str]:
     host, port = redis_master(outputs)
     password = outputs.need_secrets().redis.default if show_secrets else None
     auth = f"default:{quote(password)}@" if password else ""
+    files = outputs.tls_for("redis")
+    # rediss://: TLS; the CA is named beside it, as redis-py and redis-cli take it.
+    scheme, ca = ("rediss", {"REDIS_CA_CERT": files["ca"]}) if files else ("redis", {})
     return {"REDIS_MODE": rd.mode, "REDIS_SENTINELS": ",".join(rd.sentinels),
             "REDIS_MASTER_NAME": rd.master_name, "REDIS_SEEDS": ",".join(rd.seeds),
-            "REDIS_URL": f"redis://{auth}{host}:{port}/0",
+            "REDIS_URL": f"{scheme}://{auth}{host}:{port}/0", **ca,
             "REDIS_PASSWORD": password or HIDDEN}
 
 
 def kafka_env(outputs: StackOutputs, *, show_secrets: bool) -> dict[str, str]:
     kf = outputs.endpoints.kafka
     password = outputs.need_secrets().kafka.app if show_secrets else None
+    files = outputs.tls_for("kafka")
     return {"KAFKA_BOOTSTRAP_SERVERS": kf.bootstrap_servers,
             "KAFKA_SECURITY_PROTOCOL": kf.security_protocol,
             "KAFKA_SASL_MECHANISM": kf.sasl_mechanism, "KAFKA_SASL_USERNAME": kf.username,
+            **({"KAFKA_SSL_CA_LOCATION": files["ca"]} if files else {}),
             "KAFKA_SASL_PASSWORD": password or HIDDEN}
 
 
@@ -107,7 +118,9 @@ def client(outputs: StackOutputs, target: str) -> tuple[list[str], dict[str, str
     if target == "redis":
         host, port = redis_master(outputs)
         cluster = ["-c"] if outputs.endpoints.redis.mode == "cluster" else []
-        return (["redis-cli", *cluster, "-h", host, "-p", str(port)],
+        files = outputs.tls_for("redis")
+        secure = ["--tls", "--cacert", files["ca"]] if files else []
+        return (["redis-cli", *cluster, *secure, "-h", host, "-p", str(port)],
                 {"REDISCLI_AUTH": outputs.need_secrets().redis.default})
     raise DatakitError(f"connect: no shell client for {target!r}: choose one of "
                        f"{', '.join(TARGETS)} (for Kafka, use the exports with a client on "

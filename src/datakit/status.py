@@ -18,29 +18,29 @@ import psycopg
 import redis as redis_py
 
 from datakit.errors import DatakitError
-from datakit.nodes import etcd, patroni_cluster
+from datakit.nodes import etcd, patroni_cluster, tls
 from datakit.stack.schema import Node, Secrets, StackOutputs
 
 # What Patroni's role means for what the server should say of itself.
 PATRONI_PRIMARY = {"leader", "standby_leader"}
 
 
-def _postgres(node: Node, secrets: Secrets) -> tuple[str, str]:
+def _postgres(node: Node, secrets: Secrets, client: dict | None) -> tuple[str, str]:
     try:
         with psycopg.connect(host=node.host, port=node.port, dbname="postgres",
                              user="postgres", password=secrets.postgres.superuser,
-                             connect_timeout=2) as conn:
+                             connect_timeout=2, **tls.libpq(client)) as conn:
             standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
         return ("replica" if standby else "primary"), "up"
     except psycopg.Error as exc:
         return "?", f"down: {str(exc).strip().splitlines()[0]}"
 
 
-def _timeline(node: Node, secrets: Secrets) -> int | None:
+def _timeline(node: Node, secrets: Secrets, client: dict | None) -> int | None:
     try:
         with psycopg.connect(host=node.host, port=node.port, dbname="postgres",
                              user="postgres", password=secrets.postgres.superuser,
-                             connect_timeout=2) as conn:
+                             connect_timeout=2, **tls.libpq(client)) as conn:
             # A primary writes on its timeline (its WAL file names start with it); a
             # standby is on the one its WAL receiver streams (the checkpoint's is stale).
             found = conn.execute(
@@ -53,10 +53,11 @@ def _timeline(node: Node, secrets: Secrets) -> int | None:
         return None
 
 
-def _redis(node: Node, secrets: Secrets) -> tuple[str, str]:
+def _redis(node: Node, secrets: Secrets, client: dict | None) -> tuple[str, str]:
     try:
         client = redis_py.Redis(host=node.host, port=node.port,
-                                password=secrets.redis.default, socket_timeout=2)
+                                password=secrets.redis.default, socket_timeout=2,
+                                **tls.redis(tls.client_files(node)))
         role = client.execute_command("ROLE")[0]
         role = role.decode() if isinstance(role, bytes) else role
         return ("replica" if role == "slave" else role), "up"
@@ -64,17 +65,18 @@ def _redis(node: Node, secrets: Secrets) -> tuple[str, str]:
         return "?", f"down: {exc}"
 
 
-def _sentinel(node: Node, secrets: Secrets) -> tuple[str, str]:
+def _sentinel(node: Node, secrets: Secrets, client: dict | None) -> tuple[str, str]:
     try:
         client = redis_py.Redis(host=node.host, port=node.port,
-                                password=secrets.redis.sentinel, socket_timeout=2)
+                                password=secrets.redis.sentinel, socket_timeout=2,
+                                **tls.redis(tls.client_files(node)))
         ok = client.execute_command("PING")
         return "sentinel", "up" if ok else "no answer"
     except redis_py.RedisError as exc:
         return "sentinel", f"down: {exc}"
 
 
-def _kafka(node: Node, secrets: Secrets) -> tuple[str, str]:
+def _kafka(node: Node, secrets: Secrets, client: dict | None) -> tuple[str, str]:
     try:
         with socket.create_connection((node.host, node.port), timeout=2):
             return node.role, "up"
@@ -82,8 +84,9 @@ def _kafka(node: Node, secrets: Secrets) -> tuple[str, str]:
         return node.role, f"down: {exc}"
 
 
-def _etcd(node: Node, secrets: Secrets) -> tuple[str, str]:
-    h = etcd.member_health({"name": node.name, "host": node.host, "port": node.port})
+def _etcd(node: Node, secrets: Secrets, client: dict | None) -> tuple[str, str]:
+    h = etcd.member_health({"name": node.name, "host": node.host, "port": node.port,
+                            **({"client_tls": client} if client else {})})
     if h["error"]:
         return "?", f"down: {h['error']}"
     role = "leader" if h["leader_id"] and h["leader_id"] == h["member_id"] else "follower"
@@ -121,9 +124,8 @@ PROBES = {"postgres": _postgres, "redis": _redis, "sentinel": _sentinel, "kafka"
           "etcd": _etcd, "exporter": _exporter, "prometheus": _prometheus}
 
 
-def _rest(node: Node) -> dict:
-    return {"name": node.name, "host": node.host, "port": node.port,
-            "rest_port": node.rest_port}
+def _rest(node: Node, outputs: StackOutputs) -> dict:
+    return outputs.reach(node, rest_port=node.rest_port)
 
 
 def patroni_view(outputs: StackOutputs) -> dict[str, Any]:
@@ -132,7 +134,7 @@ def patroni_view(outputs: StackOutputs) -> dict[str, Any]:
     if not nodes:
         return {"leader": None, "quorum_standbys": [], "members": {}, "error": None}
     try:
-        view = patroni_cluster.cluster_view([_rest(n) for n in nodes])
+        view = patroni_cluster.cluster_view([_rest(n, outputs) for n in nodes])
     except DatakitError as exc:
         return {"leader": None, "quorum_standbys": [], "members": {}, "error": str(exc)}
     return {"leader": patroni_cluster.leader_of(view),
@@ -168,17 +170,17 @@ def _disagreement(role: str, member: dict | None, timeline: int | None,
 def live(outputs: StackOutputs) -> list[dict[str, Any]]:
     """One row per node: its role and health as it answers, the initial role, and for a
     PostgreSQL node Patroni's view of it (`patroni`) and any disagreement (`disagrees`)."""
-    secrets = outputs.need_secrets()
+    secrets, client = outputs.need_secrets(), outputs.client_tls()
     view = patroni_view(outputs) if outputs.of("postgres") else None
     leader = (view or {}).get("members", {}).get((view or {}).get("leader") or "")
     rows = []
     for node in outputs.nodes:
-        role, health = PROBES[node.service](node, secrets)
+        role, health = PROBES[node.service](node, secrets, client)
         row = {"service": node.service, "name": node.name, "address": node.address,
                "role": role, "initial_role": node.role, "health": health}
         if node.service == "postgres" and view is not None:
             member = view["members"].get(node.name)
-            timeline = _timeline(node, secrets) if health == "up" else None
+            timeline = _timeline(node, secrets, client) if health == "up" else None
             row["patroni"] = view["error"] or _patroni_says(member)
             row["timeline"] = timeline
             row["disagrees"] = None if view["error"] or health != "up" else _disagreement(
@@ -202,7 +204,7 @@ def clusters(outputs: StackOutputs) -> dict[str, Any]:
             out["problems"].append(f"Patroni: {view['error']}")
         elif view["leader"] is None:
             out["problems"].append("Patroni names no single leader")
-    members = [{"name": n.name, "host": n.host, "port": n.port} for n in outputs.of("etcd")]
+    members = [outputs.reach(n) for n in outputs.of("etcd")]
     if members:
         health = etcd.cluster_health(members)
         out["etcd"] = {"leader": health["leader"], "healthy": health["healthy"],

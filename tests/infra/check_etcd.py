@@ -10,13 +10,9 @@ from datakit.stack.schema import Node
 from datakit.verify import Mismatch
 
 
-def _member(node: Node) -> dict:
-    return {"name": node.name, "host": node.host, "port": node.port}
-
-
-def test_etcd_member_healthy(etcd_node: Node, checker):
+def test_etcd_member_healthy(etcd_node: Node, outputs, checker):
     def probe() -> str:
-        h = etcd.member_health(_member(etcd_node))
+        h = etcd.member_health(outputs.reach(etcd_node))
         if h["error"]:
             raise Mismatch(h["error"])
         return "healthy" if h["healthy"] else f"unhealthy: {h['reason'] or 'no leader'}"
@@ -24,8 +20,8 @@ def test_etcd_member_healthy(etcd_node: Node, checker):
     checker.expect("etcd: member healthy", etcd_node.name, "healthy", probe)
 
 
-def test_etcd_one_leader(nodes_of, checker):
-    members = [_member(n) for n in nodes_of("etcd")]
+def test_etcd_one_leader(nodes_of, outputs, checker):
+    members = [outputs.reach(n) for n in nodes_of("etcd")]
     if not members:
         pytest.skip("the stack has no etcd members")
 

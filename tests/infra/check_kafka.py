@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from datakit.nodes import tls
 from datakit.nodes.kafka_quorum import describe_quorum
 from datakit.verify import Mismatch
 
@@ -14,20 +15,15 @@ VOTER_LAG_MAX = 10  # metadata records a voter may trail the leader's high water
 
 @pytest.fixture(scope="session")
 def kafka_admin(outputs, secrets):
-    from confluent_kafka.admin import AdminClient
-
-    kf = outputs.endpoints.kafka
     import logging
+
+    from confluent_kafka.admin import AdminClient
 
     quiet = logging.getLogger("datakit.verify.librdkafka")
     quiet.propagate = False
     quiet.addHandler(logging.NullHandler())
     return AdminClient({
-        "bootstrap.servers": kf.bootstrap_servers,
-        "security.protocol": kf.security_protocol,
-        "sasl.mechanism": kf.sasl_mechanism,
-        "sasl.username": kf.admin_username,
-        "sasl.password": secrets.kafka.admin,
+        **outputs.kafka_config(admin=True),
         "socket.connection.setup.timeout.ms": 2000, "reconnect.backoff.max.ms": 500,
         "logger": quiet,
     })
@@ -59,7 +55,8 @@ def _quorum(nodes_of):
         if not port:
             continue
         try:
-            info = describe_quorum(node.host, port, timeout=2)
+            info = describe_quorum(node.host, port, timeout=2,
+                                   context=tls.context(tls.client_files(node)))
         except OSError as exc:
             seen.append(f"{node.name}: {exc}")
             continue

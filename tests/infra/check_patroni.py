@@ -14,15 +14,14 @@ from datakit.verify import Mismatch
 SERVING = {"running", "streaming"}
 
 
-def _members(nodes_of) -> list[dict]:
-    return [{"name": n.name, "host": n.host, "port": n.port, "rest_port": n.rest_port}
-            for n in nodes_of("postgres") if n.rest_port]
+def _members(nodes_of, outputs) -> list[dict]:
+    return [outputs.reach(n, rest_port=n.rest_port) for n in nodes_of("postgres") if n.rest_port]
 
 
 @pytest.fixture(scope="session")
-def cluster_view(nodes_of):
+def cluster_view(nodes_of, outputs):
     """Patroni's `/cluster`, asked anew at each call (a check retries until ready)."""
-    members = _members(nodes_of)
+    members = _members(nodes_of, outputs)
     if not members:
         pytest.skip("the stack's outputs name no Patroni REST API")
     return lambda: patroni_cluster.cluster_view(members)

@@ -110,12 +110,13 @@ def host_of():
 
 @pytest.fixture(scope="session")
 def pg_connect(outputs, secrets):
-    """An autocommit superuser connection to a PostgreSQL node (over TCP, SCRAM)."""
+    """An autocommit superuser connection to a PostgreSQL node (over TCP, SCRAM; over TLS
+    with the stack's CA unless the stack switched TLS off)."""
     user = outputs.endpoints.postgres.superuser
 
     def conn(node: Node, dbname: str = "postgres"):
         return connect(node, user=user, password=secrets.postgres.superuser,
-                       dbname=dbname, timeout=2)
+                       dbname=dbname, timeout=2, tls_files=outputs.client_tls())
     return conn
 
 
@@ -127,7 +128,8 @@ def pg_primary(nodes_of, outputs, secrets, context) -> Node | None:
     nodes = nodes_of("postgres")
     try:
         return wait_until(lambda: live_primary(nodes, user=user,
-                                               password=secrets.postgres.superuser),
+                                               password=secrets.postgres.superuser,
+                                               tls_files=outputs.client_tls()),
                           what="the live PostgreSQL primary", timeout=context["timeout"])
     except NotReady:
         return None

@@ -2,7 +2,9 @@
 
 Runs initdb and postgres as the `postgres` account when we are root, on a loopback port,
 with scram password auth for a generated password; `stop()` ends it by pid and removes its
-directories. Not for stacks: those get their nodes from a substrate.
+directories. With `tls=True` it serves a certificate of its own CA (`ca_file`) and takes TCP
+clients over TLS only, as a stack's nodes do; its DSNs then carry verify-full and the CA.
+Not for stacks: those get their nodes from a substrate.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ PG_BIN = Path(os.environ.get("DATAKIT_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
 class ScratchServer:
-    def __init__(self, ports: range = range(61000, 61100), *, fsync: bool = True) -> None:
+    def __init__(self, ports: range = range(61000, 61100), *, fsync: bool = True,
+                 tls: bool = False) -> None:
         self.account = RunAs.service("postgres")
         self.password = secrets.token_urlsafe(18)
         self.port = next((p for p in ports if port_free(p)), None)
@@ -36,10 +39,31 @@ class ScratchServer:
         self.pid: int | None = None
         self.started: int | None = None
         self.replicas: list[tuple[int, int | None]] = []  # (pid, start time)
+        self.tls = tls
+        self.ca_file = self.root / "ca.crt"
 
     def dsn(self, dbname: str = "postgres", password: str | None = None) -> str:
+        ssl = f" sslmode=verify-full sslrootcert={self.ca_file}" if self.tls else ""
         return (f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname} "
-                f"password={password or self.password}")
+                f"password={password or self.password}{ssl}")
+
+    def _tls_options(self) -> list[str]:
+        """Certificates from a CA of its own, and pg_hba with TCP over TLS only."""
+        if not self.tls:
+            return []
+        from datakit.nodes import certs, tls
+
+        ca = certs.new_ca("scratch server CA")
+        pair = certs.issue(ca, "scratch", ["127.0.0.1", "localhost"])
+        self.ca_file.write_text(ca.cert)
+        files = tls.write({"data_dir": str(self.root),
+                           "tls": {"ca": ca.cert, "cert": pair.cert, "key": pair.key}},
+                          self.account)
+        (self.data / "pg_hba.conf").write_text(
+            "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
+            "hostssl replication all 127.0.0.1/32 scram-sha-256\n")
+        return ["-c", "ssl=on", "-c", f"ssl_cert_file={files['cert']}",
+                "-c", f"ssl_key_file={files['key']}"]
 
     def url(self, dbname: str, driver: str = "postgres") -> str:
         return f"{driver}://postgres:{self.password}@127.0.0.1:{self.port}/{dbname}"
@@ -58,7 +82,7 @@ class ScratchServer:
         opts = ["-c", f"port={self.port}", "-c", "listen_addresses=127.0.0.1",
                 "-c", f"unix_socket_directories={self.root}", "-c", "max_connections=100",
                 "-c", f"fsync={'on' if self.fsync else 'off'}",
-                "-c", "shared_buffers=64MB"]
+                "-c", "shared_buffers=64MB", *self._tls_options()]
         self.pid = acct.spawn([str(PG_BIN / "postgres"), "-D", str(self.data), *opts],
                               log=self.log)
         self.started = process.start_time(self.pid)

@@ -35,6 +35,7 @@ from datakit.drills.harness import Drill, Target
 from datakit.drills.targets import PostgresTarget
 from datakit.drills.waiting import wait
 from datakit.drills.writer import Recorder
+from datakit.nodes import tls
 from datakit.nodes.postgres_conf import pgpass_line
 from datakit.nodes.scratch import LocalScratch
 from datakit.stack.schema import Node, StackOutputs
@@ -74,7 +75,11 @@ class Backup:
         pg, secrets = outputs.endpoints.postgres, outputs.need_secrets().postgres
         lines = pgpass_line(pg.replication_user, secrets.replication)
         lines += pgpass_line(pg.superuser, secrets.superuser)
-        return {"PGPASSFILE": str(self.scratch.write(self.scratch.root / "pgpass", lines))}
+        # The tools dial the stack as its clients do: TLS, the server checked against the CA.
+        libpq = tls.libpq(outputs.client_tls())
+        ssl = {f"PG{k.upper()}": v for k, v in libpq.items()}  # PGSSLMODE, PGSSLROOTCERT
+        return {"PGPASSFILE": str(self.scratch.write(self.scratch.root / "pgpass", lines)),
+                **ssl}
 
     def replication_args(self) -> list[str]:
         return ["-h", self.primary.host, "-p", str(self.primary.port),

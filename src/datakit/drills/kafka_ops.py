@@ -12,6 +12,7 @@ import uuid
 from datakit.drills import client_log
 from datakit.drills.waiting import wait
 from datakit.drills.writer import Op, Recorder
+from datakit.nodes import kafka_acls, tls
 from datakit.nodes.kafka_quorum import describe_quorum
 from datakit.stack.schema import Node, StackOutputs
 
@@ -23,12 +24,17 @@ def brokers(outputs: StackOutputs) -> list[Node]:
 
 
 def client_config(outputs: StackOutputs, *, admin: bool = False) -> dict:
+    # librdkafka's lines go to the run's log, not the terminal
+    return {**outputs.kafka_config(admin=admin), "logger": client_log.LOGGER}
+
+
+def _acl_props(outputs: StackOutputs) -> dict:
+    """What nodes.kafka_acls needs to grant the app the drill topic, as the admin."""
     kf, secrets = outputs.endpoints.kafka, outputs.need_secrets().kafka
-    return {"bootstrap.servers": kf.bootstrap_servers,
-            "security.protocol": kf.security_protocol, "sasl.mechanism": kf.sasl_mechanism,
-            "sasl.username": kf.admin_username if admin else kf.username,
-            "sasl.password": secrets.admin if admin else secrets.app,
-            "logger": client_log.LOGGER}  # librdkafka's lines: the run's log, not stderr
+    files = outputs.tls_for("kafka")
+    return {"bootstrap": kf.bootstrap_servers, "admin_user": kf.admin_username,
+            "admin_password": secrets.admin, "app_user": kf.username, "name": TOPIC,
+            "group_prefix": kf.group_prefix, **({"client_tls": files} if files else {})}
 
 
 def ensure_topic(outputs: StackOutputs) -> None:
@@ -46,6 +52,7 @@ def ensure_topic(outputs: StackOutputs) -> None:
                 raise
     wait(lambda: TOPIC in admin.list_topics(timeout=5).topics,
          what=f"topic {TOPIC}", timeout=30)
+    kafka_acls.grant_app(_acl_props(outputs))  # the drill writes and reads it as the app
 
 
 def under_replicated(outputs: StackOutputs) -> list[str]:
@@ -69,7 +76,8 @@ def active_controller(outputs: StackOutputs) -> Node:
     for node in brokers(outputs):
         port = node.ports.get("controller")
         try:
-            if port and describe_quorum(node.host, int(port)).error == 0:
+            if port and describe_quorum(node.host, int(port), context=tls.context(
+                    tls.client_files(node))).error == 0:
                 return node
         except OSError:
             continue
@@ -88,7 +96,8 @@ class DrillTopic:
         from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer({**client_config(self.outputs),
-                             "group.id": f"drill-check-{uuid.uuid4()}",
+                             "group.id": f"{self.outputs.endpoints.kafka.group_prefix}"
+                                         f"drill-check-{uuid.uuid4()}",
                              "auto.offset.reset": "earliest", "enable.auto.commit": False})
         try:
             meta = consumer.list_topics(TOPIC, timeout=10).topics[TOPIC]

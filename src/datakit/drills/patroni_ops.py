@@ -19,10 +19,9 @@ def member(node: Node, outputs: StackOutputs) -> dict:
     if not node.rest_url:
         raise DatakitError(f"node {node.name}: the stack's outputs name no Patroni REST API "
                            "(rest_url): run `datakit up` with this datakit")
-    return {"name": node.name, "host": node.host, "port": node.port,
-            "rest_port": node.rest_port,
-            "rest_user": outputs.endpoints.postgres.rest_user,
-            "rest_password": outputs.need_secrets().postgres.rest}
+    return outputs.reach(node, rest_port=node.rest_port,
+                         rest_user=outputs.endpoints.postgres.rest_user,
+                         rest_password=outputs.need_secrets().postgres.rest)
 
 
 def members(outputs: StackOutputs) -> list[dict]:
@@ -88,12 +87,11 @@ def member_state(node: Node, outputs: StackOutputs) -> dict:
 
 
 def etcd_members(outputs: StackOutputs) -> list[dict]:
-    return [{"name": n.name, "host": n.host, "port": n.port} for n in outputs.of("etcd")]
+    return [outputs.reach(n) for n in outputs.of("etcd")]
 
 
 def etcd_health(outputs: StackOutputs, nodes: list[Node] | None = None) -> dict:
-    chosen = etcd_members(outputs) if nodes is None else [
-        {"name": n.name, "host": n.host, "port": n.port} for n in nodes]
+    chosen = etcd_members(outputs) if nodes is None else [outputs.reach(n) for n in nodes]
     return etcd.cluster_health(chosen, timeout=1.0)
 
 

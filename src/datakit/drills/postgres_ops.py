@@ -14,6 +14,7 @@ import psycopg
 
 from datakit.drills.waiting import wait
 from datakit.errors import DatakitError
+from datakit.nodes import tls
 from datakit.stack.schema import Node, StackOutputs
 
 
@@ -35,7 +36,8 @@ def connect(node: Server, outputs: StackOutputs, *, timeout: float = 2.0,
                            user=outputs.endpoints.postgres.superuser,
                            password=outputs.need_secrets().postgres.superuser,
                            connect_timeout=max(1, int(timeout)), autocommit=True,
-                           application_name="datakit-drill-admin")
+                           application_name="datakit-drill-admin",
+                           **tls.libpq(outputs.client_tls()))
     conn.execute("set synchronous_commit = local")
     return conn
 

@@ -6,6 +6,7 @@ run in a given slot range."""
 from __future__ import annotations
 
 from datakit.drills.waiting import wait
+from datakit.nodes import tls
 from datakit.stack.schema import Node, StackOutputs
 
 SLOTS = 16384
@@ -21,7 +22,7 @@ def node_client(node: Node, outputs: StackOutputs, timeout: float = 1.0):
     return redis.Redis(host=node.host, port=node.port,
                        password=outputs.need_secrets().redis.default,
                        socket_timeout=timeout, socket_connect_timeout=0.5,
-                       decode_responses=True)
+                       decode_responses=True, **tls.redis(outputs.tls_for("redis")))
 
 
 def _ask(node: Node, outputs: StackOutputs, *args):

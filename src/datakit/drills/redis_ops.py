@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datakit.drills.targets import sentinel_client
 from datakit.drills.waiting import wait
+from datakit.nodes import tls
 from datakit.stack.schema import Node, StackOutputs
 
 
@@ -17,7 +18,8 @@ def client(node: Node, outputs: StackOutputs):
     import redis
 
     return redis.Redis(host=node.host, port=node.port, socket_timeout=1,
-                       password=outputs.need_secrets().redis.default, decode_responses=True)
+                       password=outputs.need_secrets().redis.default, decode_responses=True,
+                       **tls.redis(outputs.tls_for("redis")))
 
 
 def master_node(outputs: StackOutputs) -> Node:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import psycopg
 
 from datakit.drills.writer import NotSent
+from datakit.nodes import tls
 from datakit.stack.schema import StackOutputs
 
 SCHEMA = "datakit_drill"
@@ -64,10 +65,11 @@ def sentinel_client(outputs: StackOutputs):
 
     rd, secrets = outputs.endpoints.redis, outputs.need_secrets().redis
     hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in rd.sentinels]
+    ssl = tls.redis(outputs.tls_for("sentinel"))
     sentinel = Sentinel(hosts, sentinel_kwargs={"password": secrets.sentinel,
-                                                "socket_timeout": 0.5},
+                                                "socket_timeout": 0.5, **ssl},
                         password=secrets.default, socket_timeout=1.0,
-                        socket_connect_timeout=0.5)
+                        socket_connect_timeout=0.5, **ssl)
     return sentinel, rd.master_name
 
 
@@ -117,7 +119,7 @@ def cluster_client(outputs: StackOutputs):
     seeds = [ClusterNode(n.host, n.port) for n in outputs.of("redis")]
     return RedisCluster(startup_nodes=seeds, password=outputs.need_secrets().redis.default,
                         decode_responses=True, socket_timeout=1.0,
-                        socket_connect_timeout=0.5,
+                        socket_connect_timeout=0.5, **tls.redis(outputs.tls_for("redis")),
                         retry=Retry(NoBackoff(), 0))  # the writer records each failure
 
 

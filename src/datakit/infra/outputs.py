@@ -22,6 +22,7 @@ from datakit.stack.schema import (
     MetricsTarget,
     PostgresEndpoints,
     RedisEndpoints,
+    TlsOutputs,
 )
 from datakit.topology import Topology
 from datakit.topology.patroni import NAMESPACE
@@ -34,33 +35,42 @@ KAFKA_ADMIN_USER = "admin"
 KAFKA_APP_USER = "app"
 
 
-def postgres_dsn(hosts: list[tuple[str, int]], *, dbname: str, user: str, attrs: str) -> str:
+def postgres_dsn(hosts: list[tuple[str, int]], *, dbname: str, user: str, attrs: str,
+                 ca: str | None = None) -> str:
+    """libpq's multi-host DSN; with `ca` (the CA file), TLS that checks the server's
+    certificate against the stack's CA for the very host dialled."""
+    ssl = f" sslmode=verify-full sslrootcert={ca}" if ca else ""
     return (f"host={','.join(h for h, _ in hosts)} port={','.join(str(p) for _, p in hosts)} "
-            f"dbname={dbname} user={user} target_session_attrs={attrs} connect_timeout=3")
+            f"dbname={dbname} user={user} target_session_attrs={attrs} connect_timeout=3{ssl}")
 
 
-def endpoints(topo: Topology, nodes: list[Provisioned]) -> Endpoints:
+def endpoints(topo: Topology, nodes: list[Provisioned],
+              client_tls: dict[str, str] | None = None) -> Endpoints:
     by_service: dict[str, list[tuple[str, int]]] = {}
     for p in nodes:
         by_service.setdefault(p.node.service, []).append((p.host, p.node.port))
     pg = by_service.get("postgres", [])
     pg_spec = topo.postgres
     hostports = lambda service: [f"{h}:{port}" for h, port in by_service.get(service, [])]  # noqa: E731
+    ca = client_tls["ca"] if client_tls else None
     return Endpoints(
         postgres=PostgresEndpoints(
             write_dsn=postgres_dsn(pg, dbname=pg_spec.database, user=pg_spec.app_user,
-                                   attrs="read-write"),
+                                   attrs="read-write", ca=ca),
             read_dsn=postgres_dsn(pg, dbname=pg_spec.database, user=pg_spec.app_user,
-                                  attrs="prefer-standby"),
+                                  attrs="prefer-standby", ca=ca),
             database=pg_spec.database, app_user=pg_spec.app_user,
             superuser=POSTGRES_SUPERUSER, replication_user=POSTGRES_REPLICATION_USER,
             cluster=topo.patroni_scope, namespace=NAMESPACE, dcs=hostports("etcd"),
             rest_user=PATRONI_REST_USER),
         redis=RedisEndpoints(mode=topo.redis.mode, master_name=topo.redis.master_name,
-                             sentinels=hostports("sentinel"), seeds=hostports("redis")),
+                             sentinels=hostports("sentinel"), seeds=hostports("redis"),
+                             tls=client_tls is not None),
         kafka=KafkaEndpoints(bootstrap_servers=",".join(hostports("kafka")),
-                             security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
-                             username=KAFKA_APP_USER, admin_username=KAFKA_ADMIN_USER),
+                             security_protocol="SASL_SSL" if client_tls else "SASL_PLAINTEXT",
+                             sasl_mechanism="SCRAM-SHA-512",
+                             username=KAFKA_APP_USER, admin_username=KAFKA_ADMIN_USER,
+                             group_prefix=topo.kafka.app_group_prefix),
         metrics=metrics_endpoints(topo, nodes),
     )
 
@@ -80,26 +90,40 @@ def metrics_endpoints(topo: Topology, nodes: list[Provisioned]) -> MetricsEndpoi
                             targets=targets, postgres_user=POSTGRES_MONITOR_USER)
 
 
-def rest_url(topo: Topology, p: Provisioned) -> str | None:
+def rest_url(topo: Topology, p: Provisioned, secure: bool = False) -> str | None:
     """A PostgreSQL node's Patroni REST API, on the address clients reach the node at."""
     if p.node.service != "postgres":
         return None
-    return f"http://{p.host}:{topo.postgres.rest_port(p.node.name)}"
+    return f"{'https' if secure else 'http'}://{p.host}:{topo.postgres.rest_port(p.node.name)}"
 
 
-def node_rows(topo: Topology, nodes: list[Provisioned]) -> list[dict]:
+def tls_outputs(topo: Topology, client_tls: dict[str, str] | None,
+                ca_pem: pulumi.Output[str] | None) -> dict:
+    """The outputs' `tls`: where the kit's CA and client files are, and the CA itself, so a
+    user can point psql, redis-cli or a Kafka client at it."""
+    if not client_tls:
+        return TlsOutputs(enabled=False).model_dump()
+    fields = TlsOutputs(enabled=True, ca_path=client_tls["ca"], cert_path=client_tls["cert"],
+                        key_path=client_tls["key"], generation=topo.tls.generation).model_dump()
+    return {**fields, "ca_pem": ca_pem}
+
+
+def node_rows(topo: Topology, nodes: list[Provisioned], secure: bool = False) -> list[dict]:
     """The schema's `Node` fields per node; `handle` is still a Pulumi Output here."""
     return [{
         "service": p.node.service, "role": p.node.initial_role, "name": p.node.name,
         "host": p.host, "port": p.node.port, "ports": p.node.ports(),
-        "handle": p.handle, "testinfra": p.testinfra, "rest_url": rest_url(topo, p),
+        "handle": p.handle, "testinfra": p.testinfra, "rest_url": rest_url(topo, p, secure),
     } for p in nodes]
 
 
-def export(topo: Topology, nodes: list[Provisioned], secrets: Secrets) -> None:
+def export(topo: Topology, nodes: list[Provisioned], secrets: Secrets,
+           client_tls: dict[str, str] | None = None,
+           ca_pem: pulumi.Output[str] | None = None) -> None:
     pulumi.export("stack", topo.name)
     pulumi.export("substrate", topo.substrate)
     pulumi.export("disposable", topo.disposable)
-    pulumi.export("endpoints", endpoints(topo, nodes).model_dump())
-    pulumi.export("nodes", node_rows(topo, nodes))
+    pulumi.export("endpoints", endpoints(topo, nodes, client_tls).model_dump())
+    pulumi.export("nodes", node_rows(topo, nodes, secure=client_tls is not None))
+    pulumi.export("tls", tls_outputs(topo, client_tls, ca_pem))
     pulumi.export("secrets", pulumi.Output.secret(secrets.as_output()))

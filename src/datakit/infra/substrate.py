@@ -55,3 +55,8 @@ class Substrate(Protocol):
         """The exporters beside `made` (the servers) and a Prometheus scraping them."""
         ...
 
+    def client_tls(self, topo: Topology) -> dict[str, str] | None:
+        """The kit's CA and client certificate files ({ca, cert, key} paths) on the machine
+        that runs datakit, or None when the stack's links are plaintext."""
+        ...
+

@@ -32,12 +32,7 @@ _consuming: set[str] = set()
 
 
 def _common() -> dict[str, Any]:
-    s = current()
-    ep = s.kafka
-    return {"bootstrap.servers": ep.bootstrap_servers,
-            "security.protocol": ep.security_protocol,
-            "sasl.mechanism": ep.sasl_mechanism, "sasl.username": ep.username,
-            "sasl.password": s.secrets.kafka.app}
+    return current().outputs.kafka_config()
 
 
 def _fire(name: str, seconds: float, exc: BaseException | None = None) -> None:
@@ -110,7 +105,8 @@ def _consume_forever(topics: list[str]) -> None:
     from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
     run = current().run_id.encode()
-    consumer = Consumer({**_common(), "group.id": f"datakit-load-{current().run_id}",
+    group = f"{current().kafka.group_prefix or 'datakit-'}load-{current().run_id}"
+    consumer = Consumer({**_common(), "group.id": group,  # a group the app may read in
                          "enable.auto.commit": False, "auto.offset.reset": "latest",
                          "fetch.wait.max.ms": 10, "fetch.min.bytes": 1})
     while True:  # manual assignment: no group join to wait for

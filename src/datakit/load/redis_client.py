@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from datakit.load.settings import current
+from datakit.nodes import tls
 
 T = TypeVar("T")
 REQUEST_TYPE = "redis"
@@ -52,7 +53,8 @@ def client():
         if _client is None:
             s = current()
             ep, secrets = s.redis, s.secrets.redis
-            timeouts = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+            timeouts = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0,
+                        **tls.redis(s.outputs.tls_for("redis"))}
             if ep.mode == "cluster":
                 from redis.cluster import ClusterNode, RedisCluster
 

@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from datakit.nodes import tls
 from datakit.stack.schema import StackOutputs
 
 
@@ -76,10 +77,11 @@ class NodeSampler:
             return None
         try:
             hosts = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in ep.sentinels)]
+            ssl = tls.redis(self.outputs.tls_for("redis"))
             master = Sentinel(hosts, sentinel_kwargs={"password": secrets.sentinel,
-                                                      "socket_timeout": 2},
-                              socket_timeout=2).master_for(ep.master_name,
-                                                           password=secrets.default)
+                                                      "socket_timeout": 2, **ssl},
+                              socket_timeout=2, **ssl).master_for(ep.master_name,
+                                                                  password=secrets.default)
             return int(master.info("clients")["connected_clients"])
         except RedisError:
             return None

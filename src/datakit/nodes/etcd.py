@@ -11,7 +11,9 @@ API: `GET /health`, and the v3 gateway's `POST /v3/maintenance/status` and
 props keys: name (etcd-1), port (client), peer_port, data_dir (the member's own dir:
 removed on delete), cluster ([{name, peer_port, host?}]: every member, itself included),
 cluster_token (default "datakit": two clusters on one machine must differ), heartbeat_ms,
-election_timeout_ms (etcd's defaults 100 and 1000), run_as (default "etcd").
+election_timeout_ms (etcd's defaults 100 and 1000), run_as (default "etcd"), tls
+({ca, cert, key} PEM: then every URL is https, peers and clients must show a certificate of
+the stack's CA; see nodes/tls.py). A client's node dict may carry client_tls (file paths).
 outs keys: name, host, port, peer_port, url, pid, start_time, data_dir, config, log_path.
 """
 
@@ -30,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from datakit.errors import DatakitError
-from datakit.nodes import process
+from datakit.nodes import process, tls
 from datakit.nodes.executables import venv_program
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
@@ -39,7 +41,7 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 # Changing one of these makes a new member: etcd reads them only when its data dir is new.
 REPLACE_KEYS = frozenset({"name", "port", "peer_port", "data_dir", "cluster", "cluster_token"})
-_OURS = {"etcd.yml", "data", "etcd.log"}
+_OURS = {"etcd.yml", "data", "etcd.log", tls.DIR}
 
 
 class Unreachable(DatakitError):
@@ -51,11 +53,11 @@ def label(node: dict) -> str:
 
 
 def url(node: dict) -> str:
-    return f"http://{node.get('host') or HOST}:{int(node['port'])}"
+    return f"{tls.scheme(tls.client_files(node))}://{node.get('host') or HOST}:{int(node['port'])}"
 
 
-def _peer_url(node: dict) -> str:
-    return f"http://{node.get('host') or HOST}:{int(node['peer_port'])}"
+def _peer_url(node: dict, secure: bool) -> str:
+    return f"{'https' if secure else 'http'}://{node.get('host') or HOST}:{int(node['peer_port'])}"
 
 
 def _paths(props: dict) -> tuple[Path, Path, Path, Path]:
@@ -73,19 +75,20 @@ def _account(props: dict) -> RunAs:
 
 def member_config(props: dict) -> dict:
     """etcd's config file for this member, as a dict (`--config-file` reads YAML)."""
-    _, _, data, _ = _paths(props)
+    root, _, data, _ = _paths(props)
+    secure = bool(props.get("tls"))
     cluster = props.get("cluster") or [props]
     if props["name"] not in {m["name"] for m in cluster}:
         raise DatakitError(f"{label(props)}: its own name is missing from the cluster list "
                            f"({', '.join(m['name'] for m in cluster)})")
-    return {
+    config = {
         "name": props["name"],
         "data-dir": str(data),
         "listen-client-urls": url(props),
         "advertise-client-urls": url(props),
-        "listen-peer-urls": _peer_url(props),
-        "initial-advertise-peer-urls": _peer_url(props),
-        "initial-cluster": ",".join(f"{m['name']}={_peer_url(m)}" for m in cluster),
+        "listen-peer-urls": _peer_url(props, secure),
+        "initial-advertise-peer-urls": _peer_url(props, secure),
+        "initial-cluster": ",".join(f"{m['name']}={_peer_url(m, secure)}" for m in cluster),
         "initial-cluster-state": "new",
         "initial-cluster-token": props.get("cluster_token") or "datakit",
         "heartbeat-interval": int(props.get("heartbeat_ms") or 100),
@@ -97,11 +100,24 @@ def member_config(props: dict) -> dict:
         "logger": "zap",
         "log-outputs": ["stderr"],
     }
+    if secure:
+        config.update(_transport_security(tls.files(root)))
+    return config
+
+
+def _transport_security(files: dict[str, str]) -> dict:
+    """Clients and peers alike must show a certificate of the stack's CA: Patroni and the
+    kit present theirs, a stranger is refused at the handshake. etcd reads the files at
+    each handshake, so a reissued certificate needs no restart."""
+    side = {"cert-file": files["cert"], "key-file": files["key"],
+            "trusted-ca-file": files["ca"], "client-cert-auth": True}
+    return {"client-transport-security": side, "peer-transport-security": dict(side)}
 
 
 def _write_config(props: dict, account: RunAs) -> None:
     root, conf, _, _ = _paths(props)
     account.own(root, 0o700)
+    tls.write(props, account)
     tmp = conf.with_suffix(".tmp")
     tmp.write_text("# Written by datakit; edits are overwritten.\n"
                    + yaml.safe_dump(member_config(props), sort_keys=False))
@@ -175,6 +191,18 @@ def create(props: dict) -> dict:
         raise
 
 
+def update(old: dict, outs: dict, new: dict) -> dict:
+    """A changed member: a reissued certificate alone is written in place (etcd reads it at
+    the next handshake); anything else restarts the member on its data (raft timing is
+    read at start)."""
+    if {k: v for k, v in old.items() if k != "tls"} == {k: v for k, v in new.items()
+                                                         if k != "tls"}:
+        tls.write(new, _account(new))
+        return outs
+    stop(new, outs)
+    return {**outs, **start(new)}
+
+
 def stop(props: dict, outs: dict | None = None, *, timeout: float = 20.0) -> None:
     """SIGTERM (etcd leaves its data consistent), SIGKILL after `timeout`. Gone is fine."""
     if found := live(props, outs):
@@ -214,7 +242,8 @@ def call(node: dict, path: str, body: dict | None = None, *, timeout: float = 2.
     request = urllib.request.Request(url(node) + path, data=data,
                                      headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
+        ctx = tls.context(tls.client_files(node), what=label_of(node))
+        with urllib.request.urlopen(request, timeout=timeout, context=ctx) as reply:
             return json.loads(reply.read() or b"{}")
     except urllib.error.HTTPError as exc:  # /health answers 503 with a JSON reason
         try:

@@ -8,8 +8,13 @@ A node's `props`:
   home            Kafka built by tools/build-kafka (default: the cache, per versions.env)
   node_id         1..N
   roles           "broker,controller" (default), "broker" or "controller"
-  host, port      the client listener, SASL_PLAINTEXT + SCRAM-SHA-512 (brokers)
-  controller_port the controller listener, PLAINTEXT (controllers; loopback only)
+  host, port      the client listener, SASL_SSL (SASL_PLAINTEXT without tls) + SCRAM-SHA-512
+  controller_port the controller listener, SSL with client certificates (PLAINTEXT without
+                  tls; loopback only)
+  tls             {ca, cert, key} PEM (nodes/tls.py); tls_principals: certificate names that
+                  are super users (the other nodes, the kit's client)
+  authorize       StandardAuthorizer: the admin (and with tls the nodes and the kit's client)
+                  super users, everyone else only what ACLs grant (kafka_acls.py)
   voters          [{"id", "host", "port"}]: the static controller quorum
   cluster_id      one id shared by every node (new_cluster_id())
   data_dir        the node's own directory; must not exist or be this node's
@@ -40,7 +45,7 @@ from base64 import urlsafe_b64encode
 from pathlib import Path
 
 from datakit.errors import DatakitError
-from datakit.nodes import kafka_runtime, process
+from datakit.nodes import kafka_runtime, process, rolling, tls
 from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     SCRAM,
     bootstrap,
@@ -51,9 +56,10 @@ from datakit.nodes.kafka_cluster import (  # the cluster side; re-exported here
     ensure_topic,
     node_running,
     wait_cluster_ready,
+    wait_in_sync,
 )
+from datakit.nodes.kafka_conf import keystore, server_properties
 from datakit.nodes.kafka_conf import roles as _roles
-from datakit.nodes.kafka_conf import server_properties
 from datakit.nodes.kafka_runtime import default_home, home_for
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
@@ -142,6 +148,9 @@ def _write_config(props: dict, account: RunAs) -> None:
     paths = _layout(props)
     for key in ("root", "data", "logs"):
         account.own(paths[key], 0o700)
+    if tls.write(props, account):  # Kafka's PEM keystore: the key and its certificate
+        material = props["tls"]
+        tls.write_file(keystore(props), f"{material['key']}{material['cert']}", account)
     tmp = paths["config"].with_suffix(".tmp")
     tmp.write_text(server_properties(props))
     os.chown(tmp, account.uid, account.gid)
@@ -272,10 +281,23 @@ def create_node(props: dict, *, timeout: float = 90.0) -> dict:
 
 
 def restart_node(props: dict, outs: dict) -> dict:
-    """Apply changed settings (heap, server.properties) by a stop and a start on the same
-    storage; also brings back a node whose process died."""
+    """Apply changed settings (heap, server.properties, a reissued certificate) by a stop
+    and a start on the same storage; also brings back a node whose process died."""
     stop_node(outs)
     return {**outs, **start_node(props)}
+
+
+def roll_node(props: dict, outs: dict) -> dict:
+    """restart_node, one node of the stack at a time (nodes/rolling.py): the next node
+    restarts only once this broker is back in every ISR, so a topic with min.insync.replicas
+    2 of 3 keeps taking acks=all writes through the roll."""
+    name = f"Kafka node {int(props['node_id'])}"
+    with rolling.one_at_a_time(props["data_dir"], what=name):
+        outs = restart_node(props, outs)
+        if "broker" in _roles(props):
+            reach = {**props, "bootstrap": f"{props.get('host', '127.0.0.1')}:{int(props['port'])}"}
+            outs["in_sync_s"] = wait_in_sync(reach, int(props["node_id"]))
+    return outs
 
 
 def live_process(outs: dict) -> tuple[int, int] | None:
@@ -331,7 +353,7 @@ def delete_node(outs: dict, *, timeout: float = 30.0, graceful: bool = True) -> 
     root = Path(outs["data_dir"]) if outs.get("data_dir") else None
     if root is None or not root.exists():
         return
-    known = {"server.properties", "data", "logs", "format.args", "jmx"}
+    known = {"server.properties", "data", "logs", "format.args", "jmx", tls.DIR}
     strangers = {p.name for p in root.iterdir()} - known
     if strangers:
         raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, "

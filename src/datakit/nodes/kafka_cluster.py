@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from datakit.errors import DatakitError
-from datakit.nodes import process
+from datakit.nodes import process, tls
 from datakit.nodes.kafka_quorum import NOT_LEADER_OR_FOLLOWER, describe_quorum
 from datakit.nodes.readiness import NotReady, wait_until
 
@@ -40,14 +40,24 @@ def _value(v: Any) -> str:
 
 
 def client_config(props: dict, *, user: str = "app") -> dict[str, Any]:
-    """librdkafka settings for `user` ("app" or "admin") from cluster or node props."""
+    """librdkafka settings for `user` ("app" or "admin") from cluster or node props:
+    SASL_SSL checking the brokers against the CA when the props carry TLS files."""
     return {
         "bootstrap.servers": bootstrap(props),
-        "security.protocol": "SASL_PLAINTEXT",
         "sasl.mechanism": SCRAM,
         "sasl.username": props[f"{user}_user"],
         "sasl.password": props[f"{user}_password"],
+        **librdkafka_tls(tls.client_files(props)),
     }
+
+
+def librdkafka_tls(files: dict[str, str] | None) -> dict[str, str]:
+    """librdkafka's security settings: SASL over TLS with the stack's CA, or plaintext."""
+    if not files:
+        return {"security.protocol": "SASL_PLAINTEXT"}
+    tls.require({"ca": files["ca"]}, what="Kafka client")
+    return {"security.protocol": "SASL_SSL", "ssl.ca.location": files["ca"],
+            "ssl.endpoint.identification.algorithm": "https"}
 
 
 def bootstrap(props: dict) -> str:
@@ -135,7 +145,8 @@ def _quorum(controllers: list[dict]) -> dict:
     seen = []
     for c in controllers:
         try:
-            info = describe_quorum(c.get("host", "127.0.0.1"), int(c["port"]), timeout=2)
+            info = describe_quorum(c.get("host", "127.0.0.1"), int(c["port"]), timeout=2,
+                                   context=tls.context(tls.client_files(c)))
         except OSError as exc:
             seen.append(f"controller {int(c['id'])}: {exc}")
             continue
@@ -187,6 +198,26 @@ def wait_cluster_ready(props: dict, *, timeout: float = 120.0) -> dict:
     return {"bootstrap": bootstrap(props), "cluster_id": cluster_id, "brokers": sorted(ids),
             "leader_id": quorum["leader_id"], "leader_epoch": quorum["leader_epoch"],
             "ready_s": round(time.monotonic() - began, 3)}
+
+
+def wait_in_sync(props: dict, node_id: int, *, timeout: float = 120.0) -> float:
+    """Wait until broker `node_id` is in the metadata and no partition misses a replica
+    from its ISR: a restarted broker has caught up. Seconds waited."""
+    began = time.monotonic()
+    admin = _Admin(props)
+
+    def caught_up() -> bool:
+        meta = admin.client.list_topics(timeout=5)
+        if node_id not in meta.brokers:
+            raise RuntimeError(f"broker {node_id} is not in the metadata yet")
+        behind = [f"{t}/{p}" for t, tm in meta.topics.items()
+                  for p, pm in tm.partitions.items() if len(pm.isrs) < len(pm.replicas)]
+        if behind:
+            raise RuntimeError(f"partitions {behind[:3]} miss replicas from their ISR")
+        return True
+
+    admin.wait(caught_up, what=f"Kafka broker {node_id} back in sync", timeout=timeout)
+    return round(time.monotonic() - began, 3)
 
 
 def cluster_health(props: dict, *, timeout: float = 5.0) -> dict:

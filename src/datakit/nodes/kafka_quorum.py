@@ -2,13 +2,15 @@
 
 librdkafka has no DescribeQuorum (Java's `Admin.describeMetadataQuorum`), and a JVM per
 health check is slow, so this sends the request (API key 55, version 0) to a controller
-listener (PLAINTEXT on loopback) and reads the answer. Only the leader answers with the
+listener (over TLS with a client certificate when given a context, as the stack's are;
+else PLAINTEXT on loopback) and reads the answer. Only the leader answers with the
 quorum; a follower answers NOT_LEADER_OR_FOLLOWER, which is also worth knowing.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from dataclasses import dataclass, field
 
@@ -29,15 +31,23 @@ class QuorumInfo:
     observers: dict[int, int] = field(default_factory=dict)
 
 
-def describe_quorum(host: str, port: int, *, timeout: float = 2.0) -> QuorumInfo:
-    """Send DescribeQuorum v0 to the controller at host:port; raise OSError if unreachable."""
+def describe_quorum(host: str, port: int, *, timeout: float = 2.0,
+                    context: ssl.SSLContext | None = None) -> QuorumInfo:
+    """Send DescribeQuorum v0 to the controller at host:port; raise OSError if unreachable
+    (a refused handshake is an ssl.SSLError, an OSError too)."""
     body = (_uvarint(2) + _compact_str(METADATA_TOPIC)  # topics: 1 entry
             + _uvarint(2) + struct.pack(">i", 0) + b"\0"  # partitions: [0]
             + b"\0" + b"\0")  # topic and request tagged fields
     client = b"datakit"
     header = struct.pack(">hhih", DESCRIBE_QUORUM, 0, 1, len(client)) + client + b"\0"
     frame = header + body
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    raw = socket.create_connection((host, port), timeout=timeout)
+    try:
+        sock = context.wrap_socket(raw, server_hostname=host) if context else raw
+    except BaseException:
+        raw.close()
+        raise
+    with sock:
         sock.settimeout(timeout)
         sock.sendall(struct.pack(">i", len(frame)) + frame)
         size = struct.unpack(">i", _recv(sock, 4))[0]

@@ -17,7 +17,8 @@ primary_start_timeout, synchronous_mode_strict}), version (PostgreSQL major; def
 newest installed), archive_dir (optional), rest_user/rest_password (optional: Patroni then
 asks for them on every POST), sync_bootstrap (default false: initdb and basebackup skip fsync),
 join (a fresh member starts only once another member initialised the cluster), host,
-listen_host, client_networks (see patroni_conf).
+listen_host, client_networks (see patroni_conf), tls ({ca, cert, key} PEM: see nodes/tls.py;
+a caller's dict may instead carry client_tls, file paths).
 outs keys: name, host, port, rest_port, rest_url, pid, start_time (Patroni's process),
 data_dir, pgdata, config, log_path.
 """
@@ -36,15 +37,16 @@ from pathlib import Path
 import yaml
 
 from datakit.errors import DatakitError
-from datakit.nodes import etcd, process
+from datakit.nodes import etcd, process, tls
 from datakit.nodes.executables import venv_program
-from datakit.nodes.patroni_conf import host, paths, problems, render, rest_auth
+from datakit.nodes.patroni_conf import etcd_nodes, host, paths, problems, render, rest_auth
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
 from datakit.topology.patroni import NAMESPACE
 
 START_TIMEOUT = 90.0
-_OURS = {"patroni.yml", "patroni.yml.tmp", "pgdata", "patroni.log", "pgpass", "bootstrap.json"}
+_OURS = {"patroni.yml", "patroni.yml.tmp", "pgdata", "patroni.log", "pgpass", "bootstrap.json",
+         tls.DIR}
 # The member's own states that end a wait at once: retrying cannot help.
 _FAILED = {"start failed", "bootstrap failed", "crashed"}
 
@@ -54,7 +56,7 @@ def label(props: dict) -> str:
 
 
 def rest_url(props: dict) -> str:
-    return f"http://{host(props)}:{int(props['rest_port'])}"
+    return f"{tls.scheme(tls.client_files(props))}://{host(props)}:{int(props['rest_port'])}"
 
 
 def account() -> RunAs:
@@ -76,7 +78,8 @@ def rest(props: dict, path: str, *, body: dict | None = None, method: str | None
         token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
+        ctx = tls.context(tls.client_files(props), what=label(props))
+        with urllib.request.urlopen(request, timeout=timeout, context=ctx) as reply:
             status, raw = reply.status, reply.read()
     except urllib.error.HTTPError as exc:  # 503 from /patroni on a sick node: still an answer
         status, raw = exc.code, exc.read()
@@ -151,6 +154,7 @@ def _write_private(path: Path, text: str, account: RunAs) -> None:
 def write_files(props: dict, config: dict, account: RunAs) -> None:
     node = paths(props)
     account.own(node["root"], 0o700)
+    tls.write(props, account)
     if props.get("archive_dir"):
         account.own(Path(props["archive_dir"]), 0o700)
     _write_private(node["config"], "# Written by datakit; edits are overwritten.\n"
@@ -173,7 +177,10 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
         if postmaster(props) is None:  # a postmaster that outlived its Patroni is adopted
             process.require_free(int(props["port"]), f"{label(props)} PostgreSQL port")
         process.require_free(int(props["rest_port"]), f"{label(props)} REST API port")
-        etcd.require_reachable(props["etcd"], needed_by=label(props))
+        if props.get("tls"):  # its certificate is how it reaches etcd
+            user.own(paths(props)["root"], 0o700)
+            tls.write(props, user)
+        etcd.require_reachable(etcd_nodes(props), needed_by=label(props))
         config = render(props)
         if refused := problems(props, config):
             raise DatakitError(f"{label(props)}: {'; '.join(refused)}; nothing was started: "
@@ -202,7 +209,7 @@ def _await_initialised(props: dict, *, timeout: float) -> None:
     the stack names first (pg-1) is the one that runs initdb, and the initial roles in the
     outputs are true. It costs nothing: a clone cannot start before the leader serves."""
     key = f"{props.get('namespace') or NAMESPACE}{props['scope']}/initialize"
-    wait_until(lambda: etcd.key_exists(props["etcd"], key),
+    wait_until(lambda: etcd.key_exists(etcd_nodes(props), key),
                what=f"{label(props)} waiting for the cluster {props['scope']} to be "
                "initialised by its first member", timeout=timeout, max_interval=0.25)
 

@@ -18,6 +18,12 @@ loopback), `listen_host` the one it binds (default `host`; a container binds 0.0
 `client_networks` where TCP clients may come from (default `host`/32), all SCRAM. Patroni
 itself talks to its own PostgreSQL over the Unix socket as the postgres OS user (peer), so a
 rotated superuser password never locks Patroni out of its own server.
+
+TLS (props `tls`, written by nodes/tls.py into `<data_dir>/tls/`): PostgreSQL takes TCP
+clients over TLS only (`hostssl`, the socket excepted), replicas and pg_rewind dial their
+leader with `sslmode=verify-full`; the REST API serves https and wants a certificate of the
+stack's CA from every caller (Patroni's own calls to its members present the node's); etcd
+is dialled over https with the node's certificate.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from patroni.postgresql.config import ConfigHandler
 from patroni.validator import populate_validate_params, schema
 
 from datakit.errors import DatakitError
+from datakit.nodes import tls
 from datakit.nodes.archive import archive_command
 from datakit.nodes.postgres_conf import RESERVED, bin_dir
 from datakit.topology.patroni import NAMESPACE, TIMEOUT_FLOORS
@@ -75,21 +82,43 @@ def host(props: dict) -> str:
     return props.get("host") or HOST
 
 
-def _with_password(username: str, password: str | None) -> dict:
-    return {"username": username, **({"password": password} if password else {})}
+def _own_tls(props: dict) -> dict[str, str] | None:
+    return tls.files(props["data_dir"]) if props.get("tls") else None
+
+
+def _with_password(props: dict, username: str, password: str | None) -> dict:
+    out = {"username": username, **({"password": password} if password else {})}
+    if own := _own_tls(props):  # how a replica, a clone or pg_rewind dials the leader
+        out.update(sslmode="verify-full", sslrootcert=own["ca"])
+    return out
 
 
 def superuser(props: dict) -> dict:
-    return _with_password(props.get("superuser") or "postgres", props.get("superuser_password"))
+    return _with_password(props, props.get("superuser") or "postgres",
+                          props.get("superuser_password"))
 
 
 def replication_user(props: dict) -> dict:
-    return _with_password(props.get("replication_user") or "replicator",
+    return _with_password(props, props.get("replication_user") or "replicator",
                           props.get("replication_password"))
+
+
+def etcd_nodes(props: dict) -> list[dict]:
+    """The store's members as this node's client reaches them: with its own certificate."""
+    own = _own_tls(props)
+    return [{**n, **({"client_tls": own} if own else {})} for n in props["etcd"]]
 
 
 def _etcd_hosts(props: dict) -> list[str]:
     return [f"{n.get('host') or HOST}:{int(n['port'])}" for n in props["etcd"]]
+
+
+def _etcd3(props: dict) -> dict:
+    own = _own_tls(props)
+    if not own:
+        return {"hosts": _etcd_hosts(props), "protocol": "http"}
+    return {"hosts": _etcd_hosts(props), "protocol": "https", "cacert": own["ca"],
+            "cert": own["cert"], "key": own["key"]}
 
 
 def dynamic_config(props: dict) -> dict:
@@ -123,16 +152,28 @@ def dynamic_config(props: dict) -> dict:
 
 
 def _pg_hba(props: dict) -> list[str]:
-    """Peer for the superuser on the socket, SCRAM everywhere else, no trust at all."""
+    """Peer for the superuser on the socket, SCRAM everywhere else, no trust at all; with
+    TLS, TCP only over it (`hostssl`): a plaintext client matches no line and is refused."""
     su, repl = superuser(props)["username"], replication_user(props)["username"]
     networks = props.get("client_networks") or [f"{host(props)}/32"]
+    tcp = "hostssl" if props.get("tls") else "host"
     return [f"local all {su} peer", "local all all scram-sha-256",
-            *[f"host all all {net} scram-sha-256" for net in networks],
-            *[f"host replication {repl} {net} scram-sha-256" for net in networks]]
+            *[f"{tcp} all all {net} scram-sha-256" for net in networks],
+            *[f"{tcp} replication {repl} {net} scram-sha-256" for net in networks]]
+
+
+def _ssl_parameters(props: dict) -> dict:
+    own = _own_tls(props)
+    if not own:
+        return {}
+    # PostgreSQL re-reads these files on reload: a reissued certificate needs no restart.
+    return {"ssl": "on", "ssl_cert_file": own["cert"], "ssl_key_file": own["key"],
+            "ssl_ca_file": own["ca"], "ssl_min_protocol_version": "TLSv1.2"}
 
 
 def _local_parameters(props: dict) -> dict:
-    params: dict = {"unix_socket_directories": str(paths(props)["root"])}
+    params: dict = {"unix_socket_directories": str(paths(props)["root"]),
+                    **_ssl_parameters(props)}
     if props.get("archive_dir"):
         params.update(archive_mode="on", archive_command=archive_command(props["archive_dir"]))
     return params
@@ -151,7 +192,7 @@ def render(props: dict) -> dict:
         "name": props["name"],
         "log": {"level": "INFO", "deduplicate_heartbeat_logs": True},
         "restapi": {"listen": rest_bind, "connect_address": rest},
-        "etcd3": {"hosts": _etcd_hosts(props), "protocol": "http"},
+        "etcd3": _etcd3(props),
         "bootstrap": {
             "dcs": dynamic_config(props),
             # No trust, not even before Patroni writes pg_hba (it sets the superuser's
@@ -184,6 +225,11 @@ def render(props: dict) -> dict:
             f"{python} -m datakit.nodes.patroni_bootstrap {node['bootstrap']}")
     if props.get("rest_password"):
         config["restapi"]["authentication"] = rest_auth(props)
+    if own := _own_tls(props):
+        # Patroni reloads the REST certificate when its serial changes (on SIGHUP).
+        config["restapi"].update(certfile=own["cert"], keyfile=own["key"], cafile=own["ca"],
+                                 verify_client="required")
+        config["ctl"] = {"certfile": own["cert"], "keyfile": own["key"], "cacert": own["ca"]}
     return config
 
 

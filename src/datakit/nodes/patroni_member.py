@@ -19,7 +19,7 @@ import os
 import signal
 
 from datakit.errors import DatakitError
-from datakit.nodes import patroni, patroni_cluster
+from datakit.nodes import patroni, patroni_cluster, tls
 from datakit.nodes.patroni_conf import host, render, replication_user, superuser
 from datakit.nodes.postgres_client import WrongPassword, connect, ensure_role
 
@@ -93,4 +93,21 @@ def update(old: dict, outs: dict, new: dict) -> dict:
             if live:
                 os.kill(live[0], signal.SIGHUP)  # Patroni re-reads patroni.yml
                 reloaded = True
+    if old.get("tls") != new.get("tls"):
+        reloaded = reload_certificates(new, outs) or reloaded
     return {**outs, "applied": {"roles": roles, "reloaded": reloaded}}
+
+
+def reload_certificates(props: dict, outs: dict) -> bool:
+    """A reissued certificate: the files written anew, Patroni reloaded (it swaps its REST
+    certificate when the serial changes) and the postmaster (it re-reads its ssl files on
+    SIGHUP). Open connections keep their session; new ones see the new certificate."""
+    tls.write(props, patroni.account())
+    reloaded = False
+    if live := patroni.patroni_process(props, outs):
+        os.kill(live[0], signal.SIGHUP)
+        reloaded = True
+    if pm := patroni.postmaster(props):
+        os.kill(pm[0], signal.SIGHUP)
+        reloaded = True
+    return reloaded

@@ -8,10 +8,13 @@ the node created as a replica is the primary.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import psycopg
 from psycopg import sql
 
 from datakit.errors import DatakitError
+from datakit.nodes import tls
 from datakit.nodes.address import NodeLike, address
 
 
@@ -25,14 +28,18 @@ def label(node: NodeLike) -> str:
 
 
 def connect(node: NodeLike, *, user: str, password: str, dbname: str = "postgres",
-            timeout: float = 3.0) -> psycopg.Connection:
-    """An autocommit connection over TCP with SCRAM; a refused password is WrongPassword."""
+            timeout: float = 3.0, tls_files: Mapping[str, str] | None = None
+            ) -> psycopg.Connection:
+    """An autocommit connection over TCP with SCRAM, over TLS when the node dict says so
+    (nodes/tls.py) or `tls_files` are given; a refused password is WrongPassword."""
     at = address(node)
+    if tls_files is None:
+        tls_files = tls.client_files(node)
     try:
         return psycopg.connect(
             host=at.host, port=at.port, user=user,
             password=password, dbname=dbname, connect_timeout=max(1, int(timeout)),
-            autocommit=True, application_name="datakit",
+            autocommit=True, application_name="datakit", **tls.libpq(tls_files),
         )
     except psycopg.OperationalError as exc:
         if "password authentication failed" in str(exc):
@@ -43,13 +50,16 @@ def connect(node: NodeLike, *, user: str, password: str, dbname: str = "postgres
         raise
 
 
-def is_primary(node: NodeLike, *, user: str, password: str, timeout: float = 2.0) -> bool:
-    with connect(node, user=user, password=password, timeout=timeout) as conn:
+def is_primary(node: NodeLike, *, user: str, password: str, timeout: float = 2.0,
+               tls_files: Mapping[str, str] | None = None) -> bool:
+    with connect(node, user=user, password=password, timeout=timeout,
+                 tls_files=tls_files) as conn:
         return not conn.execute("select pg_is_in_recovery()").fetchone()[0]
 
 
 def live_primary(nodes: list[NodeLike], *, user: str, password: str,
-                 timeout: float = 2.0) -> NodeLike | None:
+                 timeout: float = 2.0, tls_files: Mapping[str, str] | None = None
+                 ) -> NodeLike | None:
     """The one node that answers and is not in recovery; None when no node is primary.
 
     Nodes that do not answer are skipped; a refused password is raised. Two primaries at
@@ -58,7 +68,8 @@ def live_primary(nodes: list[NodeLike], *, user: str, password: str,
     primaries = []
     for node in nodes:
         try:
-            if is_primary(node, user=user, password=password, timeout=timeout):
+            if is_primary(node, user=user, password=password, timeout=timeout,
+                          tls_files=tls_files):
                 primaries.append(node)
         except WrongPassword:
             raise

@@ -11,7 +11,9 @@ props keys: name, port, data_dir (the node's own dir: removed on delete), passwo
 data password: requirepass and masterauth), settings (redis.conf directives: maxmemory,
 maxmemory-policy, min-replicas-to-write, min-replicas-max-lag, appendonly, ...), replica
 (bool: made as a replica of the live master among `peers`), peers ([{name, port, host?}]),
-cluster ({node_timeout, bus_port} for a Redis Cluster node; see redis_cluster.py).
+cluster ({node_timeout, bus_port} for a Redis Cluster node; see redis_cluster.py), tls
+({ca, cert, key} PEM: the node then listens on TLS only, replicates and gossips over it;
+see nodes/tls.py). A client's node dict may carry client_tls (file paths).
 outs keys: name, host, port, pid, start_time, data_dir, conf_path, log_path; after an
 update also `applied` = {set: [...], restarted: [...], removed_but_kept: [...]}.
 The same stop/start/kill/delete/alive serve Sentinels (redis_sentinel.py).
@@ -29,7 +31,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from datakit.errors import DatakitError
-from datakit.nodes import process
+from datakit.nodes import process, tls
 from datakit.nodes.address import NodeLike, address
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
@@ -67,7 +69,10 @@ def label(node: NodeLike, kind: str = "node") -> str:
 
 
 def _node(props: dict) -> dict:
-    return {"name": props["name"], "host": HOST, "port": int(props["port"])}
+    """The node as a client reaches it: with its own files when it has TLS."""
+    own = tls.client_files(props)
+    return {"name": props["name"], "host": HOST, "port": int(props["port"]),
+            **({"client_tls": own} if own else {})}
 
 
 def _kind(props: dict) -> str:
@@ -89,10 +94,11 @@ def client(node: NodeLike, password: str | None, *, timeout: float = 2.0) -> red
     AuthenticationError is a ConnectionError) with back-off, seconds per failure. `node`:
     a dict with port (host, name) or the stack outputs' Node (nodes/address.py)."""
     at = address(node)
+    files = tls.client_files(node)
     return redis_py.Redis(host=at.host, port=at.port,
                           password=password, socket_timeout=timeout,
                           socket_connect_timeout=timeout, decode_responses=True,
-                          retry=Retry(NoBackoff(), 0))
+                          retry=Retry(NoBackoff(), 0), **tls.redis(files))
 
 
 def call(node: NodeLike, password: str | None, *args, kind: str = "node", timeout: float = 2.0):
@@ -238,6 +244,7 @@ def create_server(props: dict) -> dict:
             bus = bus_port(props["name"], node["port"], props["cluster"])
             process.require_free(bus, f"{label(node)} cluster bus")
     account.own(node_dir, 0o700)
+    files = tls.write(props, account)
     if conf.exists():
         # An existing node starts as whatever it is now (after a Sentinel failover the
         # node made as a replica may be the master): nothing is re-pointed.
@@ -250,7 +257,7 @@ def create_server(props: dict) -> dict:
         write_private(conf, render_server(
             name=props["name"], port=node["port"], node_dir=node_dir,
             password=props["password"], settings=props.get("settings") or {},
-            replicaof=master, cluster=props.get("cluster")), account)
+            replicaof=master, cluster=props.get("cluster"), tls=files), account)
         outs = launch(props)
         if master:
             wait_replicating(props, outs)
@@ -261,7 +268,8 @@ def create_server(props: dict) -> dict:
 
 
 def master_of(props: dict) -> dict:
-    peers = [p for p in props.get("peers") or [] if p.get("name") != props["name"]]
+    peers = tls.with_own(props, [p for p in props.get("peers") or []
+                                 if p.get("name") != props["name"]])
     master = live_master(peers, password=props["password"])
     if master is None:
         names = ", ".join(label(p) for p in peers) or "none given"
@@ -279,7 +287,8 @@ def wait_replicating(props: dict, outs: dict) -> dict:
         state = info(node, props["password"], "replication")
         if state.get("role") != "slave" or state.get("master_link_status") != "up":
             return False
-        master = {"host": state["master_host"], "port": int(state["master_port"])}
+        master = {"host": state["master_host"], "port": int(state["master_port"]),
+                  **{k: v for k, v in node.items() if k == "client_tls"}}
         listed = role(master, props["password"])
         found.update(master)
         return any(int(r[1]) == node["port"] for r in listed[2])
@@ -389,6 +398,8 @@ def update(old_props: dict, outs: dict, new_props: dict) -> dict:
             else:
                 raise DatakitError(f"{label(node)}: setting {name} {value!r} refused "
                                    f"({exc}); fix redis.settings in the stack config") from None
+    if old_props.get("tls") != new_props.get("tls"):
+        reload_tls(new_props, pw)
     if set_live or new_props["password"] != old_props["password"]:
         call(node, pw, "CONFIG", "REWRITE")
     outs = dict(outs)
@@ -401,6 +412,15 @@ def update(old_props: dict, outs: dict, new_props: dict) -> dict:
             wait_replicating(new_props, outs)
     return {**outs, "applied": {"set": set_live, "restarted": [n for n, _ in restart],
                                 "removed_but_kept": kept}}
+
+
+def reload_tls(props: dict, password: str, *, kind: str = "node") -> None:
+    """A reissued certificate: the files written anew, then set to the same paths, which
+    makes Redis (and Sentinel) load them for new connections; no restart, no failover."""
+    files = tls.write(props, _account())
+    if files:
+        call(_node(props), password, "CONFIG", "SET", "tls-cert-file", files["cert"],
+             "tls-key-file", files["key"], "tls-ca-cert-file", files["ca"], kind=kind)
 
 
 def _edit_conf(conf: Path, changes: list[tuple[str, str]]) -> None:

@@ -78,14 +78,25 @@ def check_settings(settings: dict, node: str) -> None:
                                "from the node; remove it from redis.settings")
 
 
+def _listen(port: int, tls: dict | None) -> list[str]:
+    """The client port: plaintext, or TLS only (plaintext port 0) with the node's files.
+    Clients authenticate with the password; the certificate proves the server to them."""
+    if not tls:
+        return [f"port {int(port)}"]
+    return ["port 0", f"tls-port {int(port)}", f"tls-cert-file {quote(tls['cert'])}",
+            f"tls-key-file {quote(tls['key'])}", f"tls-ca-cert-file {quote(tls['ca'])}",
+            "tls-auth-clients no", "tls-replication yes"]
+
+
 def render_server(*, name: str, port: int, node_dir: Path, password: str, settings: dict,
-                  replicaof: dict | None = None, cluster: dict | None = None) -> str:
+                  replicaof: dict | None = None, cluster: dict | None = None,
+                  tls: dict | None = None) -> str:
     check_settings(settings, name)
     lines = [
         "# Written by datakit when the node was made; Redis rewrites it (CONFIG REWRITE).",
         "bind 127.0.0.1",
         "protected-mode yes",
-        f"port {int(port)}",
+        *_listen(port, tls),
         "daemonize no",
         'logfile ""',
         f"dir {quote(str(node_dir))}",
@@ -101,6 +112,7 @@ def render_server(*, name: str, port: int, node_dir: Path, password: str, settin
             f"cluster-node-timeout {int(cluster.get('node_timeout', 5000))}",
             f"cluster-port {bus_port(name, port, cluster)}",
             "cluster-announce-ip 127.0.0.1",
+            *(["tls-cluster yes"] if tls else []),
         ]
     lines += [f"{key} {quote(val)}" for key, val in {**DEFAULTS, **settings}.items()]
     if replicaof:
@@ -119,7 +131,8 @@ def bus_port(name: str, port: int, cluster: dict) -> int:
 
 
 def render_sentinel(*, name: str, port: int, node_dir: Path, password: str, master_name: str,
-                    master: dict, master_password: str, quorum: int, settings: dict) -> str:
+                    master: dict, master_password: str, quorum: int, settings: dict,
+                    tls: dict | None = None) -> str:
     check_settings(settings, name)
     unknown = set(settings) - set(SENTINEL_DEFAULTS)
     if unknown:
@@ -132,7 +145,8 @@ def render_sentinel(*, name: str, port: int, node_dir: Path, password: str, mast
     lines = [
         "# Written by datakit when the Sentinel was made; Sentinel rewrites it.",
         "bind 127.0.0.1",
-        f"port {int(port)}",
+        # tls-replication: Sentinel dials masters, replicas and its peers over TLS too.
+        *_listen(port, tls),
         "daemonize no",
         'logfile ""',
         f"dir {quote(str(node_dir))}",

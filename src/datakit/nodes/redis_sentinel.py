@@ -22,6 +22,7 @@ import redis as redis_py
 
 from datakit.errors import DatakitError
 from datakit.nodes import redis as rd
+from datakit.nodes import rolling, tls
 from datakit.nodes.address import NodeLike
 from datakit.nodes.process import require_free
 from datakit.nodes.readiness import wait_until
@@ -53,12 +54,14 @@ def create_sentinel(props: dict) -> dict:
     node_dir, conf, _, _ = rd.paths(props)
     if not rd._running(props):
         require_free(node["port"], rd.label(node, "sentinel"))
-    master = rd.live_master(props.get("peers") or [], password=props["master_password"])
+    account = rd._account()
+    account.own(node_dir, 0o700)
+    files = tls.write(props, account)  # its own certificate is how it reaches its peers
+    master = rd.live_master(tls.with_own(props, props.get("peers") or []),
+                            password=props["master_password"])
     if master is None:
         raise DatakitError(f"{rd.label(node, 'sentinel')}: no live Redis master among its "
                            "peers to monitor; start the master first")
-    account = rd._account()
-    account.own(node_dir, 0o700)
     fresh = not conf.exists()
     try:
         if fresh:
@@ -66,7 +69,7 @@ def create_sentinel(props: dict) -> dict:
                 name=props["name"], port=node["port"], node_dir=node_dir,
                 password=props["password"], master_name=props["master_name"], master=master,
                 master_password=props["master_password"], quorum=int(props["quorum"]),
-                settings=props.get("settings") or {}), account)
+                settings=props.get("settings") or {}, tls=files), account)
         outs = rd.launch(props)
         replicas = len(rd.role(master, props["master_password"])[2])
 
@@ -176,6 +179,13 @@ def update(old_props: dict, outs: dict, new_props: dict) -> dict:
         except redis_py.ResponseError as exc:
             raise DatakitError(f"{rd.label(node, 'sentinel')}: setting {key} refused ({exc}); "
                                "fix redis.sentinel in the stack config") from None
+    if old_props.get("tls") != new_props.get("tls"):
+        # Sentinel cannot CONFIG SET its TLS files: it restarts on its own state (a
+        # Sentinel away for a moment changes nothing; the others keep the quorum).
+        tls.write(new_props, rd._account())
+        with rolling.one_at_a_time(new_props["data_dir"], what=rd.label(node, "sentinel")):
+            rd.stop(new_props, outs)
+            outs = {**outs, **rd.launch(new_props)}
     return {**outs, "applied": {"set": sorted(changes)}}
 
 

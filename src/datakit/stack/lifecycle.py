@@ -82,15 +82,19 @@ def down(stack: str, on_event: Events | None = None, on_output=None):
     return result
 
 
+ROLLING_LOCK = ".rolling.lock"  # datakit.nodes.rolling's, beside the node folders
+
+
 def _remove_empty_data_dir(stack: str) -> None:
-    """Each node removes its own dir; once none is left, the stack's WAL archive goes, then
-    the stack's folder."""
+    """Each node removes its own dir; once none is left, the stack's WAL archive and its
+    rolling-restart lock file go, then the stack's folder."""
     # Not empty, already gone, or no stack file: then there is nothing of ours to remove.
     with contextlib.suppress(OSError, DatakitError):
         topo = load(stack, PROJECT_DIR)
-        archive = topo.archive_path()
-        if not [p for p in topo.data_path().iterdir() if p != archive]:
+        archive, lock = topo.archive_path(), topo.data_path() / ROLLING_LOCK
+        if not [p for p in topo.data_path().iterdir() if p not in (archive, lock)]:
             shutil.rmtree(archive, ignore_errors=True)
+            lock.unlink(missing_ok=True)
         topo.data_path().rmdir()
 
 

@@ -21,6 +21,7 @@ class RunView:
         self.rows: dict[str, list] = {}
         self.started = time.monotonic()
         self.errors: list[str] = []
+        self.warnings: list[str] = []  # the program's own (TLS off, migrations skipped)
 
     @staticmethod
     def _name(urn: str) -> str:
@@ -43,6 +44,8 @@ class RunView:
             pass
         elif event.diagnostic_event and event.diagnostic_event.severity == "error":
             self.errors.append(event.diagnostic_event.message.strip())
+        elif event.diagnostic_event and event.diagnostic_event.severity == "warning":
+            self.warnings.append(event.diagnostic_event.message.strip())
 
     def render(self) -> Table:
         table = Table("resource", "status", "seconds", box=None, pad_edge=False)

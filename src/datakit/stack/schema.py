@@ -10,6 +10,8 @@ that datakit did not make can be described by a JSON file of the same shape
     endpoints.redis     mode, master_name, sentinels ["host:port"], seeds ["host:port"]
     endpoints.kafka     bootstrap_servers, security_protocol, sasl_mechanism, usernames
     nodes               [{service, role, name, host, port, ports, handle, testinfra, rest_url}]
+    tls                 enabled, ca_path, ca_pem, cert_path/key_path (the kit's client
+                        certificate: etcd and Patroni's REST API want one), generation
     secrets             {postgres: {superuser, replication, app, rest}, redis, kafka}
     stack, substrate, disposable
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from datakit.errors import DatakitError
 
@@ -51,6 +53,7 @@ class RedisEndpoints(Model):
     master_name: str = ""
     sentinels: list[str] = []  # host:port
     seeds: list[str] = []  # host:port of the data nodes
+    tls: bool = False  # every data node and Sentinel takes TLS only (the stack's CA)
 
 
 class KafkaEndpoints(Model):
@@ -59,6 +62,7 @@ class KafkaEndpoints(Model):
     sasl_mechanism: str
     username: str
     admin_username: str = "admin"
+    group_prefix: str = ""  # the app may consume only in groups whose ids start with it
 
 
 class MetricsTarget(Model):
@@ -103,6 +107,9 @@ class Node(Model):
     handle: Handle
     testinfra: str  # a testinfra host URL: local://, docker://NAME
     rest_url: str | None = None  # postgres: its Patroni's REST API (http://host:port)
+    # How the kit's clients reach it over TLS ({ca, cert, key} paths), set when the outputs
+    # are read (StackOutputs): derived, never written.
+    client_tls: dict[str, str] | None = Field(default=None, exclude=True)
 
     @property
     def address(self) -> str:
@@ -138,6 +145,33 @@ class Secrets(Model):
     kafka: KafkaSecrets
 
 
+class TlsOutputs(Model):
+    """The stack's CA and the kit's client files; `enabled: false` is a plaintext stack
+    (outputs written before TLS existed read so too)."""
+
+    enabled: bool = False
+    ca_path: str | None = None  # the CA file for clients (sslrootcert, --cacert, ...)
+    ca_pem: str | None = None  # the same CA, as text
+    cert_path: str | None = None  # the kit's client certificate ...
+    key_path: str | None = None  # ... and its key (0600)
+    generation: int | None = None  # datakit:tls.generation the node certificates are of
+
+    def client_files(self) -> dict[str, str] | None:
+        """What nodes.tls takes as `client_tls`: None for a plaintext stack."""
+        if not self.enabled:
+            return None
+        keys = ("ca_path", "cert_path", "key_path")
+        if missing := [k for k in keys if not getattr(self, k)]:
+            raise DatakitError(f"the stack's outputs have tls enabled but no tls.{missing[0]}: "
+                               "run `datakit up` with this datakit")
+        for key in keys:
+            if not Path(getattr(self, key)).is_file():
+                raise DatakitError(f"the stack's TLS file {getattr(self, key)} (outputs "
+                                   f"tls.{key}) is missing: run `datakit up` to write it, or "
+                                   "point the outputs at the stack's files")
+        return {"ca": self.ca_path, "cert": self.cert_path, "key": self.key_path}
+
+
 class StackOutputs(Model):
     stack: str
     substrate: str = "local"
@@ -145,6 +179,57 @@ class StackOutputs(Model):
     endpoints: Endpoints
     nodes: list[Node]
     secrets: Secrets | None = None  # None when read without them (redacted)
+    tls: TlsOutputs = TlsOutputs()
+
+    @model_validator(mode="after")
+    def _nodes_know_their_tls(self) -> StackOutputs:
+        """Each node carries the client files when its service speaks TLS, so a client in
+        datakit.nodes given the node reaches it as it must."""
+        t = self.tls
+        if not (t.enabled and t.ca_path and t.cert_path and t.key_path):
+            return self
+        files = {"ca": t.ca_path, "cert": t.cert_path, "key": t.key_path}
+        for node in self.nodes:
+            if self.speaks_tls(node.service):
+                node.client_tls = files
+        return self
+
+    def speaks_tls(self, service: str) -> bool:
+        if not self.tls.enabled:
+            return False
+        if service in ("redis", "sentinel"):
+            return self.endpoints.redis.tls
+        if service == "kafka":
+            return self.endpoints.kafka.security_protocol in ("SASL_SSL", "SSL")
+        return True  # postgres and etcd took TLS first: with the stack's tls
+
+    def tls_for(self, service: str) -> dict[str, str] | None:
+        """The client files for `service` when it speaks TLS, else None (plaintext)."""
+        return self.client_tls() if self.speaks_tls(service) else None
+
+    def kafka_config(self, *, admin: bool = False) -> dict[str, str]:
+        """librdkafka settings for the app (or the admin): SASL/SCRAM, over TLS with the
+        stack's CA when Kafka speaks it."""
+        kf, secrets = self.endpoints.kafka, self.need_secrets().kafka
+        conf = {"bootstrap.servers": kf.bootstrap_servers,
+                "security.protocol": kf.security_protocol, "sasl.mechanism": kf.sasl_mechanism,
+                "sasl.username": kf.admin_username if admin else kf.username,
+                "sasl.password": secrets.admin if admin else secrets.app}
+        if files := self.tls_for("kafka"):
+            conf["ssl.ca.location"] = files["ca"]
+        return conf
+
+    def client_tls(self) -> dict[str, str] | None:
+        """The kit's CA and client certificate files, as nodes.tls takes them (None for a
+        plaintext stack); a file that is missing is one line naming it."""
+        return self.tls.client_files()
+
+    def reach(self, node: Node, **extra) -> dict:
+        """A node as the kit's clients in datakit.nodes take it: its address, and the
+        stack's client files when its links are TLS."""
+        files = self.client_tls()
+        return {"name": node.name, "host": node.host, "port": node.port,
+                **({"client_tls": files} if files else {}), **extra}
 
     def node(self, name: str) -> Node:
         for node in self.nodes:

@@ -6,7 +6,7 @@
 ['pg-1', 'pg-2', 'pg-3']
 
 One idea per module: `postgres` (with `patroni`, its HA settings), `redis`, `kafka`, `etcd`,
-`baselines`, `docker` (each service's part and its own checks), `model` (the Topology and
+`baselines`, `docker`, `tls` (each service's part and its own checks), `model` (the Topology and
 its node list), `checks` (ports, memory and other checks across services), `loading` (stack
 files and Pulumi config), `units` (sizes and durations), `problems` (one line per problem).
 """
@@ -34,6 +34,7 @@ from datakit.topology.patroni import PatroniSettings
 from datakit.topology.postgres import PoolSettings, PostgresSettings, PostgresSpec
 from datakit.topology.problems import Problem, TopologyError
 from datakit.topology.redis import ClusterSettings, RedisSettings, RedisSpec, SentinelSettings
+from datakit.topology.tls import TlsSpec
 from datakit.topology.units import parse_duration_ms, parse_size, render_size
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "Resources",
     "SentinelSettings",
     "Service",
+    "TlsSpec",
     "TopicSpec",
     "Topology",
     "TopologyError",

@@ -210,7 +210,8 @@ def dcs_problems(t: Topology) -> list[Problem]:
 def topology_problems(t: Topology, total_memory: int | None) -> list[Problem]:
     """Every problem of a structurally valid topology (services' own checks included)."""
     out = [*t.postgres.problems(), *t.redis.problems(), *t.kafka.problems(),
-           *t.etcd.problems(), *t.metrics.problems(), *dcs_problems(t)]
+           *t.etcd.problems(), *t.metrics.problems(), *dcs_problems(t),
+           *t.tls.problems(t.disposable)]
     out += port_problems(t)
     out += docker_problems(t)
     if t.substrate == "local":

@@ -94,6 +94,9 @@ class KafkaSpec(Spec):
         {}, description="Any other broker property by its name, except those datakit sets "
         "from the topology (node.id, listeners, ...).")
     topics: list[TopicSpec] = Field([], description="Topics to create and keep as stated.")
+    app_group_prefix: str = Field(
+        "datakit-", pattern=r"^[A-Za-z0-9._-]{1,200}$", description="The app user may "
+        "consume in the consumer groups whose ids start with this (its Read ACL).")
 
     @model_validator(mode="after")
     def _fill_topic_defaults(self) -> KafkaSpec:

@@ -21,6 +21,7 @@ from datakit.topology.patroni import NAMESPACE
 from datakit.topology.postgres import PostgresSpec
 from datakit.topology.problems import Spec
 from datakit.topology.redis import RedisSpec
+from datakit.topology.tls import TlsSpec
 
 Service = Literal["postgres", "redis", "sentinel", "kafka", "etcd", "exporter", "prometheus"]
 # The services `nodes()` lists, in its order. etcd's members are Patroni's store.
@@ -87,6 +88,7 @@ class Topology(Spec):
                                  "the stack to.")
     docker: DockerSpec = Field(DockerSpec(), description="Docker-only settings (validated on "
                                "every stack).")
+    tls: TlsSpec = Field(TlsSpec(), description="TLS on every link, a CA per stack.")
 
     def data_path(self) -> Path:
         """Where the local substrate keeps this stack's node data dirs."""

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from datakit.cli import app
 from datakit.load import runner
 from datakit.load.concurrency import NotCooperative
-from datakit.nodes import process
+from datakit.nodes import process, tls
 from datakit.stack.schema import Node, StackOutputs
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -51,8 +51,9 @@ def _options(stack, tmp_path: Path, **kw) -> runner.LoadOptions:
 
 def _superuser_dsn(outputs: StackOutputs, node: Node) -> str:
     password = outputs.secrets.postgres.superuser
+    ssl = "".join(f" {k}={v}" for k, v in tls.libpq(outputs.client_tls()).items())
     return (f"host={node.host} port={node.port} dbname=postgres user=postgres "
-            f"password={password} connect_timeout=3")
+            f"password={password} connect_timeout=3{ssl}")
 
 
 def test_short_mixed_baseline_run_passes_and_writes_every_report(e2e_stack, tmp_path):

@@ -34,7 +34,8 @@ def test_exports_hide_passwords_unless_asked(e2e_stack):
 def test_evaluated_exports_let_psql_and_redis_cli_in(e2e_stack):
     script = (f'eval "$({DATAKIT} connect --stack {e2e_stack.name} --show-secrets)"\n'
               'psql -XAtc "SELECT pg_is_in_recovery()"\n'
-              'redis-cli -u "$REDIS_URL" --no-auth-warning ROLE | head -1\n')
+              'redis-cli -u "$REDIS_URL" --cacert "$REDIS_CA_CERT" --no-auth-warning ROLE '
+              '| head -1\n')
     run = subprocess.run(["bash", "-ec", script], capture_output=True, text=True, timeout=60,
                          cwd=PROJECT_DIR)
     assert run.returncode == 0, run.stderr

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 from redis.sentinel import Sentinel
 
-from datakit.nodes import process
+from datakit.nodes import process, tls
 from datakit.nodes.control import control_for
 from datakit.stack.lifecycle import StackError
 from datakit.stack.schema import StackOutputs
@@ -32,7 +32,8 @@ def _pg(outputs: StackOutputs, name: str, **kw) -> psycopg.Connection:
     n = outputs.node(name)
     return psycopg.connect(host=n.host, port=n.port, dbname="postgres", user="postgres",
                            password=outputs.secrets.postgres.superuser,
-                           autocommit=True, connect_timeout=3, **kw)
+                           autocommit=True, connect_timeout=3,
+                           **tls.libpq(outputs.client_tls()), **kw)
 
 
 def _in_recovery(outputs: StackOutputs, name: str) -> bool:
@@ -68,7 +69,8 @@ def test_row_written_through_write_dsn_is_read_on_every_replica(e2e_stack):
     for name in _replicas(out):
         n = out.node(name)
         with psycopg.connect(host=n.host, port=n.port, dbname=db, user="postgres",
-                             password=out.secrets.postgres.superuser) as conn:
+                             password=out.secrets.postgres.superuser,
+                             **tls.libpq(out.client_tls())) as conn:
             found = _wait(lambda c=conn: c.execute(
                 "SELECT count(*) FROM e2e_rows WHERE marker = %s", (marker,)).fetchone()[0])
             assert found == 1, f"row not replayed on {name}"
@@ -85,36 +87,31 @@ def test_unauthenticated_access_is_refused(e2e_stack):
     n = out.node("pg-1")
     with pytest.raises(psycopg.OperationalError, match="password"):
         psycopg.connect(host=n.host, port=n.port, dbname="postgres", user="postgres",
-                        password="wrong", connect_timeout=3)
+                        password="wrong", connect_timeout=3, **tls.libpq(out.client_tls()))
     r = out.node("redis-1")
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(host=r.host, port=r.port).ping()
+        redis.Redis(host=r.host, port=r.port, **tls.redis(out.tls_for("redis"))).ping()
 
 
 def test_key_set_on_master_is_read_through_sentinel_and_on_every_replica(e2e_stack):
     out = e2e_stack.outputs()
     ep, pw = out.endpoints.redis, out.secrets.redis
+    ssl = tls.redis(out.tls_for("redis"))
     sentinel = Sentinel([tuple(a.rsplit(":", 1)) for a in ep.sentinels],
-                        sentinel_kwargs={"password": pw.sentinel}, password=pw.default,
-                        socket_timeout=2)
+                        sentinel_kwargs={"password": pw.sentinel, **ssl}, password=pw.default,
+                        socket_timeout=2, **ssl)
     key, value = f"e2e:{uuid.uuid4().hex}", "v1"
     sentinel.master_for(ep.master_name).set(key, value)
     assert sentinel.slave_for(ep.master_name).get(key) in (value.encode(), None)
     for n in out.of("redis"):
-        client = redis.Redis(host=n.host, port=n.port, password=pw.default)
+        client = redis.Redis(host=n.host, port=n.port, password=pw.default, **ssl)
         assert _wait(lambda c=client: c.get(key)) == value.encode(), n.name
 
 
 def test_topics_have_partitions_rf_isr_and_an_acks_all_message_round_trips(e2e_stack):
     out = e2e_stack.outputs()
-    kafka = out.endpoints.kafka
-    conf = {"bootstrap.servers": kafka.bootstrap_servers,
-            "security.protocol": kafka.security_protocol,
-            "sasl.mechanism": kafka.sasl_mechanism, "sasl.username": kafka.username,
-            "sasl.password": out.secrets.kafka.app}
-    admin_conf = {**conf, "sasl.username": kafka.admin_username,
-                  "sasl.password": out.secrets.kafka.admin}
-    admin = AdminClient(admin_conf)  # kept alive until its futures resolve
+    conf = out.kafka_config()
+    admin = AdminClient(out.kafka_config(admin=True))  # kept alive until its futures resolve
     meta = admin.list_topics(timeout=10)
     expected = {"ms.agent.events": 12, "ms.system.metrics": 6}
     for topic, partitions in expected.items():
@@ -131,7 +128,8 @@ def test_topics_have_partitions_rf_isr_and_an_acks_all_message_round_trips(e2e_s
     producer = Producer({**conf, "acks": "all", "enable.idempotence": True})
     producer.produce("ms.agent.events", key=b"e2e", value=body)
     assert producer.flush(15) == 0
-    consumer = Consumer({**conf, "group.id": f"e2e-{uuid.uuid4().hex}",
+    group = f"{out.endpoints.kafka.group_prefix}e2e-{uuid.uuid4().hex}"  # the app's groups
+    consumer = Consumer({**conf, "group.id": group,
                          "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
                          "heartbeat.interval.ms": 1000})
     consumer.subscribe(["ms.agent.events"])

@@ -99,12 +99,14 @@ def _stop_node(node: Node, timeout: float = 30.0) -> None:
 
 
 def _pg(out: StackOutputs, node: Node):
-    return connect(node, user="postgres", password=out.secrets.postgres.superuser)
+    return connect(node, user="postgres", password=out.secrets.postgres.superuser,
+                   tls_files=out.client_tls())
 
 
 def _roles(out: StackOutputs) -> tuple[Node, list[Node]]:
     nodes = out.of("postgres")
-    primary = live_primary(nodes, user="postgres", password=out.secrets.postgres.superuser)
+    primary = live_primary(nodes, user="postgres", password=out.secrets.postgres.superuser,
+                           tls_files=out.client_tls())
     assert primary, "no live PostgreSQL primary"
     return primary, [n for n in nodes if n.name != primary.name]
 
@@ -203,12 +205,7 @@ def test_stopped_broker_fails_its_isr_check_and_nothing_about_other_nodes(e2e_st
     out = _outputs(e2e_stack)
     broker = _node(out, "kafka-3")
     _stop(broker, signal.SIGTERM, timeout=60)  # controlled shutdown leaves the ISRs at once
-    kf = out.endpoints.kafka
-    admin = AdminClient({"bootstrap.servers": kf.bootstrap_servers,
-                         "security.protocol": kf.security_protocol,
-                         "sasl.mechanism": kf.sasl_mechanism,
-                         "sasl.username": kf.admin_username,
-                         "sasl.password": out.secrets.kafka.admin})
+    admin = AdminClient(out.kafka_config(admin=True))
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the precondition: under-replicated partitions

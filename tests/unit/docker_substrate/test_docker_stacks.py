@@ -431,8 +431,9 @@ def test_outputs_match_the_schema(snapshots, stack):
     s = snapshots[stack]
     out = s.stack_outputs  # validated by the schema's model (conftest.build_snapshot)
     assert out.model_fields_set == {"stack", "substrate", "disposable", "endpoints", "nodes",
-                                    "secrets"}
+                                    "secrets", "tls"}
     assert out.substrate == "docker" and out.stack == stack
+    assert out.tls.enabled is False  # containers take no certificates yet
     assert out.endpoints.model_fields_set == {"postgres", "redis", "kafka", "metrics"}
     assert out.secrets.model_fields_set == {"postgres", "redis", "kafka"}
     assert out.secrets.postgres.monitor

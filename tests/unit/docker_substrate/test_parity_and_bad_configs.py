@@ -67,8 +67,11 @@ def test_local_and_docker_make_the_same_nodes_and_endpoint_shape():
         assert getattr(docker.endpoints, service).model_fields_set == getattr(
             local.endpoints, service).model_fields_set
     d, lo = docker.endpoints, local.endpoints
-    assert shape(d.postgres.write_dsn) == shape(lo.postgres.write_dsn)
-    assert shape(d.postgres.read_dsn) == shape(lo.postgres.read_dsn)
+    # TLS is the local substrate's alone so far: its DSNs add verify-full and the CA.
+    tls = f" sslmode=verify-full sslrootcert={local.tls.ca_path}"
+    assert lo.postgres.write_dsn.endswith(tls) and local.tls.enabled and not docker.tls.enabled
+    assert shape(d.postgres.write_dsn) == shape(lo.postgres.write_dsn.removesuffix(tls))
+    assert shape(d.postgres.read_dsn) == shape(lo.postgres.read_dsn.removesuffix(tls))
     assert ports(d.redis.sentinels) == ports(lo.redis.sentinels)
     assert ports(d.redis.seeds) == ports(lo.redis.seeds)
     assert ports(d.kafka.bootstrap_servers.split(",")) == ports(
@@ -159,3 +162,23 @@ def test_a_stack_spanning_hosts_with_a_node_on_the_local_engine_is_refused():
     with pytest.raises(DatakitError, match="pg-1.*local engine"):
         run_program_from_config(config, snapshot)
     assert not [r for r in snapshot.resources if r.type.startswith("docker:")]
+
+
+def prod_config() -> dict:
+    return yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.prod.yaml").read_text())["config"]
+
+
+def test_tls_off_on_a_stack_that_is_not_disposable_fails_before_any_resource():
+    config = {**prod_config(), "datakit:tls": {"enabled": False}}
+    snapshot = Snapshot(topo=None)  # type: ignore[arg-type]
+    with pytest.raises(TopologyError) as err:
+        run_program_from_config(config, snapshot, stack="prod")
+    assert any(line.startswith("stack prod: datakit:tls.enabled: false on a stack that is not "
+                               "disposable") for line in err.value.lines), err.value.lines
+    assert snapshot.resources == []
+
+
+def test_tls_off_on_a_disposable_stack_is_said_out_loud(caplog):
+    config = {**dev_config(), "datakit:tls": {"enabled": False}}
+    run_program_from_config(config)
+    assert "stack dev: TLS is off (datakit:tls.enabled false)" in caplog.text

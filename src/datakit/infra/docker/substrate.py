@@ -54,6 +54,10 @@ class DockerSubstrate:
     def kafka(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
         return kafka.build(topo, secrets, *self._for(topo), parent)
 
+    def client_tls(self, topo: Topology) -> None:
+        """Containers do not take certificates yet: their links are plaintext (`up` warns)."""
+        return None
+
     def migrations(self, topo: Topology, secrets: Secrets, after: list[pulumi.Resource],
                    parent: pulumi.Resource) -> pulumi.Resource | None:
         layout, _ = self._for(topo)

@@ -56,13 +56,8 @@ NODE_KEYS = frozenset({"name", "port", "data_dir", "version"})
 def _etcd() -> dict[str, Kind]:
     from datakit.nodes import etcd
 
-    def restart(_old, state, new):
-        # Raft timing is read at start: the member restarts on its data.
-        etcd.stop(new, state)
-        return {**state, **etcd.start(new)}
-
     return {
-        "etcd-member": Kind(etcd.create, etcd.delete, etcd.alive, restart, etcd.REPLACE_KEYS,
+        "etcd-member": Kind(etcd.create, etcd.delete, etcd.alive, etcd.update, etcd.REPLACE_KEYS,
                             etcd.live),
         # The group: every member healthy under one leader. Deleted after every Patroni
         # member (they depend on it) and before the etcd members: it removes the clusters'
@@ -133,15 +128,19 @@ def _redis() -> dict[str, Kind]:
 
 
 def _kafka() -> dict[str, Kind]:
-    from datakit.nodes import kafka
+    from datakit.nodes import kafka, kafka_acls
 
     def restart(old, state, new):
-        # Server settings are read at start: a changed spec restarts the node on its data.
-        kafka.stop_node(state)
-        return {**state, **kafka.start_node(new)}
+        # Server settings and certificates are read at start: a changed spec restarts the
+        # node on its data, one node of the stack at a time.
+        return kafka.roll_node(new, state)
 
     def ensure_topic(spec):
-        return kafka.ensure_topic(spec)
+        return {**kafka.ensure_topic(spec), "acls": kafka_acls.grant_app(spec)}
+
+    def delete_topic(spec):
+        kafka_acls.revoke_topic(spec)
+        kafka.delete_topic(spec)
 
     return {
         "kafka-node": Kind(kafka.create_node, lambda _s, st: kafka.delete_node(st),
@@ -149,7 +148,7 @@ def _kafka() -> dict[str, Kind]:
                            NODE_KEYS | {"node_id", "cluster_id", "controller_port"},
                            lambda _s, st: kafka.live_process(st)),
         "kafka-ready": Kind(kafka.wait_cluster_ready),
-        "kafka-topic": Kind(ensure_topic, lambda spec, _st: kafka.delete_topic(spec),
+        "kafka-topic": Kind(ensure_topic, lambda spec, _st: delete_topic(spec),
                             update=lambda _o, _st, new: ensure_topic(new),
                             replace_keys=frozenset({"name", "replication_factor"})),
     }
@@ -209,6 +208,13 @@ def _monitor_role(spec: Spec) -> State:
     return {"on": primary["name"]}
 
 
+def _tls() -> dict[str, Kind]:
+    from datakit.nodes import tls
+
+    return {"tls-client": Kind(tls.write_client, lambda spec, _st: tls.delete_client(spec),
+                               update=lambda _o, _st, new: tls.write_client(new))}
+
+
 class _Registry(dict):
     """Loads a service's kinds on first use, so a provider imports only what it runs.
 
@@ -219,7 +225,7 @@ class _Registry(dict):
     one thread at a time, and the topology package is imported whole first."""
 
     loaders = {"etcd": _etcd, "patroni": _patroni, "redis": _redis, "kafka": _kafka,
-               "migrations": _migrations, "metrics": _metrics}
+               "migrations": _migrations, "metrics": _metrics, "tls": _tls}
     lock = threading.Lock()
 
     def __missing__(self, name: str) -> Kind:

@@ -6,6 +6,10 @@ the Redis data nodes; the cluster-ready wait after every Kafka node, topics afte
 Each node's `create` returns when that node is ready, or, where members only form a
 cluster together (etcd, Patroni), when it runs, and a group resource waits for the whole;
 none waits on another's `create` (the dynamic provider serves at most four calls at once).
+
+TLS: each node's props carry its certificate (`tls`, from the stack's CA: infra/certs.py),
+and the resources that act on nodes as their client (the group waits, the migrations) reach
+them with a member's own files; the kit's client files go to `<data dir>/tls/`.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from base64 import urlsafe_b64encode
 import pulumi
 
 from datakit.infra import outputs
+from datakit.infra.certs import CLIENT, StackPki
 from datakit.infra.local.node_resource import LocalNode
 from datakit.infra.scrape import job_intervals, scrape_targets
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
+from datakit.nodes import tls
 from datakit.paths import PROJECT_DIR
 from datakit.topology import Node, Topology
 
@@ -44,11 +50,35 @@ def _generation(nodes: list[LocalNode]) -> pulumi.Output:
 class LocalSubstrate:
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, pki: StackPki | None = None) -> None:
         # Per stack: the etcd group resource (Patroni's members start after it) and the
         # Patroni group resource (the migrations run after it).
         self._dcs: dict[str, LocalNode] = {}
         self._ready: dict[str, LocalNode] = {}
+        self._pki = pki
+        self._client: dict[str, LocalNode] = {}
+
+    def _tls(self, node: Node, parent) -> dict:
+        """A node's `tls` props: its certificate for every address it is reached at."""
+        if not (self._pki and self._pki.enabled):
+            return {}
+        return {"tls": self._pki.issue(node.name, [HOST, "localhost", node.name], parent)}
+
+    def _as_client(self, data_dir: str) -> dict:
+        """How a group resource reaches a node: with that node's own files."""
+        return {"client_tls": tls.files(data_dir)} if self._pki and self._pki.enabled else {}
+
+    def client_tls(self, topo: Topology, parent=None) -> dict[str, str] | None:
+        """The kit's client files (CA, certificate, key) for this stack, written once."""
+        if not (self._pki and self._pki.enabled):
+            return None
+        folder = topo.data_path() / "tls"
+        if topo.name not in self._client:
+            material = self._pki.issue(CLIENT, [HOST, "localhost"], parent)
+            self._client[topo.name] = LocalNode("tls-client", "tls-client", {
+                "folder": str(folder), **material},
+                opts=pulumi.ResourceOptions(parent=parent))
+        return tls.client_paths(folder)
 
     def _provisioned(self, node: Node, resource: LocalNode, data_dir: str) -> Provisioned:
         handle = resource.state.apply(lambda s: {
@@ -76,13 +106,15 @@ class LocalSubstrate:
                      # Two stacks on one machine must never join each other's cluster.
                      "cluster_token": f"datakit-{topo.name}",
                      "heartbeat_ms": spec.heartbeat_ms,
-                     "election_timeout_ms": spec.election_timeout_ms}
+                     "election_timeout_ms": spec.election_timeout_ms,
+                     **self._tls(node, parent)}
             res = LocalNode(node.name, "etcd-member", props,
                             opts=pulumi.ResourceOptions(parent=parent))
             members.append(res)
             made.append(self._provisioned(node, res, props["data_dir"]))
         self._dcs[topo.name] = LocalNode("etcd-cluster", "etcd-cluster", {
-            "members": [{"name": n.name, "port": n.port} for n in nodes],
+            "members": [{"name": n.name, "port": n.port,
+                         **self._as_client(self._dir(topo, n))} for n in nodes],
             "prefixes": [topo.patroni_prefix],
             "generation": _generation(members),
         }, opts=pulumi.ResourceOptions(parent=parent, depends_on=members))
@@ -124,13 +156,14 @@ class LocalSubstrate:
             props = {**common, "name": node.name, "port": node.port,
                      "rest_port": spec.rest_port(node.name), "data_dir": self._dir(topo, node),
                      # The first member initialises; the others start once it has.
-                     "join": bool(members)}
+                     "join": bool(members), **self._tls(node, parent)}
             res = LocalNode(node.name, "patroni-member", props,
                             opts=pulumi.ResourceOptions(parent=parent,
                                                         depends_on=[dcs, *members[:1]]))
             members.append(res)
-            rest.append({k: props[k] for k in ("name", "port", "rest_port", "data_dir",
-                                                "rest_user", "rest_password")})
+            rest.append({**{k: props[k] for k in ("name", "port", "rest_port", "data_dir",
+                                                  "rest_user", "rest_password")},
+                         **self._as_client(props["data_dir"])})
             made.append(self._provisioned(node, res, props["data_dir"]))
         self._ready[topo.name] = LocalNode("postgres-ready", "patroni-cluster", {
             **cluster, "members": rest, "generation": _generation(members),
@@ -150,7 +183,8 @@ class LocalSubstrate:
         for node in data_nodes:
             props = {"name": node.name, "port": node.port, "data_dir": self._dir(topo, node),
                      "password": password, "settings": spec.settings.directives(),
-                     "peers": [p for p in peers if p["name"] != node.name]}
+                     "peers": [p for p in peers if p["name"] != node.name],
+                     **self._tls(node, parent)}
             depends = []
             if spec.mode == "cluster":
                 props["cluster"] = {"node_timeout": spec.cluster.node_timeout_ms,
@@ -165,7 +199,9 @@ class LocalSubstrate:
             made.append(self._provisioned(node, res, props["data_dir"]))
         if spec.mode == "cluster":
             LocalNode("redis-cluster", "redis-cluster", {
-                "name": f"{topo.name}-redis", "nodes": peers, "password": password,
+                "name": f"{topo.name}-redis", "password": password,
+                "nodes": [{**p, **self._as_client(self._dir(topo, n))}
+                          for p, n in zip(peers, data_nodes, strict=True)],
                 "replicas": spec.cluster.replicas_per_master,
                 "generation": _generation(servers),
             }, opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
@@ -178,13 +214,14 @@ class LocalSubstrate:
                      "master_name": spec.master_name, "quorum": spec.sentinel.quorum,
                      "settings": {"down-after-milliseconds": spec.sentinel.down_after_ms,
                                   "failover-timeout": spec.sentinel.failover_timeout_ms},
-                     "peers": peers}
+                     "peers": peers, **self._tls(node, parent)}
             res = LocalNode(node.name, "redis-sentinel", props,
                             opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
             group.append(res)
             made.append(self._provisioned(node, res, props["data_dir"]))
         LocalNode("redis-sentinels", "redis-sentinels", {
-            "sentinels": [{"name": n.name, "port": n.port} for n in sentinel_nodes],
+            "sentinels": [{"name": n.name, "port": n.port,
+                           **self._as_client(self._dir(topo, n))} for n in sentinel_nodes],
             "password": sentinel_password, "master_name": spec.master_name,
             "generation": _generation(group),
         }, opts=pulumi.ResourceOptions(parent=parent, depends_on=group))
@@ -195,8 +232,13 @@ class LocalSubstrate:
     def kafka(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
         spec = topo.kafka
         nodes = topo.nodes("kafka")
+        # The group resources reach the cluster with the first node's files (as root).
+        reach = self._as_client(self._dir(topo, nodes[0]))
         voters = [{"id": n.index, "host": HOST, "port": n.controller_port} for n in nodes]
         brokers = [{"id": n.index, "host": HOST, "port": n.port} for n in nodes]
+        # Certificate names that are super users: the brokers (to the controllers) and
+        # the kit's own client (DescribeQuorum); everyone else has ACLs only.
+        principals = [n.name for n in nodes] + [CLIENT]
         users = {
             "admin_user": outputs.KAFKA_ADMIN_USER,
             "admin_password": secrets.get("kafka", "admin"),
@@ -212,7 +254,9 @@ class LocalSubstrate:
                      "port": node.port, "controller_port": node.controller_port,
                      "voters": voters, "cluster_id": cluster_id,
                      "data_dir": self._dir(topo, node), "heap_mb": spec.heap // 1024**2,
-                     "settings": spec.server_properties()}
+                     "settings": spec.server_properties(), "tls_principals": principals,
+                     "authorize": True,
+                     **self._tls(node, parent)}
             if node.metrics_port:
                 props["metrics_port"] = node.metrics_port
             res = LocalNode(node.name, "kafka-node", props,
@@ -220,12 +264,14 @@ class LocalSubstrate:
             servers.append(res)
             made.append(self._provisioned(node, res, props["data_dir"]))
         ready = LocalNode("kafka-ready", "kafka-ready", {
-            **users, "brokers": brokers, "controllers": voters, "cluster_id": cluster_id,
+            **users, **reach, "brokers": brokers, "cluster_id": cluster_id,
+            "controllers": [{**v, **reach} for v in voters],
             "generation": _generation(servers),
         }, opts=pulumi.ResourceOptions(parent=parent, depends_on=servers))
         for topic in spec.topics:
             LocalNode(f"topic-{topic.name}", "kafka-topic", {
-                **users, "brokers": brokers, "name": topic.name,
+                **users, **reach, "brokers": brokers, "name": topic.name,
+                "group_prefix": spec.app_group_prefix,
                 "partitions": topic.partitions, "replication_factor": topic.replication_factor,
                 "min_insync_replicas": topic.min_insync_replicas,
                 "retention_ms": topic.retention_ms, "config": topic.configs(),
@@ -320,9 +366,12 @@ class LocalSubstrate:
         migrations_dir = PROJECT_DIR / topo.postgres.migrations
         nodes = topo.nodes("postgres")
         hosts = [(HOST, n.port) for n in nodes]
+        # As a client of the first member: its CA file is there before any migration runs.
+        ca = tls.files(self._dir(topo, nodes[0]))["ca"] if self._pki and self._pki.enabled \
+            else None
         dsn = pulumi.Output.concat(
             outputs.postgres_dsn(hosts, dbname=topo.postgres.database,
-                                 user=topo.postgres.app_user, attrs="read-write"),
+                                 user=topo.postgres.app_user, attrs="read-write", ca=ca),
             " password=", secrets.get("postgres", "app"))
         ready = [self._ready[topo.name]] if topo.name in self._ready else []
         return LocalNode("migrations", "migrations", {

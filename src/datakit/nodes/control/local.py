@@ -132,6 +132,8 @@ class LocalControl:
         props = {"name": self.name, "port": self.node.port, "data_dir": str(self.data_dir),
                  "password": secrets.sentinel if sentinel else secrets.default,
                  "sentinel": sentinel, "replicaof": master}
+        if files := getattr(self.node, "client_tls", None):  # readiness asked over TLS
+            props["client_tls"] = files
         rd.start(props)
 
     def _start_sentinel(self) -> None:

@@ -43,8 +43,10 @@ class PatroniControl(LocalControl):
 
     @property
     def props(self) -> dict:
+        # client_tls: its REST API is asked over TLS, with the kit's certificate.
+        tls = {"client_tls": t} if (t := getattr(self.node, "client_tls", None)) else {}
         return {"name": self.name, "port": self.node.port, "rest_port": self.node.rest_port,
-                "host": self.node.host, "data_dir": str(self.data_dir)}
+                "host": self.node.host, "data_dir": str(self.data_dir), **tls}
 
     def pid(self) -> int | None:
         """Patroni's pid now (a node whose Patroni is gone counts as stopped)."""
@@ -95,9 +97,10 @@ class EtcdControl(LocalControl):
 
     @property
     def props(self) -> dict:
+        tls = {"client_tls": t} if (t := getattr(self.node, "client_tls", None)) else {}
         return {"name": self.name, "port": self.node.port,
                 "peer_port": (self.node.ports or {}).get("peer", 0),
-                "host": self.node.host, "data_dir": str(self.data_dir)}
+                "host": self.node.host, "data_dir": str(self.data_dir), **tls}
 
     def pid(self) -> int | None:
         found = etcd.live(self.props)
