@@ -18,10 +18,13 @@ from datakit.topology.problems import Problem, Spec
 class TlsSpec(Spec):
     """TLS on every link; `enabled: false` only for a disposable stack."""
 
-    enabled: bool = True
-    generation: int = Field(1, ge=1)  # raise it to reissue every node certificate
-    node_days: int = Field(365, ge=31)  # a node certificate's life; verify warns at 30 days
-    ca_days: int = Field(3650, ge=365)
+    enabled: bool = Field(True, description="TLS on every link; false is accepted on a "
+                          "disposable stack only, and `up` then warns.")
+    generation: int = Field(1, ge=1, description="Raise it to reissue every node "
+                            "certificate; the nodes load theirs in place or roll one by one.")
+    node_days: int = Field(365, ge=31, description="A node certificate's life in days; "
+                           "verify warns 30 days before it ends.")
+    ca_days: int = Field(3650, ge=365, description="The stack CA's life in days.")
 
     def problems(self, disposable: bool) -> list[Problem]:
         if self.enabled or disposable:

@@ -296,7 +296,7 @@ class LocalSubstrate:
             if node.service != "exporter":
                 continue
             served = by_name[node.serves]
-            props = self._exporter_props(topo, secrets, node, served.node)
+            props = self._exporter_props(topo, secrets, node, served.node, parent)
             after = [served.resource, *([monitor] if served.node.service == "postgres"
                                         else [])]
             res = LocalNode(node.name, "metrics-exporter", props,
@@ -309,7 +309,7 @@ class LocalSubstrate:
                  "retention": topo.metrics.retention,
                  "targets": scrape_targets(topo, lambda _node: HOST),
                  "job_intervals": job_intervals(topo),
-                 "external_labels": {"stack": topo.name},
+                 "external_labels": {"stack": topo.name}, **self._tls(server, parent),
                  "rules": _rules(topo)}
         res = LocalNode(server.name, "metrics-prometheus", props,
                         opts=pulumi.ResourceOptions(parent=parent, depends_on=exporters))
@@ -338,8 +338,8 @@ class LocalSubstrate:
 
     def _monitor_role(self, topo: Topology, secrets: Secrets, parent) -> LocalNode:
         return LocalNode("postgres-monitor-role", "metrics-pgmonitor", {
-            "nodes": [{"name": n.name, "host": HOST, "port": n.port}
-                      for n in topo.nodes("postgres")],
+            "nodes": [{"name": n.name, "host": HOST, "port": n.port,
+                       **self._as_client(self._dir(topo, n))} for n in topo.nodes("postgres")],
             "superuser": outputs.POSTGRES_SUPERUSER,
             "password": secrets.get("postgres", "superuser"),
             "user": outputs.POSTGRES_MONITOR_USER,
@@ -347,9 +347,9 @@ class LocalSubstrate:
         }, opts=pulumi.ResourceOptions(parent=parent, depends_on=[self._ready[topo.name]]))
 
     def _exporter_props(self, topo: Topology, secrets: Secrets, node: Node,
-                        served: Node) -> dict:
+                        served: Node, parent) -> dict:
         props = {"name": node.name, "port": node.port, "dir": self._dir(topo, node),
-                 "target": {"host": HOST, "port": served.port},
+                 "target": {"host": HOST, "port": served.port}, **self._tls(node, parent),
                  # under one scrape interval: a hung server reads as down, not the exporter
                  "timeout_s": min(0.8, topo.metrics.scrape_interval_s * 0.8)}
         if served.service == "postgres":

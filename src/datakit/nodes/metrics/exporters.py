@@ -35,7 +35,7 @@ import yaml
 from psycopg import sql
 
 from datakit.errors import DatakitError
-from datakit.nodes import process
+from datakit.nodes import process, tls
 from datakit.nodes.metrics import daemon
 from datakit.nodes.postgres_client import ensure_role
 from datakit.nodes.process import RunAs
@@ -45,7 +45,7 @@ from datakit.toolchain.versions import jmx_exporter_version
 
 BINARIES = {"postgres": "prometheus-postgres-exporter", "redis": "prometheus-redis-exporter"}
 UP_METRIC = {"postgres": "pg_up", "redis": "redis_up"}
-_OURS = {"exporter.log", "pg-password", "queries.yml"}
+_OURS = {"exporter.log", "pg-password", "queries.yml", tls.DIR}
 
 PG_QUERIES = {
     "pg_node": {
@@ -144,8 +144,10 @@ def _postgres_command(props: dict, root: Path, account: RunAs) -> tuple[list[str
     queries.chmod(0o644)
     # lib/pq counts connect_timeout in whole seconds
     wait = max(1, math.ceil(_timeout_s(props)))
+    paths = _tls_files(props, root, account)
+    ssl = f"sslmode=verify-full&sslrootcert={paths['ca']}" if paths else "sslmode=disable"
     env = {"DATA_SOURCE_URI": f"{target.get('host') or daemon.HOST}:{int(target['port'])}/"
-                              f"{props.get('dbname') or 'postgres'}?sslmode=disable"
+                              f"{props.get('dbname') or 'postgres'}?{ssl}"
                               f"&connect_timeout={wait}",
            "DATA_SOURCE_USER": props["user"], "DATA_SOURCE_PASS_FILE": str(password_file)}
     argv = [_binary("postgres"), _marker(props), f"--extend.query-path={queries}",
@@ -153,15 +155,25 @@ def _postgres_command(props: dict, root: Path, account: RunAs) -> tuple[list[str
     return argv, env
 
 
-def _redis_command(props: dict) -> tuple[list[str], dict]:
+def _redis_command(props: dict, root: Path, account: RunAs) -> tuple[list[str], dict]:
     target = props["target"]
     env = {"REDIS_PASSWORD": props.get("password") or ""}
     if props.get("user"):
         env["REDIS_USER"] = props["user"]
+    paths = _tls_files(props, root, account)
+    scheme = "rediss" if paths else "redis"
     argv = [_binary("redis"), _marker(props),
-            f"-redis.addr=redis://{target.get('host') or daemon.HOST}:{int(target['port'])}",
+            f"-redis.addr={scheme}://{target.get('host') or daemon.HOST}:{int(target['port'])}",
             f"-connection-timeout={int(_timeout_s(props) * 1000)}ms"]
+    if paths:  # the server's certificate checked against the stack's CA
+        argv.append(f"-tls-ca-cert-file={paths['ca']}")
     return argv, env
+
+
+def _tls_files(props: dict, root: Path, account: RunAs) -> dict[str, str] | None:
+    """The stack's CA (and a certificate of the exporter's own) when its server speaks
+    TLS: props["tls"], as every node gets it."""
+    return tls.write({"tls": props.get("tls"), "data_dir": str(root)}, account)
 
 
 def start(props: dict, *, wait_server: bool = True, timeout: float = daemon.START_TIMEOUT
@@ -180,7 +192,7 @@ def start(props: dict, *, wait_server: bool = True, timeout: float = daemon.STAR
     if props["kind"] == "postgres":
         argv, env = _postgres_command(props, root, account)
     else:
-        argv, env = _redis_command(props)
+        argv, env = _redis_command(props, root, account)
     # Ready when its landing page answers: /metrics would already query the server.
     started = daemon.start(what=label(props), argv=argv, marker=_marker(props),
                            account=account, log=root / "exporter.log", env=env, cwd=root,

@@ -27,13 +27,16 @@ from pathlib import Path
 import yaml
 
 from datakit.errors import DatakitError
-from datakit.nodes import process
+from datakit.nodes import process, tls
 from datakit.nodes.metrics import daemon
 from datakit.nodes.process import RunAs
 from datakit.topology.units import is_prometheus_duration
 
 BINARY, PROMTOOL = "prometheus", "promtool"
-_OURS = {"prometheus.yml", "rules.yml", "data", "prometheus.log"}
+_OURS = {"prometheus.yml", "rules.yml", "data", "prometheus.log", "tls"}
+# The jobs whose targets serve /metrics over TLS when the stack's links do (Patroni's REST
+# API and etcd's client port want a client certificate too); the exporters serve HTTP.
+TLS_JOBS = ("patroni", "etcd")
 
 
 def label(props: dict) -> str:
@@ -75,6 +78,7 @@ def duration(value: float | str, what: str = "duration") -> str:
 def render_config(*, targets: dict[str, list[dict]], scrape_interval_s: float | str = 1,
                   evaluation_interval_s: float | str | None = None,
                   job_intervals: dict[str, float] | None = None,
+                  tls_files: dict[str, str] | None = None,
                   rules_file: str | None = None,
                   external_labels: dict[str, str] | None = None) -> str:
     """prometheus.yml: one scrape job per key of `targets`, one static config per target
@@ -92,12 +96,18 @@ def render_config(*, targets: dict[str, list[dict]], scrape_interval_s: float | 
     if rules_file:
         config["rule_files"] = [rules_file]
     config["scrape_configs"] = [
-        {"job_name": job, **_job_interval((job_intervals or {}).get(job)), "static_configs": [
+        {"job_name": job, **_job_interval((job_intervals or {}).get(job)),
+         **(_tls(tls_files) if tls_files and job in TLS_JOBS else {}), "static_configs": [
             {"targets": [t["address"]], "labels": dict(t.get("labels") or {})}
             for t in members]}
         for job, members in targets.items()]
     return "# Written by datakit; edits are overwritten.\n" + yaml.safe_dump(
         config, sort_keys=False)
+
+
+def _tls(files: dict[str, str]) -> dict:
+    return {"scheme": "https", "tls_config": {
+        "ca_file": files["ca"], "cert_file": files["cert"], "key_file": files["key"]}}
 
 
 def _job_interval(seconds: float | None) -> dict:
@@ -119,6 +129,7 @@ def _write(props: dict, account: RunAs) -> None:
     """Write the config and rules files, and have promtool check them together."""
     root, conf, rules, _, _ = _paths(props)
     account.own(root, 0o700)
+    files = tls.write({"tls": props.get("tls"), "data_dir": str(root)}, account)
     if props.get("rules"):
         _put(rules, props["rules"], account)
     else:
@@ -127,7 +138,7 @@ def _write(props: dict, account: RunAs) -> None:
                          scrape_interval_s=props.get("scrape_interval_s") or 1,
                          evaluation_interval_s=props.get("evaluation_interval_s"),
                          rules_file=str(rules) if props.get("rules") else None,
-                         job_intervals=props.get("job_intervals"),
+                         job_intervals=props.get("job_intervals"), tls_files=files,
                          external_labels=props.get("external_labels"))
     _put(conf, text, account)
     check = subprocess.run([_tool(PROMTOOL), "check", "config", str(conf)],
