@@ -195,7 +195,8 @@ class StackOutputs(Model):
         return self
 
     def speaks_tls(self, service: str) -> bool:
-        if not self.tls.enabled:
+        # The exporters and Prometheus serve plain HTTP on loopback; they dial over TLS.
+        if not self.tls.enabled or service in ("exporter", "prometheus"):
             return False
         if service in ("redis", "sentinel"):
             return self.endpoints.redis.tls
