@@ -103,7 +103,7 @@ def _metrics_page(node: Node, path: str) -> tuple[int | None, str]:
         return None, str(getattr(exc, "reason", exc))
 
 
-def _exporter(node: Node, secrets: Secrets) -> tuple[str, str]:
+def _exporter(node: Node, secrets: Secrets, _client=None) -> tuple[str, str]:
     status, text = _metrics_page(node, "/metrics")
     if status != 200:
         return "exporter", f"down: {text if status is None else f'HTTP {status}'}"
@@ -113,7 +113,7 @@ def _exporter(node: Node, secrets: Secrets) -> tuple[str, str]:
     return "exporter", "up" if reaches == [1.0] else "up, its server does not answer"
 
 
-def _prometheus(node: Node, secrets: Secrets) -> tuple[str, str]:
+def _prometheus(node: Node, secrets: Secrets, _client=None) -> tuple[str, str]:
     status, text = _metrics_page(node, "/-/ready")
     if status is None:
         return "server", f"down: {text}"
