@@ -8,11 +8,13 @@ outside datakit, or recorded by an earlier run, is found again without a pid fil
 
 from __future__ import annotations
 
+import shutil
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from datakit.errors import DatakitError
 from datakit.nodes import process
 from datakit.nodes.process import RunAs
 from datakit.nodes.readiness import wait_until
@@ -79,6 +81,17 @@ def kill(marker: str, outs: dict | None = None) -> None:
     """SIGKILL, as a drill does."""
     if running := live(marker, outs):
         process.kill(*running)
+
+
+def remove_dir(root: Path, ours: set[str]) -> None:
+    """Remove a daemon's dir if it holds only what datakit put there (`ours`)."""
+    if not root.exists():
+        return
+    strangers = {p.name for p in root.iterdir()} - ours
+    if strangers:
+        raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, which "
+                           "datakit did not create; remove it by hand")
+    shutil.rmtree(root)
 
 
 def rss_bytes(pid: int) -> int | None:

@@ -238,14 +238,7 @@ def alive(props: dict, outs: dict | None = None) -> bool:
 def delete(props: dict, outs: dict | None = None) -> None:
     """Stop the exporter and remove its dir, if it holds only what datakit put there."""
     stop(props, outs)
-    root = Path(props["dir"])
-    if not root.exists():
-        return
-    strangers = {p.name for p in root.iterdir()} - _OURS
-    if strangers:
-        raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, which "
-                           "datakit did not create; remove it by hand")
-    shutil.rmtree(root)
+    daemon.remove_dir(Path(props["dir"]), _OURS)
 
 
 def sample(text: str, name: str) -> float | None:

@@ -83,11 +83,4 @@ def stop(props: dict, outs: dict | None = None) -> None:
 
 def delete(props: dict, outs: dict | None = None) -> None:
     stop(props, outs)
-    root = Path(props["dir"])
-    if not root.exists():
-        return
-    strangers = {p.name for p in root.iterdir()} - _OURS
-    if strangers:
-        raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, which "
-                           "datakit did not create; remove it by hand")
-    shutil.rmtree(root)
+    daemon.remove_dir(Path(props["dir"]), _OURS)

@@ -231,12 +231,4 @@ def alive(props: dict, outs: dict | None = None) -> bool:
 def delete(props: dict, outs: dict | None = None) -> None:
     """Stop the server and remove its dir, if it holds only what datakit put there."""
     stop(props, outs)
-    root = _paths(props)[0]
-    if not root.exists():
-        return
-    strangers = {p.name for p in root.iterdir()} - _OURS - {"prometheus.yml.tmp",
-                                                            "rules.yml.tmp"}
-    if strangers:
-        raise DatakitError(f"not removing {root}: it holds {sorted(strangers)}, which "
-                           "datakit did not create; remove it by hand")
-    shutil.rmtree(root)
+    daemon.remove_dir(_paths(props)[0], _OURS | {"prometheus.yml.tmp", "rules.yml.tmp"})
