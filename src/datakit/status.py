@@ -109,8 +109,9 @@ def _exporter(node: Node, secrets: Secrets, _client=None) -> tuple[str, str]:
         return "exporter", f"down: {text if status is None else f'HTTP {status}'}"
     from datakit.nodes.metrics.exporters import sample
 
-    reaches = [sample(text, m) for m in ("pg_up", "redis_up") if sample(text, m) is not None]
-    return "exporter", "up" if reaches == [1.0] else "up, its server does not answer"
+    # A server's exporter says whether it reaches its server; process-exporter has none.
+    reaches = [v for m in ("pg_up", "redis_up") if (v := sample(text, m)) is not None]
+    return "exporter", "up" if reaches in ([], [1.0]) else "up, its server does not answer"
 
 
 def _prometheus(node: Node, secrets: Secrets, _client=None) -> tuple[str, str]:

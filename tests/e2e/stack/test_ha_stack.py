@@ -87,7 +87,7 @@ def test_etcd_members_are_nodes_and_patroni_leads_from_pg_1(e2e_stack):
     assert all(n.rest_url for n in out.of("postgres"))
     assert _leader(out) == "pg-1"  # the member the stack names first initialises
     rows = status.live(out)
-    assert not [r for r in rows if r.get("disagrees")], rows
+    assert not [r for r in rows if r.get("disagrees") or r["health"] != "up"], rows
     whole = status.clusters(out)
     assert len(whole["patroni"]["quorum_standbys"]) >= 1 and whole["etcd"]["healthy"]
 
