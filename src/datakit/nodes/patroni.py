@@ -178,8 +178,8 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
             process.require_free(int(props["port"]), f"{label(props)} PostgreSQL port")
         process.require_free(int(props["rest_port"]), f"{label(props)} REST API port")
         if props.get("tls"):  # its certificate is how it reaches etcd
-            user.own(paths(props)["root"], 0o700)
-            tls.write(props, user)
+            _writing(props, lambda: (user.own(paths(props)["root"], 0o700),
+                                     tls.write(props, user)))
         etcd.require_reachable(etcd_nodes(props), needed_by=label(props))
         config = render(props)
         if refused := problems(props, config):
@@ -188,13 +188,7 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
         node = paths(props)
         if props.get("join") and not (node["pgdata"] / "PG_VERSION").exists():
             _await_initialised(props, timeout=timeout)
-        try:
-            write_files(props, config, user)
-        except OSError as exc:
-            raise DatakitError(f"{label(props)}: cannot write its data dir {node['root']}: "
-                               f"{exc.strerror or exc} ({exc.filename or node['root']}); make "
-                               "it a writable directory (or change the stack's data_dir)"
-                               ) from None
+        _writing(props, lambda: write_files(props, config, user))
         pid = user.spawn([str(program), str(node["config"])], log=node["log"],
                          cwd=str(node["root"]))
         live = (pid, process.start_time(pid) or 0)
@@ -202,6 +196,18 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
     if wait:
         wait_member(props, outs, timeout=timeout)
     return outs
+
+
+def _writing(props: dict, write) -> None:
+    """Run `write`; an OSError (a file where the data dir should be, a read-only disk)
+    becomes one line naming the node and the path."""
+    root = paths(props)["root"]
+    try:
+        write()
+    except OSError as exc:
+        raise DatakitError(f"{label(props)}: cannot write its data dir {root}: "
+                           f"{exc.strerror or exc} ({exc.filename or root}); make it a "
+                           "writable directory (or change the stack's data_dir)") from None
 
 
 def _await_initialised(props: dict, *, timeout: float) -> None:
