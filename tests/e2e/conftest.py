@@ -19,10 +19,20 @@ from tests.support.derived_stack import DerivedStack
 PORT_SHIFT = int(os.environ.get("DATAKIT_E2E_PORT_SHIFT", "-2000"))
 
 
+def _order(item) -> int:
+    path = str(item.path)
+    if path.endswith("/e2e/test_readme.py"):
+        return 0
+    return 2 if "/e2e/drills/" in path else 1
+
+
 def pytest_collection_modifyitems(items):
-    """Drills run last: they leave the shared stack healthy but failed over (pg-2 may lead),
-    and the other suites are simpler to read when they start from the shipped roles."""
-    items.sort(key=lambda item: "/e2e/drills/" in str(item.path))
+    """The README's commands run first, before the shared e2e stack exists: their load test
+    holds `local` to its baselines, which a second whole stack idling beside it on two cores
+    would not leave to chance. Drills run last: they leave the shared stack healthy but
+    failed over (pg-2 may lead), and the other suites are simpler to read when they start
+    from the shipped roles."""
+    items.sort(key=_order)
 
 
 @pytest.fixture(scope="session")
