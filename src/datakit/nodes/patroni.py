@@ -151,10 +151,14 @@ def _write_private(path: Path, text: str, account: RunAs) -> None:
     tmp.replace(path)
 
 
+def _write_tls(props: dict, account: RunAs) -> None:
+    account.own(paths(props)["root"], 0o700)
+    tls.write(props, account)
+
+
 def write_files(props: dict, config: dict, account: RunAs) -> None:
     node = paths(props)
-    account.own(node["root"], 0o700)
-    tls.write(props, account)
+    _write_tls(props, account)
     if props.get("archive_dir"):
         account.own(Path(props["archive_dir"]), 0o700)
     _write_private(node["config"], "# Written by datakit; edits are overwritten.\n"
@@ -178,8 +182,7 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
             process.require_free(int(props["port"]), f"{label(props)} PostgreSQL port")
         process.require_free(int(props["rest_port"]), f"{label(props)} REST API port")
         if props.get("tls"):  # its certificate is how it reaches etcd
-            _writing(props, lambda: (user.own(paths(props)["root"], 0o700),
-                                     tls.write(props, user)))
+            _writing(props, lambda: _write_tls(props, user))
         etcd.require_reachable(etcd_nodes(props), needed_by=label(props))
         config = render(props)
         if refused := problems(props, config):
