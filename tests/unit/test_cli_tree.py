@@ -166,3 +166,10 @@ def test_lean_apply_reads_s_as_stack():
 
     assert parse_apply(["-s", "dev", "--json"])["--stack"] == "dev"
     assert parse_apply(["-s=dev"]) is None  # Click reads it as "=dev": left to Click
+
+
+def test_every_yes_option_is_y_yes():
+    with_yes = [path for path, cmd in COMMANDS.items() if "--yes" in options(cmd)]
+    assert {("up",), ("down",), ("migrate", "reset")} <= set(with_yes)
+    for path in with_yes:
+        assert "-y" in options(COMMANDS[path])["--yes"].opts, f"datakit {' '.join(path)}"

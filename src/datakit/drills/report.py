@@ -9,6 +9,7 @@ import html
 import json
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from datakit.drills.result import DrillResult
@@ -17,16 +18,18 @@ BIN_S = 0.1
 
 
 def table(results: list[DrillResult]) -> Table:
+    """One row per run; the reason a drill does not apply is escaped (it may quote a server)."""
     t = Table("drill", "run", "passed", "acked", "lost", "recovered", "unexpected",
               "rto_s", "redundancy_s", "rpo_s", "error window", "client errors",
               title="drills")
     for i, r in enumerate(results, 1):
         j = r.as_json()
         if not r.applies:
-            t.add_row(r.drill, str(i), "n/a", "", "", "", "", "", "", "", "", r.reason or "")
+            t.add_row(escape(r.drill), str(i), "n/a", "", "", "", "", "", "", "", "",
+                      escape(r.reason or ""))
             continue
         window = "" if not r.error_window_s else f"{r.error_window_s[0]}..{r.error_window_s[1]}"
-        t.add_row(r.drill, str(i), "[green]yes[/]" if r.passed else "[red]NO[/]",
+        t.add_row(escape(r.drill), str(i), "[green]yes[/]" if r.passed else "[red]NO[/]",
                   str(j["acked"]), str(j["lost"]), str(j["recovered"]), str(j["unexpected"]),
                   _f(r.rto_s), _f(r.rto_redundancy_s), _f(r.rpo_s), window,
                   str(sum(r.client_errors.values())))

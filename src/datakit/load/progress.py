@@ -1,4 +1,5 @@
-"""The live progress line of a load run and the closing baseline table (Rich)."""
+"""The live progress line of a load run and the closing baseline table (Rich). Names from
+the stack file (baselines, queries) and paths are escaped: they print as they are."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -31,7 +33,8 @@ def checks_table(checks, title: str) -> Table:
     for c in checks:
         style = {"pass": "green", "FAIL": "red"}.get(c.status, "dim")
         measured = "–" if c.measured is None else f"{c.measured:g} {c.unit}".strip()
-        table.add_row(c.name, measured, f"{c.op} {c.limit:g} {c.unit}".strip(),
+        table.add_row(escape(c.name), escape(measured),
+                      escape(f"{c.op} {c.limit:g} {c.unit}".strip()),
                       f"[{style}]{c.status}[/]")
     return table
 
@@ -66,16 +69,17 @@ def print_outcome(console: Console, outcome) -> None:
     types = Table("request type", "count", "fail", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms",
                   title="request types (µs histograms)")
     for key, t in final.summary["types"].items():
-        types.add_row(key, str(t["count"]), str(t["failures"]),
+        types.add_row(escape(key), str(t["count"]), str(t["failures"]),
                       *(f"{t[k]:g}" if t[k] is not None else "–"
                         for k in ("p50_ms", "p95_ms", "p99_ms", "p999_ms")))
     console.print(types)
     verdict = "[green]PASSED[/]" if outcome.passed else "[red]FAILED[/]"
-    console.print(checks_table(final.checks, f"baselines of stack {o.stack}"))
+    console.print(checks_table(final.checks, f"baselines of stack {escape(o.stack)}"))
     if outcome.soak:
         for label, d in outcome.soak["drift"].items():
-            console.print(f"drift {label}: {d['start']} -> {d['end']} ({d['growth_pct']} %)")
+            console.print(f"drift {label}: {d['start']} -> {d['end']} ({d['growth_pct']} %)",
+                          markup=False)
     if final.saturated:
         console.print(saturation_text(final), markup=False, highlight=False)
-    console.print(f"{verdict}  report: {outcome.out_dir / 'report.html'}  "
-                  f"summary: {outcome.summary_path}")
+    console.print(f"{verdict}  report: {escape(str(outcome.out_dir / 'report.html'))}  "
+                  f"summary: {escape(str(outcome.summary_path))}")

@@ -117,7 +117,10 @@ def rollback(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
 
 
 def _print_status(report) -> None:
+    """The status table; file names and details print as they are (escaped markup, no
+    emoji codes)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"migrations (database at version {report.current_version})")
@@ -126,9 +129,11 @@ def _print_status(report) -> None:
     colors = {"applied": "green", "baseline": "green", "pending": "yellow"}
     for r in report.rows:
         color = colors.get(r.state, "red")
-        table.add_row(str(r.version), r.file, f"[{color}]{r.state}[/]", r.applied_at or "",
-                      "" if r.execution_ms is None else str(r.execution_ms), r.detail or "")
-    Console().print(table)
+        table.add_row(str(r.version), escape(r.file), f"[{color}]{escape(r.state)}[/]",
+                      escape(r.applied_at or ""),
+                      "" if r.execution_ms is None else str(r.execution_ms),
+                      escape(r.detail or ""))
+    Console(emoji=False).print(table)
 
 
 @command
@@ -200,7 +205,8 @@ def repair(dsn: Dsn = None, stack: Stack = None, migrations_dir: Dir = None,
 
 @command
 def reset(dsn: Dsn = None, stack: Stack = None,
-          yes: Annotated[bool, option("--yes", help="confirm dropping everything")] = False,
+          yes: Annotated[bool, option("--yes", "-y",
+                                      help="confirm dropping everything")] = False,
           lock_wait: LockWait = 60.0, as_json: Json = False) -> None:
     """Drop every schema and the history (disposable stacks only)."""
     from datakit.migrate.admin import reset as run_reset

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 _DONE = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced",
@@ -50,9 +51,10 @@ class RunView:
     def render(self) -> Table:
         table = Table("resource", "status", "seconds", box=None, pad_edge=False)
         now = time.monotonic()
-        for name, (status, began, ended) in self.rows.items():
+        for name, (status, began, ended) in self.rows.items():  # names: the stack file's
             style = "green" if ended else "yellow"
-            table.add_row(name, f"[{style}]{status}[/]", f"{(ended or now) - began:5.1f}")
+            table.add_row(escape(name), f"[{style}]{escape(status)}[/]",
+                          f"{(ended or now) - began:5.1f}")
         table.caption = f"{now - self.started:.1f}s"
         return table
 
