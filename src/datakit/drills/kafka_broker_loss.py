@@ -44,6 +44,13 @@ class KafkaBrokerLoss(Drill):
         self.phases = [self.lose(broker, "broker")]
         self.phases.append(self.lose(ko.active_controller(self.out), "controller"))
 
+    def watch(self) -> None:
+        """After both phases: every ISR still full (the restarted controller may have
+        moved leaderships back meanwhile), then the stack is whole again ("redundant":
+        the alerts are settled from there, see harness.py)."""
+        ko.wait_full_isr(self.out)
+        self.event("redundant")
+
     def lose(self, node: Node, label: str) -> dict:
         ctl = self.control(node)
         self.say(f"killing Kafka {label} {node.name} (SIGKILL)")
@@ -78,5 +85,7 @@ class KafkaBrokerLoss(Drill):
         self.result.rto_redundancy_s = max(p["rto_redundancy_s"] for p in self.phases)
 
     def verdict(self) -> str | None:
+        if reason := super().verdict():
+            return reason
         lost = self.result.check.lost
         return f"{len(lost)} acknowledged messages lost" if lost else None

@@ -44,6 +44,8 @@ class PostgresSwitchover(PatroniDrill):
         self.result.extra["write_gap"] = gap is not None
 
     def verdict(self) -> str | None:
+        if reason := super().verdict():
+            return reason
         if self.result.check.lost:
             return f"planned switchover: {len(self.result.check.lost)} acknowledged writes lost"
         return None
