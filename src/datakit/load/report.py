@@ -111,6 +111,23 @@ def _saturation(outcome) -> str:
     return f"<p class=err style='font-size:14px'>{html.escape(saturation_text(outcome.final))}</p>"
 
 
+def error_windows(timeline: dict[str, list[dict[str, Any]]], window_s: float = 1.0,
+                  label: str = "client errors") -> list[Window]:
+    """The stretches of the run where clients saw errors, as windows to shade: each run of
+    contiguous timeline windows (`window_s` wide) in which any request type failed, from
+    the first such window's start to the last one's end."""
+    failing = sorted({p["t"] for points in timeline.values() for p in points
+                      if (p.get("fails") or 0) > 0})
+    out: list[Window] = []
+    for t in failing:
+        # A point's `t` is rounded to 0.1 s: neighbours are `window_s` apart, give or take.
+        if out and t - out[-1][1] < window_s / 2:
+            out[-1] = (out[-1][0], t + window_s, label)
+        else:
+            out.append((t, t + window_s, label))
+    return out
+
+
 def _span(timeline: dict[str, list[dict[str, Any]]], data: dict[str, Any]
           ) -> tuple[float, float]:
     """One time axis for every chart: from the start to the last window or the run's end."""

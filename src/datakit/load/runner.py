@@ -275,14 +275,17 @@ def outcome_json(outcome: LoadOutcome, baselines) -> dict[str, Any]:
 
 
 def write_reports(outcome: LoadOutcome, baselines) -> None:
-    from datakit.load.report import html_report
+    from datakit.load.report import error_windows, html_report
 
     data = outcome_json(outcome, baselines)
     server, note = _server_charts(outcome)
     data["server"] = {"charts": [f"{c.group}: {c.title}" for c in server], "note": note}
     outcome.summary_path.write_text(json.dumps(data, indent=2))
-    (outcome.out_dir / "report.html").write_text(html_report(outcome, data, server=server,
-                                                             server_note=note))
+    # Shaded beside the warm-up: where the clients saw errors (the report's last step).
+    window_s = PROFILES.get(outcome.options.profile, {}).get("window_s", 1)
+    windows = error_windows(outcome.final.timeline, window_s)
+    (outcome.out_dir / "report.html").write_text(html_report(
+        outcome, data, windows=windows, server=server, server_note=note))
 
 
 def _server_charts(outcome: LoadOutcome):
