@@ -19,28 +19,30 @@ import redis as redis_py
 
 from datakit.errors import DatakitError
 from datakit.nodes import etcd, patroni_cluster, tls
+from datakit.nodes.postgres_client import WrongPassword, connect, in_recovery
 from datakit.stack.schema import Node, Secrets, StackOutputs
 
 # What Patroni's role means for what the server should say of itself.
 PATRONI_PRIMARY = {"leader", "standby_leader"}
 
 
+def _connect(node: Node, secrets: Secrets, client: dict | None) -> psycopg.Connection:
+    return connect(node, user="postgres", password=secrets.postgres.superuser, timeout=2,
+                   tls_files=client)
+
+
 def _postgres(node: Node, secrets: Secrets, client: dict | None) -> tuple[str, str]:
     try:
-        with psycopg.connect(host=node.host, port=node.port, dbname="postgres",
-                             user="postgres", password=secrets.postgres.superuser,
-                             connect_timeout=2, **tls.libpq(client)) as conn:
-            standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        with _connect(node, secrets, client) as conn:
+            standby = in_recovery(conn)
         return ("replica" if standby else "primary"), "up"
-    except psycopg.Error as exc:
+    except (psycopg.Error, WrongPassword) as exc:
         return "?", f"down: {str(exc).strip().splitlines()[0]}"
 
 
 def _timeline(node: Node, secrets: Secrets, client: dict | None) -> int | None:
     try:
-        with psycopg.connect(host=node.host, port=node.port, dbname="postgres",
-                             user="postgres", password=secrets.postgres.superuser,
-                             connect_timeout=2, **tls.libpq(client)) as conn:
+        with _connect(node, secrets, client) as conn:
             # A primary writes on its timeline (its WAL file names start with it); a
             # standby is on the one its WAL receiver streams (the checkpoint's is stale).
             found = conn.execute(
@@ -49,7 +51,7 @@ def _timeline(node: Node, secrets: Secrets, client: dict | None) -> int | None:
                 "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int "
                 "END").fetchone()[0]
             return None if found is None else int(found)
-    except psycopg.Error:
+    except (psycopg.Error, WrongPassword):
         return None
 
 

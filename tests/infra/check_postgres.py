@@ -8,6 +8,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from datakit.nodes.postgres_client import in_recovery
 from datakit.stack.schema import Node
 from datakit.topology import parse_size
 from datakit.verify import Mismatch
@@ -27,7 +28,7 @@ def test_one_primary(nodes_of, pg_connect, checker):
         for node in nodes_of("postgres"):
             try:
                 with pg_connect(node) as conn:
-                    if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
+                    if not in_recovery(conn):
                         found.append(node.name)
             except psycopg.Error:
                 continue
@@ -43,7 +44,7 @@ def test_recovery_state(pg_node, pg_primary, pg_connect, checker):
 
     def probe() -> str:
         with pg_connect(pg_node) as conn:
-            standby = conn.execute("select pg_is_in_recovery()").fetchone()[0]
+            standby = in_recovery(conn)
         return "replica (in recovery)" if standby else "primary (not in recovery)"
 
     checker.expect("recovery state", pg_node.name, want, probe)

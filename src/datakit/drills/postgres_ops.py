@@ -14,7 +14,8 @@ import psycopg
 
 from datakit.drills.waiting import wait
 from datakit.errors import DatakitError
-from datakit.nodes import tls
+from datakit.nodes import postgres_client
+from datakit.nodes.postgres_client import WrongPassword, in_recovery
 from datakit.stack.schema import Node, StackOutputs
 
 
@@ -32,14 +33,12 @@ def nodes(outputs: StackOutputs) -> list[Node]:
 
 def connect(node: Server, outputs: StackOutputs, *, timeout: float = 2.0,
             dbname: str = "postgres") -> psycopg.Connection:
-    conn = psycopg.connect(host=node.host, port=node.port, dbname=dbname,
-                           user=outputs.endpoints.postgres.superuser,
-                           password=outputs.need_secrets().postgres.superuser,
-                           connect_timeout=max(1, int(timeout)), autocommit=True,
-                           application_name="datakit-drill-admin",
-                           **tls.libpq(outputs.client_tls()))
-    conn.execute("set synchronous_commit = local")
-    return conn
+    """The superuser's autocommit connection; its commits wait for the local flush only."""
+    return postgres_client.connect(
+        node, user=outputs.endpoints.postgres.superuser,
+        password=outputs.need_secrets().postgres.superuser, dbname=dbname, timeout=timeout,
+        tls_files=outputs.client_tls(), application_name="datakit-drill-admin",
+        settings={"synchronous_commit": "local"})
 
 
 def one(node: Server, outputs: StackOutputs, query: str, params=None):
@@ -54,8 +53,9 @@ def roles(outputs: StackOutputs) -> tuple[Node, list[Node]]:
     primaries, others = [], []
     for node in nodes(outputs):
         try:
-            standby = one(node, outputs, "select pg_is_in_recovery()")
-        except psycopg.Error:
+            with connect(node, outputs) as conn:
+                standby = in_recovery(conn)
+        except (psycopg.Error, WrongPassword):  # not answering: not the primary
             standby = None
         (others if standby in (True, None) else primaries).append(node)
     if len(primaries) != 1:

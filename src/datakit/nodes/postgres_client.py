@@ -28,18 +28,21 @@ def label(node: NodeLike) -> str:
 
 
 def connect(node: NodeLike, *, user: str, password: str, dbname: str = "postgres",
-            timeout: float = 3.0, tls_files: Mapping[str, str] | None = None
+            timeout: float = 3.0, tls_files: Mapping[str, str] | None = None,
+            application_name: str = "datakit", settings: Mapping[str, str] | None = None
             ) -> psycopg.Connection:
     """An autocommit connection over TCP with SCRAM, over TLS when the node dict says so
-    (nodes/tls.py) or `tls_files` are given; a refused password is WrongPassword."""
+    (nodes/tls.py) or `tls_files` are given; a refused password is WrongPassword.
+
+    `settings` are session settings made at once (e.g. {"synchronous_commit": "local"})."""
     at = address(node)
     if tls_files is None:
         tls_files = tls.client_files(node)
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             host=at.host, port=at.port, user=user,
             password=password, dbname=dbname, connect_timeout=max(1, int(timeout)),
-            autocommit=True, application_name="datakit", **tls.libpq(tls_files),
+            autocommit=True, application_name=application_name, **tls.libpq(tls_files),
         )
     except psycopg.OperationalError as exc:
         if "password authentication failed" in str(exc):
@@ -48,13 +51,25 @@ def connect(node: NodeLike, *, user: str, password: str, dbname: str = "postgres
                 "password in the stack's secrets (`datakit outputs --show-secrets`)"
             ) from None
         raise
+    try:
+        for name, value in (settings or {}).items():
+            conn.execute("select set_config(%s, %s, false)", [name, value])
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def in_recovery(conn: psycopg.Connection) -> bool:
+    """Whether the server is a standby (in recovery): its role asked of itself."""
+    return bool(conn.execute("select pg_is_in_recovery()").fetchone()[0])
 
 
 def is_primary(node: NodeLike, *, user: str, password: str, timeout: float = 2.0,
                tls_files: Mapping[str, str] | None = None) -> bool:
     with connect(node, user=user, password=password, timeout=timeout,
                  tls_files=tls_files) as conn:
-        return not conn.execute("select pg_is_in_recovery()").fetchone()[0]
+        return not in_recovery(conn)
 
 
 def live_primary(nodes: list[NodeLike], *, user: str, password: str,
