@@ -17,8 +17,8 @@ from typing import Any
 
 import gevent
 from gevent.event import AsyncResult
-from locust import events
 
+from datakit.load.events import reporter
 from datakit.load.settings import current
 
 REQUEST_TYPE = "kafka"
@@ -29,15 +29,11 @@ _lock = threading.Lock()
 _producer: Any = None
 _pid = os.getpid()
 _consuming: set[str] = set()
+_fire = reporter(REQUEST_TYPE)
 
 
 def _common() -> dict[str, Any]:
     return current().outputs.kafka_config()
-
-
-def _fire(name: str, seconds: float, exc: BaseException | None = None) -> None:
-    events.request.fire(request_type=REQUEST_TYPE, name=name, response_time=seconds * 1000.0,
-                        response_length=0, exception=exc, context=None)
 
 
 def _poll_forever(handle) -> None:

@@ -34,14 +34,15 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any, TypeVar
 
+import locust  # noqa: F401 - Locust monkey-patches first: psycopg then cooperates
 from gevent import get_hub, getcurrent
 from gevent.socket import wait_write
-from locust import events  # Locust monkey-patches first: psycopg then cooperates
 from psycopg import Error, OperationalError, errors, pq
 from psycopg.adapt import Transformer
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from datakit.load import pacing
+from datakit.load.events import reporter
 from datakit.load.recorder import RECORDER, key_of
 from datakit.load.settings import current
 
@@ -50,7 +51,7 @@ REQUEST_TYPE = "postgres"
 
 _lock = threading.Lock()  # gevent's lock: Locust monkey-patches before any locustfile
 _pools: dict[str, Any] = {}
-_fire = events.request.fire
+fire = reporter(REQUEST_TYPE)
 _record = RECORDER.record
 
 
@@ -76,11 +77,6 @@ def pool(kind: str):
                 name=f"datakit-{kind}", reconnect_timeout=30.0)
             _pools[kind] = p
     return p
-
-
-def fire(name: str, seconds: float, exc: BaseException | None = None) -> None:
-    _fire(request_type=REQUEST_TYPE, name=name, response_time=seconds * 1000.0,
-          response_length=0, exception=exc, context=None)
 
 
 _WAIT_KEYS: dict[str, tuple[str, str]] = {}

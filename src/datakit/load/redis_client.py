@@ -23,11 +23,11 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any, TypeVar
 
-from locust import events
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from datakit.load.events import reporter
 from datakit.load.settings import current
 from datakit.nodes import tls
 
@@ -72,12 +72,7 @@ def client():
     return _client
 
 
-_fire = events.request.fire
-
-
-def fire(name: str, seconds: float, exc: BaseException | None = None) -> None:
-    _fire(request_type=REQUEST_TYPE, name=name, response_time=seconds * 1000.0,
-          response_length=0, exception=exc, context=None)
+fire = reporter(REQUEST_TYPE)
 
 
 def call(name: str, work: Callable[[Any], T]) -> T | None:
