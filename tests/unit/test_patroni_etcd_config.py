@@ -57,13 +57,13 @@ def test_app_role_comes_from_post_bootstrap_without_its_password_in_the_command(
 
 def test_a_valid_member_has_no_problems():
     props = member()
-    assert problems(props, render(props)) == []
+    assert problems(render(props)) == []
 
 
 def test_values_patroni_refuses_name_the_stack_key():
     props = member(patroni={**LOCAL, "loop_wait": 0},
                    settings={"max_connections": 20, "max_replication_slots": 2})
-    lines = problems(props, render(props))
+    lines = problems(render(props))
     assert "Patroni refuses postgres.patroni.loop_wait = 0 (patroni.yml bootstrap.dcs." \
            "loop_wait: Wrong value); allowed: >= 1" in lines
     assert "Patroni refuses postgres.settings max_connections = 20 and would run with 100 " \

@@ -185,7 +185,7 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
             _writing(props, lambda: _write_tls(props, user))
         etcd.require_reachable(etcd_nodes(props), needed_by=label(props))
         config = render(props)
-        if refused := problems(props, config):
+        if refused := problems(config):
             raise DatakitError(f"{label(props)}: {'; '.join(refused)}; nothing was started: "
                                "fix the stack config")
         node = paths(props)

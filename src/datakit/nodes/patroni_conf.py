@@ -237,7 +237,7 @@ def rest_auth(props: dict) -> dict:
     return {"username": props.get("rest_user") or "patroni", "password": props["rest_password"]}
 
 
-def problems(props: dict, config: dict) -> list[str]:
+def problems(config: dict) -> list[str]:
     """What Patroni 4.1 would refuse in `config`, or quietly replace by its default: its own
     schema (validator.py) and the minimums of the settings it passes on the command line
     (postgresql/config.py, CMDLINE_OPTIONS). One line each, naming the stack config key."""

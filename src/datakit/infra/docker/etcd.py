@@ -15,7 +15,6 @@ import pulumi
 
 from datakit.infra.docker.network import Layout
 from datakit.infra.docker.node import NodeContainers, NodeSpec
-from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
 from datakit.topology import Node, Topology
 
@@ -43,7 +42,7 @@ def health(node: Node) -> list[str]:
     return ["etcdctl", f"--endpoints=http://127.0.0.1:{node.port}", "endpoint", "health"]
 
 
-def build(topo: Topology, secrets: Secrets, layout: Layout, containers: NodeContainers,
+def build(topo: Topology, layout: Layout, containers: NodeContainers,
           parent: pulumi.Resource) -> list[Provisioned]:
     made = []
     for node in topo.nodes("etcd"):

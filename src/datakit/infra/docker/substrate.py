@@ -39,7 +39,7 @@ class DockerSubstrate:
         return self._layouts[topo.name]
 
     def etcd(self, topo: Topology, secrets: Secrets, parent) -> list[Provisioned]:
-        made = etcd.build(topo, secrets, *self._for(topo), parent)
+        made = etcd.build(topo, *self._for(topo), parent)
         self._dcs[topo.name] = [p.resource for p in made]
         return made
 

@@ -256,7 +256,7 @@ def server_up(props: dict) -> bool:
     return status == 200 and sample(body.decode(), UP_METRIC[props["kind"]]) == 1
 
 
-def health(props: dict, outs: dict | None = None) -> dict:
+def health(props: dict) -> dict:
     """{up: the exporter answers, server_up: it reaches its server, samples: lines}."""
     out = {"name": props["name"], "url": metrics_url(props), "up": False,
            "server_up": False, "samples": 0, "error": None}
