@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import redis as redis_py
 
-from datakit.nodes import redis as rd
+from datakit.nodes import redis_client as rc
 from datakit.nodes.readiness import NotReady, wait_until
 from datakit.nodes.redis_cluster import describe
 from datakit.nodes.redis_sentinel import master_state
@@ -29,7 +29,7 @@ def redis_master(nodes_of, redis_password, topology, context) -> Node | None:
     if topology.redis.mode != "sentinel":
         return None
     try:
-        return wait_until(lambda: rd.live_master(nodes_of("redis"), password=redis_password),
+        return wait_until(lambda: rc.live_master(nodes_of("redis"), password=redis_password),
                           what="the live Redis master", timeout=context["timeout"])
     except (NotReady, Exception):  # noqa: BLE001 - reported by the role checks
         return None
@@ -42,7 +42,7 @@ def _sentinel_only(topology) -> None:
 
 def _replicas_seen(master: Node, password: str) -> dict[int, dict]:
     """The master's INFO replication: {replica port: {state, offset, lag}}."""
-    info = rd.info(master, password, "replication")
+    info = rc.info(master, password, "replication")
     out = {}
     for key, value in info.items():
         if key.startswith("slave") and isinstance(value, dict):
@@ -67,14 +67,14 @@ def test_redis_role(redis_node, redis_master, nodes_of, redis_password, topology
         want = f"replica of {redis_master.name}, link up, offset lag <= {OFFSET_LAG_MAX}"
 
         def probe() -> str:
-            answer = rd.role(redis_node, redis_password)
+            answer = rc.role(redis_node, redis_password)
             if answer[0] != "slave":
                 return f"{answer[0]}"
             upstream = names.get(int(answer[2]), f"port {answer[2]}")
-            info = rd.info(redis_node, redis_password, "replication")
+            info = rc.info(redis_node, redis_password, "replication")
             link = info.get("master_link_status")
             seen = _replicas_seen(redis_master, redis_password).get(redis_node.port)
-            master_offset = rd.info(redis_master, redis_password,
+            master_offset = rc.info(redis_master, redis_password,
                                     "replication")["master_repl_offset"]
             lag = int(master_offset) - int(seen["offset"]) if seen else None
             if lag is not None and lag <= OFFSET_LAG_MAX:
@@ -87,7 +87,7 @@ def test_redis_role(redis_node, redis_master, nodes_of, redis_password, topology
 
 
 def _refused_without_password(node: Node) -> str:
-    client = rd.client(node, None)
+    client = rc.client(node, None)
     try:
         client.execute_command("PING")
         return "accepted PING without a password"
@@ -118,7 +118,7 @@ def test_sentinel_monitors_master(sentinel_node, redis_master, secrets, outputs,
     want = redis_master.address if redis_master else "a live master"
 
     def probe() -> str:
-        host, port = rd.call(sentinel_node, secrets.redis.sentinel, "SENTINEL",
+        host, port = rc.call(sentinel_node, secrets.redis.sentinel, "SENTINEL",
                              "GET-MASTER-ADDR-BY-NAME", name, kind="sentinel")
         return f"{host}:{port}"
 
@@ -134,7 +134,7 @@ def test_sentinel_quorum(sentinel_node, secrets, outputs, topology, checker):
         password = secrets.redis.sentinel
         state = master_state(sentinel_node, password, name)
         try:
-            rd.call(sentinel_node, password, "SENTINEL", "CKQUORUM", name, kind="sentinel")
+            rc.call(sentinel_node, password, "SENTINEL", "CKQUORUM", name, kind="sentinel")
             quorum = "CKQUORUM OK"
         except redis_py.ResponseError as exc:
             quorum = f"CKQUORUM {str(exc).split(' ')[0]}"
@@ -149,7 +149,7 @@ def test_cluster_slots_and_state(redis_node, redis_password, topology, checker):
         pytest.skip("Redis runs in Sentinel mode")
 
     def probe() -> str:
-        text = rd.call(redis_node, redis_password, "CLUSTER", "INFO")
+        text = rc.call(redis_node, redis_password, "CLUSTER", "INFO")
         info = text if isinstance(text, dict) else dict(
             line.split(":", 1) for line in text.strip().splitlines() if ":" in line)
         return f"cluster_state:{info['cluster_state']}, {info['cluster_slots_ok']} slots ok"

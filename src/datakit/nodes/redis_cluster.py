@@ -17,6 +17,7 @@ import time
 
 from datakit.errors import DatakitError
 from datakit.nodes import redis as rd
+from datakit.nodes import redis_client as rc
 from datakit.nodes.address import NodeLike, address
 from datakit.nodes.readiness import wait_until
 
@@ -25,7 +26,7 @@ SLOTS = 16384
 
 def _nodes_view(node: NodeLike, password: str) -> list[dict]:
     """CLUSTER NODES as seen by `node`: id, port, flags, master id, slot count."""
-    text = rd.call(node, password, "CLUSTER", "NODES")
+    text = rc.call(node, password, "CLUSTER", "NODES")
     if isinstance(text, dict):  # redis-py may parse it already
         raise DatakitError("unexpected CLUSTER NODES reply")
     view = []
@@ -45,7 +46,7 @@ def _nodes_view(node: NodeLike, password: str) -> list[dict]:
 
 
 def _info(node: dict, password: str) -> dict:
-    text = rd.call(node, password, "CLUSTER", "INFO")
+    text = rc.call(node, password, "CLUSTER", "INFO")
     if isinstance(text, dict):
         return text
     return dict(line.split(":", 1) for line in text.strip().splitlines() if ":" in line)
@@ -72,7 +73,7 @@ def form_cluster(props: dict) -> dict:
     ids = {}
     for node in nodes:
         if _info(node, password).get("cluster_enabled", "1") == "0":
-            raise DatakitError(f"{rd.label(node)} is not a cluster node (cluster-enabled no)")
+            raise DatakitError(f"{rc.label(node)} is not a cluster node (cluster-enabled no)")
         me = next(n for n in _nodes_view(node, password) if "myself" in n["flags"])
         ids[node["name"]] = me["id"]
     assigned = int(_info(nodes[0], password)["cluster_slots_assigned"])
@@ -80,13 +81,13 @@ def form_cluster(props: dict) -> dict:
 
     if assigned == 0 and known == 1:
         for epoch, node in enumerate(nodes, start=1):
-            rd.call(node, password, "CLUSTER", "SET-CONFIG-EPOCH", epoch)
+            rc.call(node, password, "CLUSTER", "SET-CONFIG-EPOCH", epoch)
         for node, (lo, hi) in zip(masters, _ranges(len(masters)), strict=True):
-            rd.call(node, password, "CLUSTER", "ADDSLOTSRANGE", lo, hi)
+            rc.call(node, password, "CLUSTER", "ADDSLOTSRANGE", lo, hi)
         for node in nodes[1:]:
-            bus = rd.call(node, password, "CONFIG", "GET", "cluster-port")["cluster-port"]
+            bus = rc.call(node, password, "CONFIG", "GET", "cluster-port")["cluster-port"]
             bus = int(bus) if int(bus) else int(node["port"]) + 10000
-            rd.call(nodes[0], password, "CLUSTER", "MEET", node.get("host") or rd.HOST,
+            rc.call(nodes[0], password, "CLUSTER", "MEET", node.get("host") or rd.HOST,
                     int(node["port"]), bus)
     elif assigned == SLOTS and known != len(nodes):
         raise DatakitError(f"redis cluster {props['name']} has {known} nodes and the stack "
@@ -102,7 +103,7 @@ def form_cluster(props: dict) -> dict:
             view = _nodes_view(node, password)
             if {n["id"] for n in view if not n["flags"] & {"handshake", "noaddr"}} \
                     != set(ids.values()):
-                raise DatakitError(f"{rd.label(node)} knows {len(view)} of {len(nodes)} nodes")
+                raise DatakitError(f"{rc.label(node)} knows {len(view)} of {len(nodes)} nodes")
         return True
 
     wait_until(all_known, what=f"redis cluster {props['name']} nodes meeting",
@@ -110,17 +111,17 @@ def form_cluster(props: dict) -> dict:
     if assigned == 0:
         for i, node in enumerate(replicas):
             master = masters[i % len(masters)]
-            rd.call(node, password, "CLUSTER", "REPLICATE", ids[master["name"]])
+            rc.call(node, password, "CLUSTER", "REPLICATE", ids[master["name"]])
 
     def ready() -> bool:
         for node in nodes:
             info = _info(node, password)
             if info["cluster_state"] != "ok" or int(info["cluster_slots_ok"]) != SLOTS:
-                raise DatakitError(f"{rd.label(node)}: cluster_state {info['cluster_state']}, "
+                raise DatakitError(f"{rc.label(node)}: cluster_state {info['cluster_state']}, "
                                    f"{info['cluster_slots_ok']} slots ok")
-            state = rd.info(node, password, "replication")
+            state = rc.info(node, password, "replication")
             if state["role"] == "slave" and state.get("master_link_status") != "up":
-                raise DatakitError(f"{rd.label(node)}: link to its master is "
+                raise DatakitError(f"{rc.label(node)}: link to its master is "
                                    f"{state.get('master_link_status')}")
         view = _nodes_view(nodes[0], password)
         if sum(1 for n in view if "slave" in n["flags"]) < len(replicas):
@@ -138,7 +139,7 @@ def describe(nodes: list[NodeLike], password: str) -> list[dict]:
     for node in nodes:
         try:
             view = _nodes_view(node, password)
-        except rd.WrongPassword:
+        except rc.WrongPassword:
             raise
         except Exception:  # noqa: BLE001 - ask the next one
             continue
@@ -164,7 +165,7 @@ def health(props: dict) -> dict:
     for node in props["nodes"]:
         try:
             info = _info(node, props["password"])
-        except rd.WrongPassword:
+        except rc.WrongPassword:
             raise
         except Exception:  # noqa: BLE001 - ask the next one
             continue

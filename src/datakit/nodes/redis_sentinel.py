@@ -22,6 +22,7 @@ import redis as redis_py
 
 from datakit.errors import DatakitError
 from datakit.nodes import redis as rd
+from datakit.nodes import redis_client as rc
 from datakit.nodes import rolling, tls
 from datakit.nodes.address import NodeLike
 from datakit.nodes.process import require_free
@@ -43,7 +44,7 @@ def _pairs(reply) -> dict:
 
 def master_state(node: NodeLike, password: str, master_name: str) -> dict:
     """SENTINEL MASTER as a dict (flags, ip, port, num-slaves, num-other-sentinels...)."""
-    return _pairs(rd.call(node, password, "SENTINEL", "MASTER", master_name, kind="sentinel"))
+    return _pairs(rc.call(node, password, "SENTINEL", "MASTER", master_name, kind="sentinel"))
 
 
 def create_sentinel(props: dict) -> dict:
@@ -53,14 +54,14 @@ def create_sentinel(props: dict) -> dict:
     node = rd._node(props)
     node_dir, conf, _, _ = rd.paths(props)
     if not rd._running(props):
-        require_free(node["port"], rd.label(node, "sentinel"))
+        require_free(node["port"], rc.label(node, "sentinel"))
     account = rd._account()
     account.own(node_dir, 0o700)
     files = tls.write(props, account)  # its own certificate is how it reaches its peers
-    master = rd.live_master(tls.with_own(props, props.get("peers") or []),
+    master = rc.live_master(tls.with_own(props, props.get("peers") or []),
                             password=props["master_password"])
     if master is None:
-        raise DatakitError(f"{rd.label(node, 'sentinel')}: no live Redis master among its "
+        raise DatakitError(f"{rc.label(node, 'sentinel')}: no live Redis master among its "
                            "peers to monitor; start the master first")
     fresh = not conf.exists()
     try:
@@ -71,14 +72,14 @@ def create_sentinel(props: dict) -> dict:
                 master_password=props["master_password"], quorum=int(props["quorum"]),
                 settings=props.get("settings") or {}, tls=files), account)
         outs = rd.launch(props)
-        replicas = len(rd.role(master, props["master_password"])[2])
+        replicas = len(rc.role(master, props["master_password"])[2])
 
         def monitoring() -> bool:
             state = master_state(node, props["password"], props["master_name"])
             return state["flags"] == "master" and int(state["num-slaves"]) >= replicas
 
         rd.wait(monitoring, props, outs["pid"], outs["start_time"],
-                what=f"{rd.label(node, 'sentinel')} monitoring {props['master_name']}")
+                what=f"{rc.label(node, 'sentinel')} monitoring {props['master_name']}")
         return {**outs, "master": {"host": master.get("host") or rd.HOST,
                                    "port": int(master["port"])}}
     except BaseException:
@@ -102,12 +103,12 @@ def wait_sentinels(props: dict) -> dict:
     def agreed() -> bool:
         masters.clear()
         for node in sentinels:
-            seen = rd.call(node, password, "SENTINEL", "SENTINELS", name, kind="sentinel")
+            seen = rc.call(node, password, "SENTINEL", "SENTINELS", name, kind="sentinel")
             if len(seen) < len(sentinels) - 1:
-                raise DatakitError(f"{rd.label(node, 'sentinel')} sees {len(seen)} of "
+                raise DatakitError(f"{rc.label(node, 'sentinel')} sees {len(seen)} of "
                                    f"{len(sentinels) - 1} other Sentinels")
-            rd.call(node, password, "SENTINEL", "CKQUORUM", name, kind="sentinel")
-            host, port = rd.call(node, password, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name,
+            rc.call(node, password, "SENTINEL", "CKQUORUM", name, kind="sentinel")
+            host, port = rc.call(node, password, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", name,
                                  kind="sentinel")
             masters.add((host, int(port)))
         return len(masters) == 1
@@ -117,7 +118,7 @@ def wait_sentinels(props: dict) -> dict:
     def probe() -> bool:
         try:
             return agreed()
-        except rd.WrongPassword as exc:
+        except rc.WrongPassword as exc:
             refused.append(exc)
             raise
 
@@ -148,7 +149,7 @@ def health(props: dict, outs: dict) -> dict:
         state = master_state(node, props["password"], props["master_name"])
         result.update(master={"host": state["ip"], "port": int(state["port"])},
                       flags=state["flags"])
-        rd.call(node, props["password"], "SENTINEL", "CKQUORUM", props["master_name"],
+        rc.call(node, props["password"], "SENTINEL", "CKQUORUM", props["master_name"],
                 kind="sentinel")
         result["quorum_ok"] = True
     except Exception as exc:  # noqa: BLE001 - health reports, it does not raise
@@ -163,7 +164,7 @@ def update(old_props: dict, outs: dict, new_props: dict) -> dict:
     node = rd._node(new_props)
     name = new_props["master_name"]
     if old_props.get("password") != new_props.get("password"):
-        raise DatakitError(f"{rd.label(node, 'sentinel')}: a new Sentinel password is not "
+        raise DatakitError(f"{rc.label(node, 'sentinel')}: a new Sentinel password is not "
                            "applied in place; replace the Sentinels (`pulumi up --replace` "
                            "on each) to change it")
     old_set, new_set = old_props.get("settings") or {}, new_props.get("settings") or {}
@@ -174,16 +175,16 @@ def update(old_props: dict, outs: dict, new_props: dict) -> dict:
         changes["auth-pass"] = new_props["master_password"]
     for key, value in changes.items():
         try:
-            rd.call(node, new_props["password"], "SENTINEL", "SET", name, key,
+            rc.call(node, new_props["password"], "SENTINEL", "SET", name, key,
                     config_value(value), kind="sentinel")
         except redis_py.ResponseError as exc:
-            raise DatakitError(f"{rd.label(node, 'sentinel')}: setting {key} refused ({exc}); "
+            raise DatakitError(f"{rc.label(node, 'sentinel')}: setting {key} refused ({exc}); "
                                "fix redis.sentinel in the stack config") from None
     if old_props.get("tls") != new_props.get("tls"):
         # Sentinel cannot CONFIG SET its TLS files: it restarts on its own state (a
         # Sentinel away for a moment changes nothing; the others keep the quorum).
         tls.write(new_props, rd._account())
-        with rolling.one_at_a_time(new_props["data_dir"], what=rd.label(node, "sentinel")):
+        with rolling.one_at_a_time(new_props["data_dir"], what=rc.label(node, "sentinel")):
             rd.stop(new_props, outs)
             outs = {**outs, **rd.launch(new_props)}
     return {**outs, "applied": {"set": sorted(changes)}}

@@ -15,6 +15,7 @@ from redis.sentinel import Sentinel
 from datakit.errors import DatakitError
 from datakit.nodes import process
 from datakit.nodes import redis as rd
+from datakit.nodes import redis_client as rc
 from datakit.nodes import redis_sentinel as rs
 
 pytestmark = pytest.mark.slow
@@ -64,11 +65,11 @@ def group(workdir, free_port, password, teardown) -> Group:
 
 def test_a_key_set_on_the_master_is_read_on_every_replica(group):
     (master, _), *replicas = group.data
-    conn = rd.client(group.addr(master), group.password)
+    conn = rc.client(group.addr(master), group.password)
     conn.set("greeting", "hello")
     assert conn.wait(2, 5000) == 2
     for props, outs in replicas:
-        assert rd.client(group.addr(props), group.password).get("greeting") == "hello"
+        assert rc.client(group.addr(props), group.password).get("greeting") == "hello"
         assert rd.health(props, outs)["role"] == "replica"
     assert rd.health(*group.data[0])["replicas"] == 2
 
@@ -78,9 +79,9 @@ def test_the_sentinels_agree_on_the_master(group):
     assert group.ready["master"] == {"host": "127.0.0.1", "port": master["port"]}
     for props, outs in group.sentinels:
         node = group.addr(props)
-        assert rd.call(node, group.sentinel_password, "SENTINEL", "CKQUORUM", MASTER,
+        assert rc.call(node, group.sentinel_password, "SENTINEL", "CKQUORUM", MASTER,
                        kind="sentinel").startswith("OK 3 usable Sentinels")
-        assert len(rd.call(node, group.sentinel_password, "SENTINEL", "SENTINELS", MASTER,
+        assert len(rc.call(node, group.sentinel_password, "SENTINEL", "SENTINELS", MASTER,
                            kind="sentinel")) == 2
         assert rs.health(props, outs)["quorum_ok"]
 
@@ -92,17 +93,17 @@ def test_clients_find_the_master_through_sentinel(group):
     assert sentinel.discover_master(MASTER) == ("127.0.0.1", group.data[0][0]["port"])
     sentinel.master_for(MASTER).set("via-sentinel", "yes")
     assert sentinel.slave_for(MASTER).get("via-sentinel") in ("yes", b"yes", None)
-    assert rd.live_master([group.addr(p) for p, _ in group.data],
+    assert rc.live_master([group.addr(p) for p, _ in group.data],
                           password=group.password)["name"] == "redis1"
 
 
 def test_unauthenticated_and_wrong_password_commands_are_refused(group):
     for props, _ in group.data + group.sentinels:
         with pytest.raises(redis_py.AuthenticationError):
-            rd.client(group.addr(props), None).get("greeting")
+            rc.client(group.addr(props), None).get("greeting")
     node = group.addr(group.data[1][0])
-    with pytest.raises(rd.WrongPassword, match=r"redis node redis2 \(127\.0\.0\.1:\d+\)"):
-        rd.call(node, "wrong", "PING")
+    with pytest.raises(rc.WrongPassword, match=r"redis node redis2 \(127\.0\.0\.1:\d+\)"):
+        rc.call(node, "wrong", "PING")
 
 
 def test_config_files_hold_passwords_privately(group, all_cmdlines):
@@ -123,7 +124,7 @@ def test_a_live_setting_is_set_without_restart_and_kept_in_the_file(group):
     new = {**props, "settings": {**props["settings"], "maxmemory": "96mb"}}
     updated = rd.update(props, outs, new)
     assert updated["applied"]["set"] == ["maxmemory"] and updated["pid"] == outs["pid"]
-    assert rd.call(group.addr(props), group.password, "CONFIG", "GET", "maxmemory") == \
+    assert rc.call(group.addr(props), group.password, "CONFIG", "GET", "maxmemory") == \
         {"maxmemory": str(96 * 1024 * 1024)}
     assert "maxmemory 96mb" in Path(outs["conf_path"]).read_text()
     group.data[0] = (new, updated)
@@ -159,7 +160,7 @@ def test_min_replicas_to_write_refuses_writes_without_a_replica(workdir, free_po
                "peers": [{"name": "lonely", "port": master["port"]}]}
     try:
         rd.create_server(master)
-        conn = rd.client(master, master["password"])
+        conn = rc.client(master, master["password"])
         with pytest.raises(redis_py.ResponseError, match="NOREPLICAS"):
             conn.set("k", "v")
         rd.create_server(replica)

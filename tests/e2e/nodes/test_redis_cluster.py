@@ -7,6 +7,7 @@ import redis as redis_py
 from redis.cluster import RedisCluster
 
 from datakit.nodes import redis as rd
+from datakit.nodes import redis_client
 from datakit.nodes import redis_cluster as rc
 
 pytestmark = pytest.mark.slow
@@ -65,4 +66,4 @@ def test_forming_again_changes_nothing(cluster):
 def test_cluster_nodes_refuse_unauthenticated_commands(cluster):
     for node in cluster["props"]["nodes"]:
         with pytest.raises(redis_py.AuthenticationError):
-            rd.client(node, None).execute_command("CLUSTER", "INFO")
+            redis_client.client(node, None).execute_command("CLUSTER", "INFO")

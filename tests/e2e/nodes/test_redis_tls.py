@@ -11,7 +11,7 @@ import redis as redis_py
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
-from datakit.nodes import certs, tls, tls_probe
+from datakit.nodes import certs, redis_client, tls, tls_probe
 from datakit.nodes import redis as rd
 from datakit.nodes import redis_cluster as rc
 from datakit.nodes import redis_sentinel as rs
@@ -58,7 +58,7 @@ def group(workdir, free_port, password, teardown, ca) -> dict:
 
 
 def _kit(group, props) -> redis_py.Redis:
-    return rd.client({"name": props["name"], "port": props["port"],
+    return redis_client.client({"name": props["name"], "port": props["port"],
                       "client_tls": group["client"]}, group["pw"])
 
 
@@ -103,9 +103,9 @@ def test_a_client_trusting_another_ca_refuses_redis(group):
 
 def test_redis_refuses_a_wrong_password_over_tls(group):
     master = group["data"][0][0]
-    with pytest.raises(rd.WrongPassword):
-        rd.call({"name": "redis-1", "port": master["port"], "client_tls": group["client"]},
-                "wrong", "PING")
+    with pytest.raises(redis_client.WrongPassword):
+        redis_client.call({"name": "redis-1", "port": master["port"],
+                           "client_tls": group["client"]}, "wrong", "PING")
 
 
 def test_a_redis_cluster_forms_and_serves_over_tls(workdir, free_port, password, teardown,
