@@ -96,8 +96,11 @@ def line_chart(title: str, series: dict[str, Points], *, unit: str = "",
         ax.margins(x=0.01)
         if x_range:
             ax.set_xlim(*x_range)
+        # A chart of every node has a score of lines: a column per 8 keeps the legend
+        # within the chart's height instead of running below it.
+        entries = len(ax.get_legend_handles_labels()[0])
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False,
-                  borderaxespad=0.2, handlelength=1.5)
+                  borderaxespad=0.2, handlelength=1.5, ncols=max(1, math.ceil(entries / 8)))
         return _svg(fig, title)
 
 

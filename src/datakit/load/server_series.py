@@ -41,15 +41,15 @@ CHARTS: list[tuple[str, str, str, str, str]] = [
     # process-exporter (local): every node, PostgreSQL's backends with their postmaster
     ("Nodes", "CPU per node", "cores",
      "sum by (groupname) (rate(namedprocess_namegroup_cpu_seconds_total[{w}]))", "groupname"),
-    ("Nodes", "resident memory per node", "B",
-     "sum by (groupname) (namedprocess_namegroup_memory_bytes{{memtype=\"resident\"}})",
+    ("Nodes", "resident memory per node", "MB",
+     "sum by (groupname) (namedprocess_namegroup_memory_bytes{{memtype=\"resident\"}}) / 1e6",
      "groupname"),
     # where there is none (docker): what the JVMs, etcd and Prometheus say of themselves
     ("Nodes", "CPU (JVMs, etcd, Prometheus)", "cores",
      "sum by (node) (rate(process_cpu_seconds_total{{job=~\"kafka|etcd|prometheus\"}}[{w}]))",
      "node"),
-    ("Nodes", "resident memory (JVMs, etcd, Prometheus)", "B",
-     "max by (node) (process_resident_memory_bytes{{job=~\"kafka|etcd|prometheus\"}})",
+    ("Nodes", "resident memory (JVMs, etcd, Prometheus)", "MB",
+     "max by (node) (process_resident_memory_bytes{{job=~\"kafka|etcd|prometheus\"}}) / 1e6",
      "node"),
 ]
 
