@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets as pysecrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -192,3 +193,16 @@ def jmx_agent_jar(tmp_path_factory):
 @pytest.fixture(scope="session")
 def snapshots() -> dict[str, Snapshot]:
     return {stack: build_snapshot(load(stack)) for stack in DOCKER_STACKS}
+
+
+# Shared by the test files: the stacks each test runs on, and what a container says.
+stacks = pytest.mark.parametrize("stack", DOCKER_STACKS)
+BUNDLED = Path(__file__).resolve().parents[3] / "migrations"
+
+
+def env_of(container) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in unwrap(container.inputs.get("envs", [])))
+
+
+def script_of(container) -> str:
+    return "\n".join(unwrap(container.inputs["command"]))

@@ -20,11 +20,16 @@ from datakit.infra.scrape import scrape_targets
 from datakit.nodes.metrics import rules
 from datakit.topology import TopologyError, from_config
 
-from .conftest import DOCKER_STACKS, Snapshot, build_snapshot, plain_strings, unwrap
-from .test_docker_stacks import env_of, script_of
+from .conftest import (
+    Snapshot,
+    build_snapshot,
+    env_of,
+    plain_strings,
+    script_of,
+    stacks,
+    unwrap,
+)
 from .test_parity_and_bad_configs import PLENTY, dev_config, run_program_from_config
-
-stacks = pytest.mark.parametrize("stack", DOCKER_STACKS)
 
 
 def peer(topo, name: str) -> str:
