@@ -1,4 +1,4 @@
-"""The drills are named once (topology.baselines.DRILLS) and everything else follows that
+"""The drills are named once (datakit.choices: the `Drill` literal) and everything else follows that
 list: the registry finds one Drill per name, the RTO baselines are keyed by the names, the
 CLI refuses any other name in one line; and the skeleton (harness.py) runs a drill's hooks
 in order and checks every acknowledged write back."""

@@ -3,9 +3,10 @@ records every acknowledged write, watches the stack recover, then checks every w
 (checker.py) and measures RTO. The skeleton is written once (harness.py); a drill module
 holds one `Drill` subclass: its fault and what it watches.
 
-The names are declared once, in `topology.baselines.DRILLS` (the RTO baselines are keyed
-by them); the registry here is built from that list, a module per name (`-` becomes `_`),
-and the CLI, the runner and the benches take their choices from it.
+The names are declared once, in `datakit.choices` (the CLI reads them there without
+loading pydantic); `topology.baselines.DRILLS` keys the RTO baselines by them, the registry
+here is built from that list, a module per name (`-` becomes `_`), and the runner and the
+benches take their choices from it.
 """
 
 from __future__ import annotations
