@@ -6,6 +6,8 @@ for a shell, a pipe or a file."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 
 import typer
@@ -22,9 +24,6 @@ def connect(target: str = typer.Argument(None, metavar="[postgres|redis]",
                                               help="put the passwords in the exports"),
             as_json: Json = False) -> None:
     """Shell exports for a stack's endpoints (eval "$(datakit connect)"), or a client on it."""
-    import os
-    import shutil
-
     from datakit import connect as reach
     from datakit.stack import outputs as stack_outputs
 
@@ -55,9 +54,6 @@ def logs(node: str = typer.Argument(..., metavar="NODE", help="the node, e.g. pg
                                "(until Ctrl-C)"),
          as_json: Json = False) -> None:
     """A node's log: the last lines of each of its log files, or its container's output."""
-    import os
-    import shutil
-
     from datakit.nodes import logs as node_logs
     from datakit.stack import outputs as stack_outputs
 
