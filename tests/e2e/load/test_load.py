@@ -88,20 +88,22 @@ def test_short_mixed_baseline_run_passes_and_writes_every_report(e2e_stack, tmp_
 
 
 def test_a_generator_at_its_limit_is_marked_saturated_not_passed(e2e_stack, tmp_path):
-    # No think time: each user sends its next command the moment the last one answers, so
-    # the one Locust process spends its core on the client library, not on waiting.
+    # No think time and many users: each sends its next command the moment the last one
+    # answers, so the one Locust process spends its core on the client library and a ready
+    # greenlet waits behind two hundred others (40 users left the loop lag near its 10 ms
+    # limit and the CPU under 90 %, the server sharing the two cores: a coin toss).
     # The client's limits as datakit ships them, not the stack's (local allows 150 ms of
     # loop lag, a shared machine's): the generator's own limit is what is tested here.
     server_relaxed = {**{k: v for k, v in RELAXED.items() if not k.startswith("client_")},
                       "client_cpu_p50_max_percent": "90", "client_loop_lag_p99_max_ms": "10"}
-    outcome = runner.run(_options(e2e_stack, tmp_path, workload="redis-get", users=40,
+    outcome = runner.run(_options(e2e_stack, tmp_path, workload="redis-get", users=240,
                                   think_ms=(0.0, 0.0), baseline_overrides=server_relaxed))
 
     final = outcome.final
     client = {c.name: c for c in final.checks if c.side == "client"}
     assert set(client) == {"client CPU p50", "client loop lag p99"}
-    assert final.saturated and not outcome.passed, [c.as_json() for c in final.checks]
     summary = json.loads(outcome.summary_path.read_text())
+    assert final.saturated and not outcome.passed, summary["client"]
     assert summary["saturated"] is True
     assert summary["client"]["processes"] == 1
     assert summary["client"]["cpu_percent_p50"] > 0

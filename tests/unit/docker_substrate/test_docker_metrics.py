@@ -18,6 +18,7 @@ from datakit.infra import outputs as writer
 from datakit.infra.docker.provider import host_name
 from datakit.infra.scrape import scrape_targets
 from datakit.nodes.metrics import rules
+from datakit.nodes.metrics.exporters import MONITOR_CONNECTION_LIMIT
 from datakit.topology import TopologyError, from_config
 
 from .conftest import (
@@ -82,7 +83,8 @@ def test_the_monitor_role_is_made_on_the_primary_before_the_postgres_exporters(
     members = {s.container(n.name).urn for n in s.topo.nodes("postgres")}
     assert members <= set(job.dependencies)
     script = script_of(job)
-    assert "GRANT pg_monitor TO" in script and "CONNECTION LIMIT 3" in script
+    assert "GRANT pg_monitor TO" in script
+    assert f"CONNECTION LIMIT {MONITOR_CONNECTION_LIMIT} " in script
     assert "NOSUPERUSER" in script and "\\gexec" in script  # create, or update the password
     env = env_of(job)
     assert env["DATAKIT_MONITOR_USER"] == writer.POSTGRES_MONITOR_USER

@@ -25,7 +25,7 @@ from datakit.infra.scrape import job_intervals, scrape_targets
 from datakit.infra.secret import Secrets
 from datakit.infra.substrate import Provisioned
 from datakit.nodes.metrics import rules
-from datakit.nodes.metrics.exporters import pg_queries_yaml
+from datakit.nodes.metrics.exporters import MONITOR_CONNECTION_LIMIT, pg_queries_yaml
 from datakit.nodes.metrics.prometheus import duration, render_config
 from datakit.topology import Node, Topology
 
@@ -39,12 +39,12 @@ MONITOR_ROLE_SCRIPT = """set -euo pipefail
 psql "$DATAKIT_DSN" -v ON_ERROR_STOP=1 --set monitor_user="$DATAKIT_MONITOR_USER" \\
   --set monitor_pass="$DATAKIT_MONITOR_PASSWORD" <<'SQL'
 SELECT format('%s ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
-              'CONNECTION LIMIT 3 PASSWORD %L',
+              'CONNECTION LIMIT {limit} PASSWORD %L',
               CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = :'monitor_user')
                    THEN 'ALTER' ELSE 'CREATE' END, :'monitor_user', :'monitor_pass') \\gexec
 GRANT pg_monitor TO :"monitor_user";
 SQL
-"""
+""".replace("{limit}", str(MONITOR_CONNECTION_LIMIT))
 
 
 def scrape_timeout_s(topo: Topology) -> float:

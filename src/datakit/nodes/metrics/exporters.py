@@ -45,6 +45,11 @@ from datakit.toolchain.versions import jmx_exporter_version
 
 BINARIES = {"postgres": "prometheus-postgres-exporter", "redis": "prometheus-redis-exporter"}
 UP_METRIC = {"postgres": "pg_up", "redis": "redis_up"}
+# The monitor role's connections per server: postgres_exporter 0.11 holds one and opens
+# another for each scrape, a slow scrape overlaps the next, and an operator may look in
+# too. A bound, so a stuck exporter cannot use up max_connections; not a tight one (at 3,
+# a busy primary refused a fourth session).
+MONITOR_CONNECTION_LIMIT = 10
 _OURS = {"exporter.log", "pg-password", "queries.yml", tls.DIR}
 
 PG_QUERIES = {
@@ -89,8 +94,8 @@ def pg_queries_yaml() -> str:
 def ensure_monitor_role(conn: psycopg.Connection, user: str, password: str) -> None:
     """The exporter's role: LOGIN with `pg_monitor` (read statistics and settings), no
     other grant, a few connections at most. Run as a superuser on the primary."""
-    ensure_role(conn, user, password, attributes="LOGIN NOSUPERUSER NOCREATEDB "
-                "NOCREATEROLE NOREPLICATION CONNECTION LIMIT 3")
+    ensure_role(conn, user, password, attributes="LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                f"NOREPLICATION CONNECTION LIMIT {MONITOR_CONNECTION_LIMIT}")
     conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(user)))
 
 
