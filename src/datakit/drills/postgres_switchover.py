@@ -21,9 +21,10 @@ class PostgresSwitchover(PatroniDrill):
 
     def fault(self) -> None:
         self.say(f"switchover from {self.leader.name} (POST /switchover)")
-        self.event("switchover")
-        done = patroni_cluster.switchover(pat.members(self.out), synchronous_standbys=self.quorum,
-                                  timeout=120)
+        members = pat.members(self.out)
+        self.event("switchover")  # the request: RTO counts from here
+        done = patroni_cluster.switchover(members, old=self.leader.name,
+                                          synchronous_standbys=self.quorum, timeout=120)
         self.event("switched")
         self.result.extra["patroni_took_s"] = done["took_s"]
 

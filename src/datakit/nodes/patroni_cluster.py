@@ -88,13 +88,14 @@ def wait_cluster(members: list[dict], *, synchronous_standbys: int,
             "members": view["members"], "waited_s": round(time.monotonic() - began, 3)}
 
 
-def switchover(members: list[dict], *, candidate: str | None = None,
+def switchover(members: list[dict], *, old: str | None = None, candidate: str | None = None,
                synchronous_standbys: int = 0, timeout: float = 60.0) -> dict:
-    """A planned switchover through Patroni's REST API (`POST /switchover`), to `candidate`
-    or to the replica Patroni picks; returns when the cluster is ready again under the new
-    leader: {old, new, took_s}."""
+    """A planned switchover through Patroni's REST API (`POST /switchover`) from `old` (by
+    default the leader the members name now), to `candidate` or to the replica Patroni
+    picks; returns when the cluster is ready again under the new leader: {old, new,
+    took_s}, timed from the request."""
+    old = old or leader_of(cluster_view(members))
     began = time.monotonic()
-    old = leader_of(cluster_view(members))
     if old is None:
         raise DatakitError("switchover: the cluster has no single leader to switch from")
     by_name = {m["name"]: m for m in members}

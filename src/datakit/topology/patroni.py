@@ -59,7 +59,8 @@ class PatroniSettings(Spec):
     member_slots_ttl: Seconds = Field(
         1800, description="Seconds the leader keeps the slot (and so the WAL) of a member "
         "gone from the cluster, so a node back within it resumes streaming; 0 drops it at "
-        "once.")
+        "once. Above 0, replicas keep their peers' slots too, so a new leader has them "
+        "when promoted and its standbys stream at once.")
     rest_port_base: int = Field(64150, description="pg-N's Patroni REST API listens on "
                                 "rest_port_base + N - 1.")
 

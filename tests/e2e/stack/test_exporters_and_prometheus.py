@@ -64,6 +64,15 @@ def test_prometheus_scrapes_every_server_and_no_alert_fires(e2e_stack):
                prom.query("kafka_server_replicamanager_underreplicatedpartitions")}
     assert brokers == {"kafka-1", "kafka-2", "kafka-3"}
     assert prom.query("sum(patroni_primary)")[0].points[0][1] == 1.0
+    # Slots as the primary holds them, each replica's active: the copies of their peers'
+    # slots that Patroni keeps on replicas (idle there by design) are not reported.
+    slots = _wait(lambda: {(s.labels["node"], s.labels["slot_name"], s.points[0][1])
+                           for s in prom.query("pg_replication_slots_active")}, timeout=30)
+    holders = {node for node, _, _ in slots}
+    assert len(holders) == 1, slots
+    primary = holders.pop()
+    assert {(name, active) for _, name, active in slots} == {
+        (n.replace("-", "_"), 1.0) for n in ("pg-1", "pg-2", "pg-3") if n != primary}, slots
     # Every node's memory, from /proc: each group holds its node's processes.
     groups = {s.labels["groupname"] for s in prom.query(
         'namedprocess_namegroup_num_procs > 0')}

@@ -290,10 +290,12 @@ def test_scaling_replicas_down_and_up_touches_only_that_node(e2e_stack):
     mid = e2e_stack.outputs()
     assert "pg-3" not in {n.name for n in mid.nodes}
     assert not Path(pg3.handle.data_dir).exists()
-    with _pg(mid, _primary(mid)) as conn:  # Patroni drops the slot of a member gone
+    # Patroni drops the slot of a member gone member_slots_ttl ago
+    kept_s = e2e_stack.config["datakit:postgres"]["patroni"]["member_slots_ttl"]
+    with _pg(mid, _primary(mid)) as conn:
         slots = _wait(lambda: (lambda names: names if not any(
             "pg_3" in s for s in names) else None)([r[0] for r in conn.execute(
-                "SELECT slot_name FROM pg_replication_slots")]))
+                "SELECT slot_name FROM pg_replication_slots")]), timeout=kept_s + 20)
     assert slots is not None and not any("pg_3" in s for s in slots), slots
 
     # A taken port fails `up` with a clear message; the next `up` continues.

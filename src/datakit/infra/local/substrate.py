@@ -337,6 +337,8 @@ class LocalSubstrate:
             "groups": groups}, opts=pulumi.ResourceOptions(parent=parent))
 
     def _monitor_role(self, topo: Topology, secrets: Secrets, parent) -> LocalNode:
+        from datakit.nodes.metrics import exporters  # psycopg: only when metrics are on
+
         return LocalNode("postgres-monitor-role", "metrics-pgmonitor", {
             "nodes": [{"name": n.name, "host": HOST, "port": n.port,
                        **self._as_client(self._dir(topo, n))} for n in topo.nodes("postgres")],
@@ -344,17 +346,23 @@ class LocalSubstrate:
             "password": secrets.get("postgres", "superuser"),
             "user": outputs.POSTGRES_MONITOR_USER,
             "monitor_password": secrets.get("postgres", "monitor"),
+            # an input, so that a new limit reaches an existing role on `up`
+            "connection_limit": exporters.MONITOR_CONNECTION_LIMIT,
         }, opts=pulumi.ResourceOptions(parent=parent, depends_on=[self._ready[topo.name]]))
 
     def _exporter_props(self, topo: Topology, secrets: Secrets, node: Node,
                         served: Node, parent) -> dict:
+        from datakit.nodes.metrics import exporters
+
         props = {"name": node.name, "port": node.port, "dir": self._dir(topo, node),
                  "target": {"host": HOST, "port": served.port}, **self._tls(node, parent),
                  # under one scrape interval: a hung server reads as down, not the exporter
                  "timeout_s": min(0.8, topo.metrics.scrape_interval_s * 0.8)}
         if served.service == "postgres":
+            # the queries' digest: a datakit with new queries restarts the exporters
             return {**props, "kind": "postgres", "user": outputs.POSTGRES_MONITOR_USER,
-                    "password": secrets.get("postgres", "monitor")}
+                    "password": secrets.get("postgres", "monitor"),
+                    "queries": exporters.queries_digest()}
         role = "sentinel" if served.service == "sentinel" else "default"
         return {**props, "kind": "redis", "password": secrets.get("redis", role)}
 

@@ -11,7 +11,9 @@ can read. The PostgreSQL account is a login role with `pg_monitor` and nothing e
 
 postgres_exporter adds datakit's queries (PG_QUERIES) to its defaults: the WAL position,
 whether the server is in recovery (leader changes), and each standby's replay lag in
-seconds as the primary measures it, which 0.11 does not export by itself.
+seconds as the primary measures it, which 0.11 does not export by itself. One default is
+replaced: 0.11's slot query calls pg_current_wal_lsn() on every row, which fails on a
+replica holding slots (Patroni keeps its peers' there), so the slots are the primary's.
 
 props keys (both exporters): kind ("postgres" or "redis"), name, port (its /metrics),
 host (default 127.0.0.1), dir (the exporter's own dir: removed on delete), target
@@ -25,6 +27,7 @@ outs keys: kind, name, host, port, url, target, pid, start_time, log_path, start
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shutil
@@ -65,6 +68,20 @@ PG_QUERIES = {
                                     "WAL written (primary) or replayed (replica), bytes"}},
         ],
     },
+    # Same name and columns as the built-in query it replaces (queries.yml overrides it).
+    "pg_replication_slots": {
+        "query": (
+            "SELECT slot_name, database, active, "
+            "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8 AS pg_wal_lsn_diff "
+            "FROM pg_replication_slots WHERE NOT pg_is_in_recovery()"),
+        "metrics": [
+            {"slot_name": {"usage": "LABEL", "description": "the slot's name"}},
+            {"database": {"usage": "LABEL", "description": "its database (logical slots)"}},
+            {"active": {"usage": "GAUGE", "description": "1 while a receiver uses it"}},
+            {"pg_wal_lsn_diff": {"usage": "GAUGE",
+                                 "description": "WAL the primary keeps for it, bytes"}},
+        ],
+    },
     "pg_standby": {
         # As the primary measures it; NULL once a standby has caught up and WAL is idle.
         "query": (
@@ -86,6 +103,11 @@ PG_QUERIES = {
 def pg_queries_yaml() -> str:
     """postgres_exporter's --extend.query-path file: datakit's queries (PG_QUERIES)."""
     return yaml.safe_dump(PG_QUERIES, sort_keys=False)
+
+
+def queries_digest() -> str:
+    """A short digest of pg_queries_yaml(): an exporter input, so new queries restart it."""
+    return hashlib.sha256(pg_queries_yaml().encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- PostgreSQL role
