@@ -79,3 +79,18 @@ def test_matplotlib_loads_with_the_report_only():
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).parent)
     assert ran.returncode == 0, ran.stderr
+
+
+def test_a_series_that_stops_ends_and_starts_again_instead_of_sloping_across_the_gap():
+    # Prometheus leaves the steps out where a node was down: 0-4 s, then 12-15 s.
+    stopped = [(float(t), 1.0) for t in range(5)] + [(float(t), 9.0) for t in range(12, 16)]
+    xs, ys = charts._values(stopped)
+    assert [x for x, y in zip(xs, ys, strict=True) if y != y] == [8.0]  # one NaN, mid-gap
+    svg = charts.line_chart("leader", {"pg-1": stopped, "pg-2": [(float(t), 2.0)
+                                                                 for t in range(16)]})
+    lines = [p.get("d") for p in ET.fromstring(svg).iter(f"{SVG}path")
+             if (p.get("style") or "").find("stroke: #1f77b4") >= 0]
+    assert lines and lines[0].count("M") == 2, lines  # two pieces, not one line
+    # an evenly sampled series is left whole
+    even = [(float(t), 1.0) for t in range(10)]
+    assert charts._values(even) == ([float(t) for t in range(10)], [1.0] * 10)

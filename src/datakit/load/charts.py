@@ -49,7 +49,25 @@ def relative(series: dict[str, Iterable[tuple[float, float]]], t0: float
 def _values(points: Points) -> tuple[list[float], list[float]]:
     xs = [float(t) for t, _ in points]
     ys = [math.nan if v is None else float(v) for _, v in points]
-    return xs, ys
+    return _break_gaps(xs, ys)
+
+
+def _break_gaps(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """A gap where samples are missing: Prometheus leaves out the steps a series had no
+    value (a node down), and a line drawn across them would invent a slope. Missing means
+    more than twice the series' usual step (its median) since the last sample."""
+    steps = sorted(b - a for a, b in zip(xs, xs[1:], strict=False))
+    if not steps:
+        return xs, ys
+    usual = steps[len(steps) // 2]
+    out_x, out_y = xs[:1], ys[:1]
+    for x, y in zip(xs[1:], ys[1:], strict=True):
+        if usual > 0 and x - out_x[-1] > 2 * usual:
+            out_x.append((x + out_x[-1]) / 2)
+            out_y.append(math.nan)
+        out_x.append(x)
+        out_y.append(y)
+    return out_x, out_y
 
 
 def _finite(ys: list[float]) -> list[float]:
