@@ -28,8 +28,20 @@ from datakit.paths import PROJECT_DIR
 sys.path.insert(0, str(PROJECT_DIR))
 from tests.support.derived_stack import DerivedStack  # noqa: E402
 
-SERVICES = {"pg-": "postgres", "redis-": "redis", "sentinel-": "redis", "kafka-": "kafka",
-            "topic-": "kafka"}
+# Resource name -> the service its time counts for: exporters and their certificates by
+# their suffix first (pg-1-exporter is metrics' time, not PostgreSQL's), then by prefix.
+SUFFIXES = {"-exporter": "metrics", "-exporter-cert": "metrics", "-monitor-role": "metrics"}
+SERVICES = {"pg-": "postgres", "postgres-": "postgres", "redis-": "redis",
+            "sentinel-": "redis", "kafka-": "kafka", "topic-": "kafka", "etcd-": "etcd",
+            "prometheus": "metrics", "process-exporter": "metrics", "migrations": "migrations",
+            "tls-": "tls"}
+
+
+def service_of(name: str) -> str | None:
+    for suffix, service in SUFFIXES.items():
+        if name.endswith(suffix):
+            return service
+    return next((s for prefix, s in SERVICES.items() if name.startswith(prefix)), None)
 
 
 class ServiceClock:
@@ -49,7 +61,7 @@ class ServiceClock:
         if meta is None or meta.op.value == "same":
             return
         name = meta.urn.rsplit("::", 1)[-1]
-        service = next((s for prefix, s in SERVICES.items() if name.startswith(prefix)), None)
+        service = service_of(name)
         if service:
             span = self.spans.setdefault(service, [float("inf"), 0.0])
             now = time.monotonic()

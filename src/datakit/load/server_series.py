@@ -38,6 +38,11 @@ CHARTS: list[tuple[str, str, str, str, str]] = [
      "max by (node) (kafka_server_replicamanager_underreplicatedpartitions)", "node"),
     ("Kafka", "ISR shrinks/s", "/s",
      "sum by (node) (rate(kafka_server_replicamanager_isrshrinks_total[{w}]))", "node"),
+    # a lost broker's partitions moving to the others, and the KRaft quorum's leader
+    ("Kafka", "partition leaders per broker", "",
+     "max by (node) (kafka_server_replicamanager_leadercount)", "node"),
+    ("Kafka", "active controller (1 = leads)", "",
+     "max by (node) (kafka_controller_kafkacontroller_activecontrollercount)", "node"),
     # process-exporter (local): every node, PostgreSQL's backends with their postmaster
     ("Nodes", "CPU per node", "cores",
      "sum by (groupname) (rate(namedprocess_namegroup_cpu_seconds_total[{w}]))", "groupname"),

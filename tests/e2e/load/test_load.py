@@ -82,7 +82,8 @@ def test_short_mixed_baseline_run_passes_and_writes_every_report(e2e_stack, tmp_
     # The servers' side, from the stack's Prometheus, on the same time axis.
     assert summary["server"]["note"] is None, summary["server"]
     for chart in ("PostgreSQL: transactions/s", "Redis: commands/s", "Kafka: bytes in",
-                  "PostgreSQL: replication lag (bytes)"):
+                  "PostgreSQL: replication lag (bytes)", "Kafka: active controller (1 = leads)",
+                  "Kafka: partition leaders per broker"):
         assert chart in summary["server"]["charts"], summary["server"]["charts"]
     assert "Server side (Prometheus)" in report and 'aria-label="transactions/s"' in report
 
