@@ -10,6 +10,7 @@ snapshot is complete when `build_snapshot` returns; the tests then assert on pla
 
 from __future__ import annotations
 
+import json
 import os
 import secrets as pysecrets
 from dataclasses import dataclass, field
@@ -19,12 +20,14 @@ from unittest.mock import patch
 
 import pulumi
 import pytest
+import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pydantic import BaseModel
 
 from datakit.errors import DatakitError
 from datakit.nodes.metrics.exporters import agent_jar
+from datakit.paths import PROJECT_DIR
 from datakit.stack.schema import StackOutputs
 from datakit.toolchain.versions import jmx_exporter_version
 from datakit.topology import Topology, load
@@ -206,3 +209,30 @@ def env_of(container) -> dict[str, str]:
 
 def script_of(container) -> str:
     return "\n".join(unwrap(container.inputs["command"]))
+
+
+# A host's memory large enough for any stack's limits; the bundled dev stack's config; the
+# program run from a config as `pulumi up` would run it.
+PLENTY = 256 * 1024**3
+
+
+def dev_config() -> dict:
+    return yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.dev.yaml").read_text())["config"]
+
+
+def run_program_from_config(config: dict, snapshot: Snapshot | None = None,
+                            stack: str = "dev") -> Snapshot:
+    """Run the program as `pulumi up` would, its topology read from the stack's config."""
+    from datakit.infra import program
+
+    snapshot = snapshot or Snapshot(topo=None)  # type: ignore[arg-type]
+    mocks = Mocks(snapshot)
+    pulumi.runtime.set_mocks(mocks, project="datakit", stack=stack, preview=False,
+                             monitor=RecordingMonitor(mocks, snapshot))
+    pulumi.runtime.set_all_config({
+        k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
+    try:
+        pulumi.runtime.test(program.build)()
+    finally:
+        pulumi.runtime.set_all_config({})
+    return snapshot

@@ -22,15 +22,17 @@ from datakit.nodes.metrics.exporters import MONITOR_CONNECTION_LIMIT
 from datakit.topology import TopologyError, from_config
 
 from .conftest import (
+    PLENTY,
     Snapshot,
     build_snapshot,
+    dev_config,
     env_of,
     plain_strings,
+    run_program_from_config,
     script_of,
     stacks,
     unwrap,
 )
-from .test_parity_and_bad_configs import PLENTY, dev_config, run_program_from_config
 
 
 def peer(topo, name: str) -> str:

@@ -4,10 +4,8 @@ a bad config stops the program before it registers any resource."""
 from __future__ import annotations
 
 import copy
-import json
 import re
 
-import pulumi
 import pytest
 import yaml
 
@@ -15,13 +13,7 @@ from datakit.errors import DatakitError
 from datakit.paths import PROJECT_DIR
 from datakit.topology import TopologyError, from_config
 
-from .conftest import Mocks, RecordingMonitor, Snapshot, build_snapshot
-
-PLENTY = 256 * 1024**3
-
-
-def dev_config() -> dict:
-    return yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.dev.yaml").read_text())["config"]
+from .conftest import PLENTY, Snapshot, build_snapshot, dev_config, run_program_from_config
 
 
 def shape(dsn: str) -> str:
@@ -108,24 +100,6 @@ def test_local_and_docker_make_the_same_metrics_nodes_and_endpoints_shape():
     assert d.prometheus_url.rsplit(":", 1)[1] == lo.prometheus_url.rsplit(":", 1)[1]
     assert (d.scrape_interval_s, d.postgres_user) == (lo.scrape_interval_s, lo.postgres_user)
     assert docker.secrets.postgres.monitor and local.secrets.postgres.monitor
-
-
-def run_program_from_config(config: dict, snapshot: Snapshot | None = None,
-                            stack: str = "dev") -> Snapshot:
-    """Run the program as `pulumi up` would, its topology read from the stack's config."""
-    from datakit.infra import program
-
-    snapshot = snapshot or Snapshot(topo=None)  # type: ignore[arg-type]
-    mocks = Mocks(snapshot)
-    pulumi.runtime.set_mocks(mocks, project="datakit", stack=stack, preview=False,
-                             monitor=RecordingMonitor(mocks, snapshot))
-    pulumi.runtime.set_all_config({
-        k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()})
-    try:
-        pulumi.runtime.test(program.build)()
-    finally:
-        pulumi.runtime.set_all_config({})
-    return snapshot
 
 
 BAD = [
