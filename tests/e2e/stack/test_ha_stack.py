@@ -137,7 +137,7 @@ def test_load_users_migrations_and_verify_go_on_through_a_failover(e2e_stack, tm
     out = e2e_stack.outputs()
     killer = _kill_leader_in(6, out)
     outcome = load.run(load.LoadOptions(
-        stack=e2e_stack.name, workload="postgres", users=6, duration_s=50,
+        stack=e2e_stack.name, workload="postgres", users=6, duration_s=50, warmup_s=5,
         out_dir=tmp_path / "load", outputs=out,
         baseline_overrides={"error_ratio_max": "1", "min_rps": "0"}))
     killer.join()
