@@ -187,7 +187,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--port-shift", type=int, default=-1000)
     args = ap.parse_args()
-    stack = DerivedStack(f"bench-{os.getpid()}", port_shift=args.port_shift)
+    stack = DerivedStack(f"bench-{os.getpid()}", port_shift=args.port_shift,
+                         address_base="127.23.0.0")
     from datakit.topology import load
 
     data_root = load(stack.name).data_path()

@@ -1,7 +1,8 @@
-"""A stack derived from a shipped one with its ports moved: tests and benchmarks run it
-beside a user's own stacks, through the real engine path, and remove it afterwards.
+"""A stack derived from a shipped one with its ports and node addresses moved: tests and
+benchmarks run it beside a user's own stacks, through the real engine path, and remove it
+afterwards. Its own loopback /16 keeps a network fault on its nodes off everyone else's.
 
->>> s = DerivedStack("e2e-1", base="local", port_shift=800)
+>>> s = DerivedStack("e2e-1", base="local", port_shift=800, address_base="127.20.0.0")
 >>> s.up(); s.outputs().endpoints; s.remove()
 """
 
@@ -30,7 +31,8 @@ def _shift_ports(node: dict, shift: int) -> None:
 class DerivedStack:
     """A derived stack's config file (git-ignored) and the engine calls on it."""
 
-    def __init__(self, name: str, *, base: str = "local", port_shift: int = 800):
+    def __init__(self, name: str, *, base: str = "local", port_shift: int = 800,
+                 address_base: str = "127.20.0.0"):
         self.name = name
         self.path = PROJECT_DIR / "stacks" / f"Pulumi.{name}.yaml"
         shipped = yaml.safe_load((PROJECT_DIR / "stacks" / f"Pulumi.{base}.yaml").read_text())
@@ -38,6 +40,7 @@ class DerivedStack:
         for key in ("datakit:postgres", "datakit:redis", "datakit:kafka", "datakit:etcd",
                     "datakit:metrics"):
             _shift_ports(self.config.get(key) or {}, port_shift)
+        self.config.setdefault("datakit:local", {})["address_base"] = address_base
         self.pristine = copy.deepcopy(self.config)
         self.running = False
         self.write()

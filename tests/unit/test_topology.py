@@ -153,6 +153,30 @@ def test_docker_nodes_name_their_own_host_or_the_stacks():
     assert load("local", PROJECT_DIR).node("pg-3").docker_host is None
 
 
+def test_local_nodes_have_a_loopback_address_each_by_service_and_index():
+    local = load("local", PROJECT_DIR)
+    hosts = {n.name: n.host for n in local.nodes()}
+    assert hosts["pg-2"] == "127.10.1.2" and hosts["redis-1"] == "127.10.2.1"
+    assert hosts["sentinel-3"] == "127.10.3.3" and hosts["kafka-3"] == "127.10.4.3"
+    assert hosts["etcd-1"] == "127.10.5.1"
+    assert len(set(hosts.values())) == len(hosts)
+    assert all(m.host is None for m in local.metrics_nodes())  # they watch from 127.0.0.1
+    moved = from_config(with_change("local.address_base", "127.44.0.0"), stack="local",
+                        memory_total=PLENTY)
+    assert moved.node("pg-2").host == "127.44.1.2"
+    # scaling keeps every other node's address
+    more = from_config(with_change("postgres.nodes", 5), stack="local", memory_total=PLENTY)
+    assert more.node("redis-1").host == "127.10.2.1" and more.node("pg-5").host == "127.10.1.5"
+    assert load("prod", PROJECT_DIR).node("pg-1").host is None  # docker: its own network
+
+
+@pytest.mark.parametrize("base", ["10.0.0.0", "127.0.0.0", "127.10.0.1", "127.10.5.0",
+                                  "localhost", "127.300.0.0"])
+def test_an_address_base_that_is_not_a_loopback_16_of_its_own_is_named(base):
+    lines = problems_of(with_change("local.address_base", base))
+    assert any("local.address_base" in line and repr(base) in line for line in lines), lines
+
+
 def test_scaling_replicas_changes_only_the_node_list_tail():
     one = from_config(with_change("postgres.nodes", 2), stack="local", memory_total=PLENTY)
     assert [n.name for n in one.nodes("postgres")] == ["pg-1", "pg-2"]

@@ -40,7 +40,8 @@ from datakit.nodes.readiness import wait_until
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 # Changing one of these makes a new member: etcd reads them only when its data dir is new.
-REPLACE_KEYS = frozenset({"name", "port", "peer_port", "data_dir", "cluster", "cluster_token"})
+REPLACE_KEYS = frozenset({"name", "host", "port", "peer_port", "data_dir", "cluster",
+                          "cluster_token"})
 _OURS = {"etcd.yml", "data", "etcd.log", tls.DIR}
 
 
@@ -164,7 +165,8 @@ def start(props: dict, *, timeout: float = START_TIMEOUT) -> dict:
         raise DatakitError(f"{label(props)}: cannot write its data dir {root}: "
                            f"{exc.strerror or exc} ({exc.filename or root}); make it a "
                            "writable directory (or change the stack's data_dir)") from None
-    pid = account.spawn([str(etcd), "--config-file", str(conf)], log=log, cwd=str(root))
+    pid = account.spawn([str(etcd), "--config-file", str(conf)], log=log, cwd=str(root),
+                        address=host)
     started = process.start_time(pid)
 
     def listening() -> bool:

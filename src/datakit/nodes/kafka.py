@@ -224,7 +224,7 @@ def _start(props: dict, argv: list[str], *, timeout: float) -> dict:
         process.require_free(port, f"Kafka node {node_id} {what}", host)
     account = RunAs.service(props.get("run_as") or "kafka")
     began = time.monotonic()
-    pid = account.spawn(argv, log=paths["log"], cwd=str(paths["root"]))
+    pid = account.spawn(argv, log=paths["log"], cwd=str(paths["root"]), address=host)
     started = process.start_time(pid)
     what = f"Kafka node {node_id} ({paths['root']})"
 

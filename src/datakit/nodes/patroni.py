@@ -179,8 +179,10 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
         user = account()
         program = venv_program("patroni", user)
         if postmaster(props) is None:  # a postmaster that outlived its Patroni is adopted
-            process.require_free(int(props["port"]), f"{label(props)} PostgreSQL port")
-        process.require_free(int(props["rest_port"]), f"{label(props)} REST API port")
+            process.require_free(int(props["port"]), f"{label(props)} PostgreSQL port",
+                                 host(props))
+        process.require_free(int(props["rest_port"]), f"{label(props)} REST API port",
+                             host(props))
         if props.get("tls"):  # its certificate is how it reaches etcd
             _writing(props, lambda: _write_tls(props, user))
         etcd.require_reachable(etcd_nodes(props), needed_by=label(props))
@@ -193,7 +195,7 @@ def start(props: dict, *, wait: bool = True, timeout: float = START_TIMEOUT) -> 
             _await_initialised(props, timeout=timeout)
         _writing(props, lambda: write_files(props, config, user))
         pid = user.spawn([str(program), str(node["config"])], log=node["log"],
-                         cwd=str(node["root"]))
+                         cwd=str(node["root"]), address=props.get("host"))
         live = (pid, process.start_time(pid) or 0)
     outs = _outs(props, *live)
     if wait:

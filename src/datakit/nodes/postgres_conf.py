@@ -38,6 +38,7 @@ def bin_dir(version: int | str | None = None) -> Path:
 
 
 def pgpass_line(user: str, password: str) -> str:
-    """A .pgpass entry for `user` on any loopback node (a replica may follow another one)."""
+    """A .pgpass entry for `user` on any node of the stack (each has its own loopback
+    address, and a replica may follow another one); the file is the caller's own."""
     esc = password.replace("\\", "\\\\").replace(":", "\\:")
-    return f"127.0.0.1:*:*:{user}:{esc}\n"
+    return f"*:*:*:{user}:{esc}\n"

@@ -76,14 +76,17 @@ class RunAs:
         return proc.stdout
 
     def spawn(self, argv: list[str], *, log: Path, env: dict[str, str] | None = None,
-              cwd: str | None = None) -> int:
-        """Start a daemon in its own session, output to `log`; return its pid."""
+              cwd: str | None = None, address: str | None = None) -> int:
+        """Start a daemon in its own session, output to `log`; return its pid. `address`: the
+        node's own loopback address, which its connections then leave from (own_address)."""
+        from datakit.nodes import own_address
+
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:
             os.chown(log, self.uid, self.gid)
             proc = subprocess.Popen(
-                self._as_me(argv), stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, close_fds=True, start_new_session=True,
+                own_address.command(address, self._as_me(argv)), stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, close_fds=True, start_new_session=True,
                 cwd=cwd or "/", env=_env(self, env),
             )
         _children.append(proc)

@@ -45,7 +45,7 @@ from datakit.nodes.redis_conf import (
 )
 
 HOST = "127.0.0.1"
-REPLACE_KEYS = frozenset({"name", "port", "data_dir", "cluster"})
+REPLACE_KEYS = frozenset({"name", "host", "port", "data_dir", "cluster"})
 START_TIMEOUT = 30.0
 # (config file, log file, pid file, extra argv) per kind of daemon.
 KINDS = {
@@ -61,8 +61,13 @@ def _account() -> RunAs:
 def _node(props: dict) -> dict:
     """The node as a client reaches it: with its own files when it has TLS."""
     own = tls.client_files(props)
-    return {"name": props["name"], "host": HOST, "port": int(props["port"]),
+    return {"name": props["name"], "host": host_of(props), "port": int(props["port"]),
             **({"client_tls": own} if own else {})}
+
+
+def host_of(props: dict) -> str:
+    """Where the node listens: its own loopback address, else 127.0.0.1."""
+    return props.get("host") or HOST
 
 
 def _kind(props: dict) -> str:
@@ -104,7 +109,7 @@ def wait(probe, props: dict, pid: int, started: int | None, *, what: str,
 
 def outs_of(props: dict, pid: int, started: int | None) -> dict:
     node_dir, conf, log, _ = paths(props)
-    return {"name": props["name"], "host": HOST, "port": int(props["port"]), "pid": pid,
+    return {"name": props["name"], "host": host_of(props), "port": int(props["port"]), "pid": pid,
             "start_time": started, "data_dir": str(node_dir), "conf_path": str(conf),
             "log_path": str(log)}
 
@@ -118,14 +123,15 @@ def launch(props: dict) -> dict:
     if running:
         pid, started = running
     else:
-        process.require_free(int(props["port"]), label(_node(props), _kind_word(props)))
+        process.require_free(int(props["port"]), label(_node(props), _kind_word(props)),
+                             host_of(props))
         # umask 077: files Redis and Sentinel rewrite themselves (CONFIG REWRITE, the
         # Sentinel state) hold passwords too, and Redis creates them 0644 & ~umask.
         argv = ["/bin/sh", "-c", 'umask 077 && exec "$0" "$@"', server_binary(), str(conf),
                 *KINDS[kind][3]]
         if props.get("replicaof"):  # a former master rejoining: never a master on start
             argv += ["--replicaof", props["replicaof"]["host"], str(props["replicaof"]["port"])]
-        pid = _account().spawn(argv, log=log, cwd=str(node_dir))
+        pid = _account().spawn(argv, log=log, cwd=str(node_dir), address=props.get("host"))
         started = process.start_time(pid)
     node = _node(props)
 
@@ -166,10 +172,10 @@ def create_server(props: dict) -> dict:
     node = _node(props)
     node_dir, conf, _, _ = paths(props, "server")
     if not _running(props):
-        process.require_free(node["port"], label(node))
+        process.require_free(node["port"], label(node), node["host"])
         if props.get("cluster") is not None:
             bus = bus_port(props["name"], node["port"], props["cluster"])
-            process.require_free(bus, f"{label(node)} cluster bus")
+            process.require_free(bus, f"{label(node)} cluster bus", node["host"])
     account.own(node_dir, 0o700)
     files = tls.write(props, account)
     if conf.exists():
@@ -184,7 +190,8 @@ def create_server(props: dict) -> dict:
         write_private(conf, render_server(
             name=props["name"], port=node["port"], node_dir=node_dir,
             password=props["password"], settings=props.get("settings") or {},
-            replicaof=master, cluster=props.get("cluster"), tls=files), account)
+            replicaof=master, cluster=props.get("cluster"), tls=files,
+            host=host_of(props)), account)
         outs = launch(props)
         if master:
             wait_replicating(props, outs)

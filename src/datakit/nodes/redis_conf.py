@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from datakit.errors import DatakitError
+from datakit.nodes.address import LOOPBACK
 from datakit.nodes.process import RunAs
 
 # What every data node has unless the stack's settings say otherwise.
@@ -90,11 +91,12 @@ def _listen(port: int, tls: dict | None) -> list[str]:
 
 def render_server(*, name: str, port: int, node_dir: Path, password: str, settings: dict,
                   replicaof: dict | None = None, cluster: dict | None = None,
-                  tls: dict | None = None) -> str:
+                  tls: dict | None = None, host: str = LOOPBACK) -> str:
     check_settings(settings, name)
     lines = [
         "# Written by datakit when the node was made; Redis rewrites it (CONFIG REWRITE).",
-        "bind 127.0.0.1",
+        # Its replication and cluster links also leave from the first bound address.
+        f"bind {host}",
         "protected-mode yes",
         *_listen(port, tls),
         "daemonize no",
@@ -103,7 +105,7 @@ def render_server(*, name: str, port: int, node_dir: Path, password: str, settin
         f"pidfile {quote(str(node_dir / 'redis.pid'))}",
         f"requirepass {quote(password)}",
         f"masterauth {quote(password)}",
-        "replica-announce-ip 127.0.0.1",
+        f"replica-announce-ip {host}",
     ]
     if cluster is not None:
         lines += [
@@ -111,12 +113,12 @@ def render_server(*, name: str, port: int, node_dir: Path, password: str, settin
             "cluster-config-file nodes.conf",
             f"cluster-node-timeout {int(cluster.get('node_timeout', 5000))}",
             f"cluster-port {bus_port(name, port, cluster)}",
-            "cluster-announce-ip 127.0.0.1",
+            f"cluster-announce-ip {host}",
             *(["tls-cluster yes"] if tls else []),
         ]
     lines += [f"{key} {quote(val)}" for key, val in {**DEFAULTS, **settings}.items()]
     if replicaof:
-        lines.append(f"replicaof {replicaof.get('host') or '127.0.0.1'} {int(replicaof['port'])}")
+        lines.append(f"replicaof {replicaof.get('host') or LOOPBACK} {int(replicaof['port'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -132,7 +134,7 @@ def bus_port(name: str, port: int, cluster: dict) -> int:
 
 def render_sentinel(*, name: str, port: int, node_dir: Path, password: str, master_name: str,
                     master: dict, master_password: str, quorum: int, settings: dict,
-                    tls: dict | None = None) -> str:
+                    tls: dict | None = None, host: str = LOOPBACK) -> str:
     check_settings(settings, name)
     unknown = set(settings) - set(SENTINEL_DEFAULTS)
     if unknown:
@@ -144,7 +146,7 @@ def render_sentinel(*, name: str, port: int, node_dir: Path, password: str, mast
                            "only letters, digits, '.', '_' and '-'")
     lines = [
         "# Written by datakit when the Sentinel was made; Sentinel rewrites it.",
-        "bind 127.0.0.1",
+        f"bind {host}",
         # tls-replication: Sentinel dials masters, replicas and its peers over TLS too.
         *_listen(port, tls),
         "daemonize no",
@@ -153,10 +155,10 @@ def render_sentinel(*, name: str, port: int, node_dir: Path, password: str, mast
         f"pidfile {quote(str(node_dir / 'sentinel.pid'))}",
         f"requirepass {quote(password)}",
         "sentinel resolve-hostnames no",
-        "sentinel announce-ip 127.0.0.1",
+        f"sentinel announce-ip {host}",
         f"sentinel announce-port {int(port)}",
         f"sentinel sentinel-pass {quote(password)}",
-        f"sentinel monitor {master_name} {master.get('host') or '127.0.0.1'} "
+        f"sentinel monitor {master_name} {master.get('host') or LOOPBACK} "
         f"{int(master['port'])} {int(quorum)}",
         f"sentinel auth-pass {master_name} {quote(master_password)}",
     ]

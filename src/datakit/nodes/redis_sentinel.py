@@ -29,7 +29,7 @@ from datakit.nodes.process import require_free
 from datakit.nodes.readiness import wait_until
 from datakit.nodes.redis_conf import config_value, render_sentinel, write_private
 
-REPLACE_KEYS = frozenset({"name", "port", "data_dir", "master_name", "password"})
+REPLACE_KEYS = frozenset({"name", "host", "port", "data_dir", "master_name", "password"})
 
 
 def _props(props: dict) -> dict:
@@ -54,7 +54,7 @@ def create_sentinel(props: dict) -> dict:
     node = rd._node(props)
     node_dir, conf, _, _ = rd.paths(props)
     if not rd._running(props):
-        require_free(node["port"], rc.label(node, "sentinel"))
+        require_free(node["port"], rc.label(node, "sentinel"), node["host"])
     account = rd._account()
     account.own(node_dir, 0o700)
     files = tls.write(props, account)  # its own certificate is how it reaches its peers
@@ -70,7 +70,8 @@ def create_sentinel(props: dict) -> dict:
                 name=props["name"], port=node["port"], node_dir=node_dir,
                 password=props["password"], master_name=props["master_name"], master=master,
                 master_password=props["master_password"], quorum=int(props["quorum"]),
-                settings=props.get("settings") or {}, tls=files), account)
+                settings=props.get("settings") or {}, tls=files, host=rd.host_of(props)),
+                account)
         outs = rd.launch(props)
         replicas = len(rc.role(master, props["master_password"])[2])
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +16,7 @@ from datakit.topology.baselines import Baselines
 from datakit.topology.docker import DockerSpec
 from datakit.topology.etcd import EtcdSpec
 from datakit.topology.kafka import KafkaSpec
+from datakit.topology.local import LocalSpec
 from datakit.topology.metrics import MetricsSpec
 from datakit.topology.patroni import NAMESPACE
 from datakit.topology.postgres import PostgresSpec
@@ -56,6 +57,7 @@ class Node:
     serves: str | None = None  # an exporter: the node whose metrics it serves
     replica_of: str | None = None  # the initial upstream of a replica
     docker_host: str | None = None  # docker substrate: this node's host, if not the default
+    host: str | None = None  # local substrate: its own loopback address (None: 127.0.0.1)
 
     def ports(self) -> dict[str, int]:
         named = {"client": self.port, "controller": self.controller_port, "bus": self.bus_port,
@@ -88,6 +90,8 @@ class Topology(Spec):
                                  "the stack to.")
     docker: DockerSpec = Field(DockerSpec(), description="Docker-only settings (validated on "
                                "every stack).")
+    local: LocalSpec = Field(LocalSpec(), description="Local-only settings (validated on "
+                             "every stack).")
     tls: TlsSpec = Field(TlsSpec(), description="TLS on every link, a CA per stack.")
 
     def data_path(self) -> Path:
@@ -110,6 +114,8 @@ class Topology(Spec):
                *self.etcd_nodes()]
         if self.substrate == "docker":
             out = [_with_host(n, self.docker.host_of(n.name)) for n in out]
+        else:
+            out = [replace(n, host=self.local.address_of(n.service, n.index)) for n in out]
         return tuple(n for n in out if service is None or n.service == service)
 
     def etcd_nodes(self) -> tuple[Node, ...]:
@@ -227,6 +233,4 @@ class Topology(Spec):
 
 
 def _with_host(node: Node, host: str | None) -> Node:
-    from dataclasses import replace
-
     return replace(node, docker_host=host)

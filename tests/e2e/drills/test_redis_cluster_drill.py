@@ -30,7 +30,8 @@ def _cluster_mode(config: dict) -> None:
 
 @pytest.fixture(scope="module")
 def cluster_stack():
-    stack = DerivedStack(f"cluster-{os.getpid()}", port_shift=SHIFT)
+    stack = DerivedStack(f"cluster-{os.getpid()}", port_shift=SHIFT,
+                         address_base="127.22.0.0")
     try:
         stack.edit(_cluster_mode)
         stack.up()

@@ -23,7 +23,8 @@ SHIFT = int(os.environ.get("DATAKIT_E2E_RESTORE_PORT_SHIFT", "-1980"))
 
 @pytest.fixture(scope="module")
 def restore_stack():
-    stack = DerivedStack(f"restore-{os.getpid()}", port_shift=SHIFT)
+    stack = DerivedStack(f"restore-{os.getpid()}", port_shift=SHIFT,
+                         address_base="127.21.0.0")
     try:
         stack.up()
         yield stack

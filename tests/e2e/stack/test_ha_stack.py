@@ -165,10 +165,10 @@ def test_load_users_migrations_and_verify_go_on_through_a_failover(e2e_stack, tm
     assert result.ok, [(r.node, r.check, r.found) for r in result.failed]
 
 
-def _taken(port: int) -> socket.socket:
+def _taken(host: str, port: int) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind((host, port))
     sock.listen()
     return sock
 
@@ -193,7 +193,7 @@ def test_unreachable_etcd_and_an_unbootstrappable_member_name_the_node(e2e_stack
     pg3 = out.node("pg-3")
     e2e_stack.edit(lambda c: c["datakit:postgres"].update(nodes=2))
     e2e_stack.up()
-    blocker = _taken(pg3.port)
+    blocker = _taken(pg3.host, pg3.port)
     try:
         e2e_stack.edit(lambda c: c["datakit:postgres"].update(nodes=3))
         with pytest.raises(StackError, match=f"patroni node pg-3 .*{pg3.port}.*in use"):

@@ -271,10 +271,10 @@ def test_reloadable_setting_keeps_the_process_and_a_postmaster_one_restarts(e2e_
             "SELECT 1 FROM pg_stat_replication WHERE state = 'streaming'").fetchall()) == 2)
 
 
-def _port_taken(port: int) -> socket.socket:
+def _port_taken(host: str, port: int) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind((host, port))
     sock.listen()
     return sock
 
@@ -299,7 +299,7 @@ def test_scaling_replicas_down_and_up_touches_only_that_node(e2e_stack):
     assert slots is not None and not any("pg_3" in s for s in slots), slots
 
     # A taken port fails `up` with a clear message; the next `up` continues.
-    blocker = _port_taken(pg3.port)
+    blocker = _port_taken(pg3.host, pg3.port)
     try:
         e2e_stack.edit(lambda c: c["datakit:postgres"].update(nodes=3))
         with pytest.raises(StackError, match=f"{pg3.port}.*in use"):
@@ -321,6 +321,6 @@ def test_down_leaves_no_process_port_or_data_dir(e2e_stack):
     for n in out.nodes:
         assert not process.is_running(n.handle.pid, n.handle.start_time), n.name
         with socket.socket() as sock:
-            assert sock.connect_ex(("127.0.0.1", n.port)) != 0, f"{n.name} still listens"
+            assert sock.connect_ex((n.host, n.port)) != 0, f"{n.name} still listens"
     assert not any(d.exists() for d in out.data_dirs())
     assert not out.data_dirs()[0].parent.exists(), "the stack's data folder was left behind"

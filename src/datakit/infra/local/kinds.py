@@ -50,7 +50,7 @@ class Kind:
 
 # Peers only say where to look for the live primary/master: a changed peer list (scaling)
 # is no reason to touch a node.
-NODE_KEYS = frozenset({"name", "port", "data_dir", "version"})
+NODE_KEYS = frozenset({"name", "host", "port", "data_dir", "version"})
 
 
 def _etcd() -> dict[str, Kind]:
@@ -78,7 +78,7 @@ def _forget_prefixes(spec: Spec) -> None:
 
 # A member is its name, ports, dirs, cluster and version; settings, passwords and the etcd
 # list are in-place updates (patroni_member), cluster-wide values the group's (converge).
-PATRONI_KEYS = frozenset({"name", "port", "rest_port", "data_dir", "version", "scope",
+PATRONI_KEYS = frozenset({"name", "host", "port", "rest_port", "data_dir", "version", "scope",
                           "namespace"})
 
 

@@ -57,8 +57,11 @@ class LocalNodeProvider(ResourceProvider):
         return UpdateResult(outs={**news, "state": state})
 
     def delete(self, _id, props):
+        from datakit.nodes import own_address
+
         props = _plain(props)
         _kind(props["kind"]).delete(props["spec"], props.get("state") or {})
+        own_address.release(props["spec"].get("host"))  # its source-address rule, if any
 
     def read(self, id_, props):
         props = _plain(props)

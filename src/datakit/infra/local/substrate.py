@@ -30,7 +30,12 @@ from datakit.nodes import tls
 from datakit.paths import PROJECT_DIR
 from datakit.topology import Node, Topology
 
-HOST = "127.0.0.1"
+HOST = "127.0.0.1"  # where exporters and Prometheus listen; nodes have their own
+
+
+def host(node: Node) -> str:
+    """Where a node listens: its own loopback address (topology.local), else 127.0.0.1."""
+    return node.host or HOST
 
 
 def _rules(topo: Topology) -> str:
@@ -62,7 +67,8 @@ class LocalSubstrate:
         """A node's `tls` props: its certificate for every address it is reached at."""
         if not (self._pki and self._pki.enabled):
             return {}
-        return {"tls": self._pki.issue(node.name, [HOST, "localhost", node.name], parent)}
+        names = dict.fromkeys([host(node), HOST, "localhost", node.name])  # once each, in order
+        return {"tls": self._pki.issue(node.name, list(names), parent)}
 
     def _as_client(self, data_dir: str) -> dict:
         """How a group resource reaches a node: with that node's own files."""
@@ -86,7 +92,7 @@ class LocalSubstrate:
             "start_time": s.get("start_time") or s.get("started"),
             "data_dir": data_dir, "log": s.get("log_path") or s.get("log"),
         })
-        return Provisioned(node=node, resource=resource, host=HOST,
+        return Provisioned(node=node, resource=resource, host=host(node),
                            handle=pulumi.Output.unsecret(handle), testinfra="local://")
 
     def _dir(self, topo: Topology, node: Node) -> str:
@@ -98,10 +104,11 @@ class LocalSubstrate:
         """etcd members, then one group resource that waits for one leader over them all."""
         spec = topo.etcd
         nodes = topo.nodes("etcd")
-        cluster = [{"name": n.name, "host": HOST, "peer_port": n.peer_port} for n in nodes]
+        cluster = [{"name": n.name, "host": host(n), "peer_port": n.peer_port} for n in nodes]
         made, members = [], []
         for node in nodes:
-            props = {"name": node.name, "port": node.port, "peer_port": node.peer_port,
+            props = {"name": node.name, "host": host(node), "port": node.port,
+                     "peer_port": node.peer_port,
                      "data_dir": self._dir(topo, node), "cluster": cluster,
                      # Two stacks on one machine must never join each other's cluster.
                      "cluster_token": f"datakit-{topo.name}",
@@ -113,7 +120,7 @@ class LocalSubstrate:
             members.append(res)
             made.append(self._provisioned(node, res, props["data_dir"]))
         self._dcs[topo.name] = LocalNode("etcd-cluster", "etcd-cluster", {
-            "members": [{"name": n.name, "port": n.port,
+            "members": [{"name": n.name, "host": host(n), "port": n.port,
                          **self._as_client(self._dir(topo, n))} for n in nodes],
             "prefixes": [topo.patroni_prefix],
             "generation": _generation(members),
@@ -130,7 +137,8 @@ class LocalSubstrate:
         dcs = self._dcs[topo.name]
         cluster = {
             "scope": topo.patroni_scope,
-            "etcd": [{"name": n.name, "port": n.port} for n in topo.nodes("etcd")],
+            "etcd": [{"name": n.name, "host": host(n), "port": n.port}
+                     for n in topo.nodes("etcd")],
             "superuser": outputs.POSTGRES_SUPERUSER,
             "superuser_password": secrets.get("postgres", "superuser"),
             "settings": spec.settings.gucs(),
@@ -148,12 +156,14 @@ class LocalSubstrate:
             # post_bootstrap, which makes the app role and database.
             "app_user": spec.app_user, "app_password": secrets.get("postgres", "app"),
             "app_database": spec.database,
+            # Clients on 127.0.0.1, peers from their own addresses (nodes/own_address.py).
+            "client_networks": ["127.0.0.0/8"],
         }
         if spec.archive:  # whichever member leads archives (archive_mode on) to one folder
             common["archive_dir"] = str(topo.archive_path())
         made, members, rest = [], [], []
         for node in nodes:
-            props = {**common, "name": node.name, "port": node.port,
+            props = {**common, "name": node.name, "host": host(node), "port": node.port,
                      "rest_port": spec.rest_port(node.name), "data_dir": self._dir(topo, node),
                      # The first member initialises; the others start once it has.
                      "join": bool(members), **self._tls(node, parent)}
@@ -161,7 +171,7 @@ class LocalSubstrate:
                             opts=pulumi.ResourceOptions(parent=parent,
                                                         depends_on=[dcs, *members[:1]]))
             members.append(res)
-            rest.append({**{k: props[k] for k in ("name", "port", "rest_port", "data_dir",
+            rest.append({**{k: props[k] for k in ("name", "host", "port", "rest_port", "data_dir",
                                                   "rest_user", "rest_password")},
                          **self._as_client(props["data_dir"])})
             made.append(self._provisioned(node, res, props["data_dir"]))
@@ -176,13 +186,14 @@ class LocalSubstrate:
         spec = topo.redis
         password = secrets.get("redis", "default")
         data_nodes = topo.nodes("redis")
-        peers = [{"name": n.name, "host": HOST, "port": n.port} for n in data_nodes]
+        peers = [{"name": n.name, "host": host(n), "port": n.port} for n in data_nodes]
         made: list[Provisioned] = []
         servers: list[LocalNode] = []
         first = None
         for node in data_nodes:
-            props = {"name": node.name, "port": node.port, "data_dir": self._dir(topo, node),
-                     "password": password, "settings": spec.settings.directives(),
+            props = {"name": node.name, "host": host(node), "port": node.port,
+                     "data_dir": self._dir(topo, node), "password": password,
+                     "settings": spec.settings.directives(),
                      "peers": [p for p in peers if p["name"] != node.name],
                      **self._tls(node, parent)}
             depends = []
@@ -209,8 +220,9 @@ class LocalSubstrate:
         sentinel_password = secrets.get("redis", "sentinel")
         sentinel_nodes, group = topo.nodes("sentinel"), []
         for node in sentinel_nodes:
-            props = {"name": node.name, "port": node.port, "data_dir": self._dir(topo, node),
-                     "password": sentinel_password, "master_password": password,
+            props = {"name": node.name, "host": host(node), "port": node.port,
+                     "data_dir": self._dir(topo, node), "password": sentinel_password,
+                     "master_password": password,
                      "master_name": spec.master_name, "quorum": spec.sentinel.quorum,
                      "settings": {"down-after-milliseconds": spec.sentinel.down_after_ms,
                                   "failover-timeout": spec.sentinel.failover_timeout_ms},
@@ -220,7 +232,7 @@ class LocalSubstrate:
             group.append(res)
             made.append(self._provisioned(node, res, props["data_dir"]))
         LocalNode("redis-sentinels", "redis-sentinels", {
-            "sentinels": [{"name": n.name, "port": n.port,
+            "sentinels": [{"name": n.name, "host": host(n), "port": n.port,
                            **self._as_client(self._dir(topo, n))} for n in sentinel_nodes],
             "password": sentinel_password, "master_name": spec.master_name,
             "generation": _generation(group),
@@ -234,8 +246,8 @@ class LocalSubstrate:
         nodes = topo.nodes("kafka")
         # The group resources reach the cluster with the first node's files (as root).
         reach = self._as_client(self._dir(topo, nodes[0]))
-        voters = [{"id": n.index, "host": HOST, "port": n.controller_port} for n in nodes]
-        brokers = [{"id": n.index, "host": HOST, "port": n.port} for n in nodes]
+        voters = [{"id": n.index, "host": host(n), "port": n.controller_port} for n in nodes]
+        brokers = [{"id": n.index, "host": host(n), "port": n.port} for n in nodes]
         # Certificate names that are super users: the brokers (to the controllers) and
         # the kit's own client (DescribeQuorum); everyone else has ACLs only.
         principals = [n.name for n in nodes] + [CLIENT]
@@ -250,7 +262,7 @@ class LocalSubstrate:
             uuid.uuid5(uuid.NAMESPACE_URL, f"datakit:{topo.name}").bytes).decode().rstrip("=")
         made, servers = [], []
         for node in nodes:
-            props = {**users, "name": node.name, "node_id": node.index, "host": HOST,
+            props = {**users, "name": node.name, "node_id": node.index, "host": host(node),
                      "port": node.port, "controller_port": node.controller_port,
                      "voters": voters, "cluster_id": cluster_id,
                      "data_dir": self._dir(topo, node), "heap_mb": spec.heap // 1024**2,
@@ -304,10 +316,11 @@ class LocalSubstrate:
             exporters.append(res)
             out.append(self._provisioned(node, res, props["dir"]))
         server = topo.metrics_nodes()[-1]
+        placed = {n.name: n for n in (*topo.nodes(), *topo.metrics_nodes())}
         props = {"name": server.name, "port": server.port, "dir": self._dir(topo, server),
                  "scrape_interval_s": topo.metrics.scrape_interval_s,
                  "retention": topo.metrics.retention,
-                 "targets": scrape_targets(topo, lambda _node: HOST),
+                 "targets": scrape_targets(topo, lambda name: host(placed[name])),
                  "job_intervals": job_intervals(topo),
                  "external_labels": {"stack": topo.name}, **self._tls(server, parent),
                  "rules": _rules(topo)}
@@ -325,7 +338,7 @@ class LocalSubstrate:
                            {"name": n.name, "cmdline": f"{home}/pgdata"}]
             elif n.service in ("redis", "sentinel"):
                 groups.append({"name": n.name,
-                               "cmdline": f"^\\S*redis-\\S+ {re.escape(HOST)}:{n.port}( |$)"})
+                               "cmdline": f"^\\S*redis-\\S+ {re.escape(host(n))}:{n.port}( |$)"})
             else:  # Kafka (server.properties) and etcd (etcd.yml): in the data dir
                 groups.append({"name": n.name, "cmdline": f"{home}/"})
         for m in topo.metrics_nodes():
@@ -340,7 +353,7 @@ class LocalSubstrate:
         from datakit.nodes.metrics import exporters  # psycopg: only when metrics are on
 
         return LocalNode("postgres-monitor-role", "metrics-pgmonitor", {
-            "nodes": [{"name": n.name, "host": HOST, "port": n.port,
+            "nodes": [{"name": n.name, "host": host(n), "port": n.port,
                        **self._as_client(self._dir(topo, n))} for n in topo.nodes("postgres")],
             "superuser": outputs.POSTGRES_SUPERUSER,
             "password": secrets.get("postgres", "superuser"),
@@ -355,7 +368,8 @@ class LocalSubstrate:
         from datakit.nodes.metrics import exporters
 
         props = {"name": node.name, "port": node.port, "dir": self._dir(topo, node),
-                 "target": {"host": HOST, "port": served.port}, **self._tls(node, parent),
+                 "target": {"host": host(served), "port": served.port},
+                 **self._tls(node, parent),
                  # under one scrape interval: a hung server reads as down, not the exporter
                  "timeout_s": min(0.8, topo.metrics.scrape_interval_s * 0.8)}
         if served.service == "postgres":
@@ -373,7 +387,7 @@ class LocalSubstrate:
 
         migrations_dir = PROJECT_DIR / topo.postgres.migrations
         nodes = topo.nodes("postgres")
-        hosts = [(HOST, n.port) for n in nodes]
+        hosts = [(host(n), n.port) for n in nodes]
         # As a client of the first member: its CA file is there before any migration runs.
         ca = tls.files(self._dir(topo, nodes[0]))["ca"] if self._pki and self._pki.enabled \
             else None

@@ -80,7 +80,7 @@ class LocalControl:
         process.kill(pid, started)
         if self.service == "kafka":  # a killed JVM's threads hold its sockets a moment
             for port in (self.node.ports or {"client": self.node.port}).values():
-                wait_until(lambda p=port: process.port_free(int(p)),
+                wait_until(lambda p=port: process.port_free(int(p), self.node.host),
                            what=f"port {port} of {self.name} to close", timeout=15)
 
     def pause(self) -> None:
@@ -148,7 +148,7 @@ class LocalControl:
 
     def _spawn(self, user: str, argv: list[str], log: Path) -> int:
         account = process.RunAs.service(user)
-        return account.spawn(argv, log=log, cwd=str(self._cwd))
+        return account.spawn(argv, log=log, cwd=str(self._cwd), address=self.node.host)
 
     def _wait_port(self, pid: int, timeout: float = 60.0) -> None:
         def accepts() -> bool:

@@ -88,7 +88,7 @@ class PatroniControl(LocalControl):
         node = paths(props)
         account = patroni.account()
         pid = account.spawn([str(venv_program("patroni", account)), str(node["config"])],
-                            log=node["log"], cwd=str(node["root"]))
+                            log=node["log"], cwd=str(node["root"]), address=self.node.host)
         patroni.wait_member(props, {"pid": pid, "start_time": process.start_time(pid)})
 
 
@@ -120,7 +120,8 @@ class EtcdControl(LocalControl):
         conf = Path(self.data_dir) / "etcd.yml"
         account = process.RunAs.service("etcd")
         pid = account.spawn([str(venv_program("etcd", account)), "--config-file", str(conf)],
-                            log=Path(self.data_dir) / "etcd.log", cwd=str(self.data_dir))
+                            log=Path(self.data_dir) / "etcd.log", cwd=str(self.data_dir),
+                            address=self.node.host)
 
         def listening() -> bool:
             with socket.create_connection((self.node.host, self.node.port), timeout=1):

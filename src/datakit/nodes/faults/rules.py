@@ -40,6 +40,7 @@ _MODULES = {
     "statistic": "modprobe xt_statistic",
     "NFQUEUE": "modprobe xt_NFQUEUE nfnetlink_queue",
     "comment": "modprobe xt_comment",
+    "conntrack": "modprobe xt_conntrack",
 }
 
 
@@ -109,25 +110,33 @@ def _jump(stack: str, chain: str) -> list[str]:
     return ["-i", "lo", "-m", "comment", "--comment", comment(stack), "-j", chain]
 
 
-def link(src: str, dst: str) -> list[str]:
-    """The match of one direction of one link (both are checked loopback addresses)."""
-    return ["-s", f"{src}/32", "-d", f"{dst}/32"]
+def links(src: str, dst: str) -> list[list[str]]:
+    """The matches of one direction of one link (both are checked loopback addresses).
+
+    A packet src->dst carries src's and dst's addresses when src dialled dst. When dst
+    dialled src, a stack node's connection left from 127.0.0.1 and was given dst's address
+    on the way (nodes/own_address.py); src's answers are turned back to 127.0.0.1 before
+    INPUT, so conntrack's record of that rewrite is what names dst."""
+    return [["-s", f"{src}/32", "-d", f"{dst}/32"],
+            ["-s", f"{src}/32", "-m", "conntrack", "--ctdir", "REPLY", "--ctrepldst",
+             f"{dst}/32"]]
 
 
 def drop(stack: str, chain: str, src: str, dst: str, what: str,
          probability: float | None = None) -> None:
     """Drop src->dst in INPUT: every packet, or each with `probability` (loss)."""
-    spec = link(src, dst)
-    if probability is not None and probability < 1.0:
-        spec += ["-m", "statistic", "--mode", "random", "--probability", f"{probability:.6f}"]
+    odds = [] if probability is None or probability >= 1.0 else [
+        "-m", "statistic", "--mode", "random", "--probability", f"{probability:.6f}"]
     # Drops go first, so a link both lossy and slowed loses packets before the queue.
-    iptables("-I", chain, "1", *spec, *_tag(stack, what), "-j", "DROP")
+    for spec in links(src, dst):
+        iptables("-I", chain, "1", *spec, *odds, *_tag(stack, what), "-j", "DROP")
 
 
 def queue(stack: str, chain: str, src: str, dst: str, number: int, what: str) -> None:
     """Hand src->dst packets to queue `number`; with no reader bound, they pass (bypass)."""
-    iptables("-A", chain, *link(src, dst), *_tag(stack, what),
-             "-j", "NFQUEUE", "--queue-num", str(number), "--queue-bypass")
+    for spec in links(src, dst):
+        iptables("-A", chain, *spec, *_tag(stack, what),
+                 "-j", "NFQUEUE", "--queue-num", str(number), "--queue-bypass")
 
 
 def _tag(stack: str, what: str) -> list[str]:
