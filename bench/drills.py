@@ -1,6 +1,8 @@
 """Each drill N times against a stack; one line per drill:
-`DRILL rto_median_s=X rto_max_s=Y lost=Z` (plus the redundancy median, runs and the
-client libraries' log lines, which go to --client-log, not the terminal).
+`DRILL rto_median_s=X rto_max_s=Y lost=Z` (plus the redundancy median, runs, the client
+libraries' log lines, which go to --client-log, not the terminal, and for the partition
+drills `isolated_write_window_s`: the median and max of how long the cut-off primary or
+master took writes).
 
     .venv/bin/python bench/drills.py --stack local --times 5 [--drill NAME ...]
         [--cluster-stack NAME]
@@ -14,6 +16,7 @@ given with --cluster-stack (it runs on --stack otherwise).
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections import Counter
 from pathlib import Path
@@ -47,9 +50,13 @@ def main() -> int:
         # What Patroni chose, where a drill reports it (postgres-crash, etcd-quorum-loss).
         chose = Counter(r.extra.get(k) for r in results for k in WHAT_PATRONI_DID
                         if r.extra.get(k))
+        windows = [r.extra["isolated_write_window_s"] for r in results
+                   if r.extra.get("isolated_write_window_s") is not None]
+        isolated = (f" isolated_write_window_s={statistics.median(windows):.3f}"
+                    f" isolated_write_window_max_s={max(windows)}") if windows else ""
         print(f"{name} rto_median_s={s['rto_median_s']} rto_max_s={s['rto_max_s']} "
               f"lost={s['lost']} redundancy_median_s={s['rto_redundancy_median_s']} "
-              f"runs={s['runs']} client_log_lines={s['client_log_lines']}"
+              f"runs={s['runs']} client_log_lines={s['client_log_lines']}{isolated}"
               + "".join(f" {k.replace(' ', '_')}={v}" for k, v in chose.items()), flush=True)
         failed |= not s["passed"]
     return 1 if failed else 0

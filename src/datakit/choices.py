@@ -15,9 +15,13 @@ Drill = Literal[
     "postgres-switchover",
     "etcd-member-loss",
     "etcd-quorum-loss",
+    "postgres-partition-primary",
+    "replica-slow-link",
     "redis-failover",
+    "redis-partition-master",
     "redis-cluster-failover",
     "kafka-broker-loss",
+    "kafka-partition-leader",
     "backup-restore",
     "stack-restore",
 ]

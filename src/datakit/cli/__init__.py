@@ -160,6 +160,8 @@ def down(stack: Stack = "local", as_json: Json = False, yes: bool = YesOpt) -> N
     from datakit.stack.progress import live_run
 
     _confirm(stack, "destroy", yes)  # no stack file: nothing to destroy, and no stack made
+    for line in _heal_faults(stack):
+        err.print(f"removed a killed drill's network fault: {line}", markup=False)
     with live_run(err, enabled=not as_json) as view:
         result = stacks.down(stack, on_event=view.on_event)
     if as_json:
@@ -167,6 +169,18 @@ def down(stack: Stack = "local", as_json: Json = False, yes: bool = YesOpt) -> N
                           "resource_changes": result.summary.resource_changes or {}}))
     else:
         console.print(f"stack {stack}: every node stopped and its data removed", markup=False)
+
+
+def _heal_faults(stack: str) -> list[str]:
+    """What a killed drill's network faults left on the stack (only root can have any)."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("iptables") is None:
+        return []
+    from datakit.nodes.faults import heal_stale
+
+    return heal_stale(stack, force=True)
 
 
 def preview(stack: Stack = "local", as_json: Json = False) -> None:

@@ -58,6 +58,7 @@ class Drill:
     fault_event: ClassVar[str] = "kill"  # the event RTO and the error window count from
     recreates_stack: ClassVar[bool] = False  # the runner reads the outputs anew between runs
     writer_class: ClassVar[type] = Writer  # called as writer_class(target, recorder)
+    measures_rto: ClassVar[bool] = True  # False: nothing goes down (a slowed link)
 
     def __init__(self, name: str, ctx: DrillContext):
         self.ctx, self.out, self.say = ctx, ctx.outputs, ctx.say

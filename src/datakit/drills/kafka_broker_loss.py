@@ -19,8 +19,6 @@ from datakit.drills import kafka_ops as ko
 from datakit.drills.harness import Drill, Target
 from datakit.stack.schema import Node, StackOutputs
 
-STALL_S = 1.0
-
 
 class KafkaBrokerLoss(Drill):
     fault_event = "kill broker"
@@ -63,19 +61,9 @@ class KafkaBrokerLoss(Drill):
         ko.wait_full_isr(self.out)
         t_red = self.event(f"redundant {label}")
         time.sleep(2.0)  # let writes stalled on fenced leaders finish
-        end = self.stall_end(t_kill, t_restart)
+        end = ko.stall_end(self.rec, t_kill, t_restart)
         return {"node": node.name, "rto_s": None if end is None else round(end - t_kill, 3),
                 "rto_redundancy_s": round(t_red - t_kill, 3)}
-
-    def stall_end(self, t_fault: float, until: float) -> float | None:
-        with self.rec.lock:
-            ops = list(self.rec.ops)
-        slow = [o.end for o in ops if o.status == "ok" and t_fault - 1 <= o.start < until
-                and o.end - o.start > STALL_S]
-        if slow:
-            return max(slow)
-        first = [o.end for o in ops if o.status == "ok" and o.start >= t_fault]
-        return min(first) if first else None
 
     def measure(self) -> None:
         super().measure()

@@ -17,6 +17,7 @@ from datakit.nodes.kafka_quorum import describe_quorum
 from datakit.stack.schema import Node, StackOutputs
 
 TOPIC = "datakit.drills"
+STALL_S = 1.0  # a write that waited longer was stalled by the fault
 
 
 def brokers(outputs: StackOutputs) -> list[Node]:
@@ -84,6 +85,37 @@ def active_controller(outputs: StackOutputs) -> Node:
     raise RuntimeError("no KRaft controller answered as the quorum leader")
 
 
+def leaders(outputs: StackOutputs, *, topic: str = TOPIC,
+            avoid: Node | None = None) -> dict[int, str | None]:
+    """`topic`'s partition -> the name of its leader node (None: no leader), as brokers
+    other than `avoid` see it (a broker cut off from the controllers keeps a stale view of
+    its own)."""
+    from confluent_kafka.admin import AdminClient
+
+    asked = [n for n in brokers(outputs) if avoid is None or n.name != avoid.name]
+    config = {**client_config(outputs, admin=True),
+              "bootstrap.servers": ",".join(f"{n.host}:{n.port}" for n in asked)}
+    meta = AdminClient(config).list_topics(topic, timeout=5)
+    at = {(n.host, n.port): n.name for n in brokers(outputs)}
+    names = {i: at.get((b.host, b.port)) for i, b in meta.brokers.items()}
+    return {p: names.get(pm.leader) for p, pm in meta.topics[topic].partitions.items()}
+
+
+def stall_end(rec: Recorder, t_fault: float, until: float) -> float | None:
+    """When the writes a fault stalled were acknowledged: the last ack of a write sent
+    between the fault and `until` that waited more than STALL_S (or, if none waited, the
+    first ack after the fault). Writes to partitions the fault did not touch go on, so the
+    first ack alone would say nothing."""
+    with rec.lock:
+        ops = list(rec.ops)
+    slow = [o.end for o in ops if o.status == "ok" and t_fault - 1 <= o.start < until
+            and o.end - o.start > STALL_S]
+    if slow:
+        return max(slow)
+    first = [o.end for o in ops if o.status == "ok" and o.start >= t_fault]
+    return min(first) if first else None
+
+
 class DrillTopic:
     """The writes' target: this run's messages in the drill's topic."""
 
@@ -93,6 +125,10 @@ class DrillTopic:
     def read_ids(self) -> set[int]:
         """A fresh consumer reads the whole topic up to its end offsets: an independent
         read."""
+        return {i for ids in self.read_partitions().values() for i in ids}
+
+    def read_partitions(self) -> dict[int, list[int]]:
+        """This run's ids per partition, in offset order (duplicates kept)."""
         from confluent_kafka import Consumer, TopicPartition
 
         consumer = Consumer({**client_config(self.outputs),
@@ -105,7 +141,8 @@ class DrillTopic:
             ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1]
                     for tp in parts}
             consumer.assign(parts)
-            seen, prefix = set(), f"{self.run}:".encode()
+            seen: dict[int, list[int]] = {p.partition: [] for p in parts}
+            prefix = f"{self.run}:".encode()
             done: set[int] = {p for p, end in ends.items() if end == 0}
             deadline = time.monotonic() + 60
             while len(done) < len(parts) and time.monotonic() < deadline:
@@ -113,7 +150,7 @@ class DrillTopic:
                     if msg.error():
                         continue
                     if msg.value().startswith(prefix):
-                        seen.add(int(msg.value()[len(prefix):]))
+                        seen[msg.partition()].append(int(msg.value()[len(prefix):]))
                     if msg.offset() + 1 >= ends[msg.partition()]:
                         done.add(msg.partition())
             return seen

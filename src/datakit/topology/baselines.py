@@ -67,9 +67,13 @@ class Baselines(Spec):
         # Without failsafe_mode the primary demotes and writes wait until the drill starts
         # etcd again, after the leader key's ttl and a few loops.
         "etcd-quorum-loss": 120.0,
+        # The cut-off leader's key expires after ttl, as for a lost node.
+        "postgres-partition-primary": 45.0,
         "redis-failover": 3.5,  # down-after 1.5 s (its floor) + vote + promotion
+        "redis-partition-master": 5.0,  # as redis-failover: Sentinel loses the master
         "redis-cluster-failover": 5.0,
         "kafka-broker-loss": 15.0,  # broker.session.timeout.ms fences a dead broker
+        "kafka-partition-leader": 15.0,  # as kafka-broker-loss: the cut broker is fenced
         "backup-restore": 60.0,
         "stack-restore": 300.0,
     }, description="The longest each drill's recovery may take, in seconds, by drill name.")
