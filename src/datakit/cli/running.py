@@ -110,6 +110,10 @@ ProfileOpt = option("baseline", "--profile", "-p", help="baseline: fixed users, 
 WorkloadOpt = option("mixed", "--workload", "-w", help="the users (loadtests/): every "
                      "service, one of them, the access patterns, or a bare SELECT 1 / GET")
 
+FaultOpt = option([], "--fault", help="NAME@AT[+FOR]: cut a node off during the run, e.g. "
+                  "postgres-partition-primary@60s (redis-partition-master, "
+                  "kafka-partition-leader; FOR default 30s); repeatable")
+
 
 def load(stack: Stack = "local",
          profile: Profile = ProfileOpt,
@@ -118,11 +122,12 @@ def load(stack: Stack = "local",
                                 help="how long: 30, 30s, 5m, 1h30m (Locust's forms)"),
          warmup: str = option(None, "--warmup", callback=_seconds,
                               help="the first part, run but not judged (default: baseline "
-                              "5s, stress 3s a step, soak 60s)"),
+                              "20s, stress 3s a step, soak 60s)"),
          processes: int = option(1, "--processes", help="Locust worker processes"),
          out: str = option(None, "--out", help="report directory"),
          workload: Workload = WorkloadOpt,
          baseline: list[str] = BaselineOpt, pool: list[str] = PoolOpt,
+         fault: list[str] = FaultOpt,
          as_json: Json = False) -> None:
     """Run Locust headless against the stack and check its baselines (exit 1 if one breaks)."""
     from datakit.load import runner
@@ -132,7 +137,8 @@ def load(stack: Stack = "local",
         stack=stack, profile=profile, workload=workload, users=users, duration_s=duration,
         warmup_s=warmup, processes=processes, out_dir=Path(out) if out else None,
         baseline_overrides=_pairs(baseline, "--baseline"),
-        pool_overrides={k: float(v) for k, v in _pairs(pool, "--pool").items()})
+        pool_overrides={k: float(v) for k, v in _pairs(pool, "--pool").items()},
+        faults=fault)
     with live_progress(err, enabled=not as_json) as on_progress:
         outcome = runner.run(options, on_progress=on_progress)
     if as_json:

@@ -79,6 +79,9 @@ def print_outcome(console: Console, outcome) -> None:
         for label, d in outcome.soak["drift"].items():
             console.print(f"drift {label}: {d['start']} -> {d['end']} ({d['growth_pct']} %)",
                           markup=False)
+    for f in final.faults:
+        console.print(f"{f['fault']}: from {f['start_s']:g} s to {f['end_s']:g} s of the run, "
+                      "shaded on the report's charts", markup=False, highlight=False)
     if final.saturated:
         console.print(saturation_text(final), markup=False, highlight=False)
     console.print(f"{verdict}  report: {escape(str(outcome.out_dir / 'report.html'))}  "

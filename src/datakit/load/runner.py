@@ -27,6 +27,7 @@ from typing import Any
 
 from datakit.errors import DatakitError
 from datakit.load import baseline_check, durations, settings, summary
+from datakit.load import faults as load_faults
 from datakit.load.concurrency import NotCooperative
 from datakit.paths import PROJECT_DIR
 from datakit.stack.schema import StackOutputs
@@ -77,6 +78,7 @@ class LoadOptions:
     locustfile: Path | None = None  # instead of a named workload (e.g. a benchmark's peer)
     user_classes: list[str] = field(default_factory=list)
     outputs: StackOutputs | None = None  # the stack's outputs, if already read
+    faults: list[str] = field(default_factory=list)  # `NAME@AT[+FOR]` (load/faults.py)
 
 
 @dataclass
@@ -88,6 +90,7 @@ class StepResult:
     out_dir: Path
     started: float = 0.0  # unix times of the run (Locust's test start and quit)
     stopped: float = 0.0
+    faults: list[dict[str, Any]] = field(default_factory=list)  # windows, s since start
 
     @property
     def passed(self) -> bool:
@@ -152,6 +155,10 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
         raise LoadError(f"workload {options.workload!r}: use one of {', '.join(WORKLOADS)}")
     warmup = _parse_duration(options.warmup_s, "--warmup")  # bad input: before anything
     duration = _parse_duration(options.duration_s, "--duration")
+    plans = [load_faults.parse(text, _parse_duration) for text in options.faults]
+    if plans and options.profile == "stress":
+        raise LoadError("--fault runs with the baseline or soak profile, not stress (its "
+                        "steps would each need their own)")
     from datakit import topology
 
     profile = PROFILES[options.profile]
@@ -165,6 +172,8 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
     base.warmup_s = profile["warmup_s"] if warmup is None else warmup
     users = options.users or profile["users"]
     duration = duration or profile["duration_s"]
+    if plans and (why := load_faults.refusal(plans, base.outputs, base.warmup_s + duration)):
+        raise LoadError(why)
     out = report_dir(options.out_dir, options.stack)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -185,19 +194,20 @@ def run(options: LoadOptions, on_progress: Progress | None = None) -> LoadOutcom
         sampler.start()
         try:
             outcome.steps.append(_one_run(options, base, baselines, users, duration, out,
-                                          on_progress))
+                                          on_progress, plans))
         finally:
             sampler.stop()
         outcome.soak = sampler.report()
     else:
         outcome.steps.append(_one_run(options, base, baselines, users, duration, out,
-                                      on_progress))
+                                      on_progress, plans))
     write_reports(outcome, baselines)
     return outcome
 
 
 def _one_run(options: LoadOptions, base: settings.LoadSettings, baselines, users: int,
-             duration: float, out: Path, on_progress: Progress | None) -> StepResult:
+             duration: float, out: Path, on_progress: Progress | None,
+             plans: list[load_faults.FaultPlan] | tuple = ()) -> StepResult:
     out.mkdir(parents=True, exist_ok=True)
     if options.locustfile is not None:
         locustfile, classes = str(Path(options.locustfile).resolve()), options.user_classes
@@ -227,6 +237,10 @@ def _one_run(options: LoadOptions, base: settings.LoadSettings, baselines, users
         with open(log_path, "w") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                                     cwd=str(LOADTESTS))
+            schedule = None
+            if plans:
+                schedule = load_faults.FaultSchedule(options.stack, base.outputs, list(plans))
+                schedule.start()
             deadline = time.monotonic() + run_settings.warmup_s + duration + 120
             try:
                 while proc.poll() is None:
@@ -242,6 +256,8 @@ def _one_run(options: LoadOptions, base: settings.LoadSettings, baselines, users
                                          "target_users": users})
                     time.sleep(0.5)
             finally:
+                if schedule is not None:
+                    schedule.stop()  # healed, whatever ended the run
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
@@ -252,10 +268,16 @@ def _one_run(options: LoadOptions, base: settings.LoadSettings, baselines, users
     result = json.loads(result_path.read_text())
     if result.get("refused"):
         raise NotCooperative(result["refused"])
+    if schedule is not None and schedule.error is not None:
+        raise LoadError(f"--fault failed during the run: {schedule.error} (the fault is "
+                        f"healed; Locust's results are in {out})")
     figures = summary.summarize(result)
     checks = baseline_check.check(result, baselines, figures["duration_s"])
+    faults = [{"fault": label, "start_s": round(t0 - result["started"], 2),
+               "end_s": round(t1 - result["started"], 2)}
+              for t0, t1, label in (schedule.windows if schedule else [])]
     return StepResult(users, figures, checks, summary.timeline(result), out,
-                      result["started"], result["stopped"])
+                      result["started"], result["stopped"], faults)
 
 
 def outcome_json(outcome: LoadOutcome, baselines) -> dict[str, Any]:
@@ -271,7 +293,7 @@ def outcome_json(outcome: LoadOutcome, baselines) -> dict[str, Any]:
         "steps": [{"users": s.users, "passed": s.passed, "rps": s.summary["totals"]["rps"],
                    "checks": [c.as_json() for c in s.checks]} for s in outcome.steps]
                  if o.profile == "stress" else None,
-        "knee_users": outcome.knee_users, "soak": outcome.soak,
+        "knee_users": outcome.knee_users, "soak": outcome.soak, "faults": final.faults,
         "files": {"locust_csv": str(final.out_dir / "locust_stats.csv"),
                   "locust_html": str(final.out_dir / "locust.html"),
                   "report_html": str(outcome.out_dir / "report.html")},
@@ -287,7 +309,8 @@ def write_reports(outcome: LoadOutcome, baselines) -> None:
     outcome.summary_path.write_text(json.dumps(data, indent=2))
     # Shaded beside the warm-up: where the clients saw errors (the report's last step).
     window_s = PROFILES.get(outcome.options.profile, {}).get("window_s", 1)
-    windows = error_windows(outcome.final.timeline, window_s)
+    windows = [(f["start_s"], f["end_s"], f["fault"]) for f in outcome.final.faults]
+    windows += error_windows(outcome.final.timeline, window_s)
     (outcome.out_dir / "report.html").write_text(html_report(
         outcome, data, windows=windows, server=server, server_note=note))
 

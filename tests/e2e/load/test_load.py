@@ -210,3 +210,21 @@ def test_a_driver_that_blocks_the_hub_is_refused(e2e_stack, tmp_path):
         timeout=180)
     assert cli.returncode == NotCooperative.exit_code, cli.stderr
     assert "does not run queries concurrently" in cli.stderr
+
+
+def test_a_fault_during_a_run_is_healed_and_shaded_on_every_chart(e2e_stack, tmp_path):
+    from datakit.nodes.faults import chain_name, rules
+
+    options = _options(e2e_stack, tmp_path, workload="redis", duration_s=14, warmup_s=1,
+                       faults=["redis-partition-master@3s+6s"],
+                       baseline_overrides={**RELAXED, "error_ratio_max": "1"})
+    outcome = runner.run(options)
+    (window,) = outcome.final.faults
+    assert window["fault"].startswith("fault: redis-partition-master (Redis master redis-")
+    assert 1.5 < window["start_s"] < 5.5 and 5.5 < window["end_s"] - window["start_s"] < 8
+    summary = json.loads(outcome.summary_path.read_text())
+    assert summary["faults"] == [window]
+    report = (outcome.out_dir / "report.html").read_text()
+    assert report.count("fault: redis-partition-master") >= 2  # on more than one chart
+    assert not [line for line in rules.listing().splitlines()
+                if chain_name(e2e_stack.name) in line]
