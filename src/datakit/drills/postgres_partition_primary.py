@@ -3,8 +3,9 @@ ways, while clients still reach it (nodes/faults; each local node sends from its
 loopback address, nodes/own_address.py). The drill only cuts and watches.
 
 The leader's Patroni can renew the leader key no more and, under failsafe_mode, reaches no
-member that would vouch for it, so it demotes its PostgreSQL: the isolated window is the
-partition to the old primary answering read-only. The others see the key expire after
+member that would vouch for it, so it demotes its PostgreSQL (offline: without etcd,
+Patroni stops it): the isolated window is the partition to the old primary taking no more
+writes. The others see the key expire after
 ttl and promote a quorum standby; RTO is the partition to the first acknowledged write.
 With the synchronous quorum the isolated primary acknowledges nothing (no standby hears
 it), so nothing is lost. Then the partition heals, and Patroni rejoins the old leader as a
@@ -54,7 +55,7 @@ class PostgresPartitionPrimary(PatroniDrill):
 
     def watch(self) -> None:
         try:
-            self.old_primary_read_only()
+            self.old_primary_stops_writes()
             self.first_write_after("partition")
             new = self.new_leader(other_than=self.leader.name)
             self.event("promoted")
@@ -64,18 +65,18 @@ class PostgresPartitionPrimary(PatroniDrill):
         self.say(f"{new} leads; healed, {self.leader.name} rejoins")
         self.whole_again()
 
-    def old_primary_read_only(self) -> None:
-        """Until the cut-off leader answers read-only (or not at all: it is restarting as
-        a replica); records "isolated read-only" and the isolated window."""
-        def read_only() -> bool:
+    def old_primary_stops_writes(self) -> None:
+        """Until the cut-off leader takes no more writes: it answers read-only, or not at
+        all (stopped); records "isolated refuses writes" and the isolated window."""
+        def stopped_writes() -> bool:
             try:
                 return po.one(self.leader, self.out, "select pg_is_in_recovery()") is True
             except (psycopg.Error, WrongPassword):
                 return True
 
-        wait(read_only, what=f"the isolated {self.leader.name} to stop taking writes",
+        wait(stopped_writes, what=f"the isolated {self.leader.name} to stop taking writes",
              timeout=RECOVERY_TIMEOUT_S)
-        at = self.event("isolated read-only")
+        at = self.event("isolated refuses writes")
         self.result.extra["isolated_write_window_s"] = round(
             at - (self.rec.at("partition") or at), 3)
 
