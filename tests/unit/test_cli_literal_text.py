@@ -115,15 +115,16 @@ def test_load_tables_and_lines():
         summary={"types": {VALUE: {"count": 1, "failures": 0, "p50_ms": 1.0, "p95_ms": 2.0,
                                    "p99_ms": 3.0, "p999_ms": None}}},
         checks=[Check(name=VALUE, measured=1.0, limit=2.0, op="<=", unit=VALUE)],
-        saturated=False)
+        saturated=False, faults=[{"fault": VALUE, "start_s": 1.0, "end_s": 2.0}])
     outcome = SimpleNamespace(
         options=SimpleNamespace(profile="baseline", stack=VALUE), final=final, passed=True,
         soak={"drift": {VALUE: {"start": 1, "end": 2, "growth_pct": 100}}},
         out_dir=Path(VALUE), summary_path=Path(VALUE, "summary.json"))
     with console.capture() as out:
         print_outcome(console, outcome)
-    # the request type; the title, baseline, measured and limit; the drift; both paths
-    assert shown(out.get()).count(VALUE) == 1 + 4 + 1 + 2
+    # the request type; the title, baseline, measured and limit; the fault; the drift;
+    # both paths
+    assert shown(out.get()).count(VALUE) == 1 + 4 + 1 + 1 + 2
 
 
 def test_stack_progress_rows():

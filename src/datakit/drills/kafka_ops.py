@@ -56,10 +56,12 @@ def ensure_topic(outputs: StackOutputs) -> None:
     kafka_acls.grant_app(_acl_props(outputs))  # the drill writes and reads it as the app
 
 
-def under_replicated(outputs: StackOutputs) -> list[str]:
+def under_replicated(outputs: StackOutputs, avoid: Node | None = None) -> list[str]:
+    """Partitions short of their full ISR, as the brokers other than `avoid` see them (one
+    just back from a partition still answers with its stale view for a moment)."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(client_config(outputs, admin=True))
+    admin = AdminClient(_asking(outputs, avoid))
     meta = admin.list_topics(timeout=5)
     bad = [f"{t}/{p}" for t, tm in meta.topics.items() for p, pm in tm.partitions.items()
            if pm.leader < 0 or len(pm.isrs) < len(pm.replicas)]
@@ -68,9 +70,17 @@ def under_replicated(outputs: StackOutputs) -> list[str]:
     return bad
 
 
-def wait_full_isr(outputs: StackOutputs, timeout: float = 120.0) -> None:
-    wait(lambda: not under_replicated(outputs),
+def wait_full_isr(outputs: StackOutputs, timeout: float = 120.0,
+                  avoid: Node | None = None) -> None:
+    wait(lambda: not under_replicated(outputs, avoid),
          what="every Kafka partition with its full ISR", timeout=timeout)
+
+
+def _asking(outputs: StackOutputs, avoid: Node | None) -> dict:
+    """An admin client's config that bootstraps from every broker but `avoid`."""
+    asked = [n for n in brokers(outputs) if avoid is None or n.name != avoid.name]
+    return {**client_config(outputs, admin=True),
+            "bootstrap.servers": ",".join(f"{n.host}:{n.port}" for n in asked)}
 
 
 def active_controller(outputs: StackOutputs) -> Node:
@@ -92,10 +102,7 @@ def leaders(outputs: StackOutputs, *, topic: str = TOPIC,
     its own)."""
     from confluent_kafka.admin import AdminClient
 
-    asked = [n for n in brokers(outputs) if avoid is None or n.name != avoid.name]
-    config = {**client_config(outputs, admin=True),
-              "bootstrap.servers": ",".join(f"{n.host}:{n.port}" for n in asked)}
-    meta = AdminClient(config).list_topics(topic, timeout=5)
+    meta = AdminClient(_asking(outputs, avoid)).list_topics(topic, timeout=5)
     at = {(n.host, n.port): n.name for n in brokers(outputs)}
     names = {i: at.get((b.host, b.port)) for i, b in meta.brokers.items()}
     return {p: names.get(pm.leader) for p, pm in meta.topics[topic].partitions.items()}

@@ -76,7 +76,7 @@ class KafkaPartitionLeader(Drill):
         finally:
             self.faults.heal()
             self.event("healed")
-        ko.wait_full_isr(self.out)
+        ko.wait_full_isr(self.out, avoid=self.leader)  # the healed one's view is stale
         self.event("redundant")
 
     def check(self) -> SetCheck:

@@ -129,7 +129,8 @@ class LocalControl:
         secrets = self.outputs.need_secrets().redis
         master = None if replica_of is None else {
             "name": replica_of.name, "host": replica_of.host, "port": replica_of.port}
-        props = {"name": self.name, "port": self.node.port, "data_dir": str(self.data_dir),
+        props = {"name": self.name, "host": self.node.host, "port": self.node.port,
+                 "data_dir": str(self.data_dir),
                  "password": secrets.sentinel if sentinel else secrets.default,
                  "sentinel": sentinel, "replicaof": master}
         if files := getattr(self.node, "client_tls", None):  # readiness asked over TLS
