@@ -4,7 +4,7 @@
     --fault redis-partition-master@40s+15s         # at 40 s, for 15 s
 
 NAME is one of FAULTS: whom it cuts off is asked of the stack when the fault starts
-(drills/partitions.py). AT counts from Locust's start, warm-up included; FOR defaults to
+(drills/partitions.py). AT counts from Locust's launch, warm-up included; FOR defaults to
 30 s. The fault heals after FOR, at the end of the run, and on any error or Ctrl-C; the
 report shades each fault's window on every chart.
 """
