@@ -56,7 +56,8 @@ def main() -> int:
                     f" isolated_write_window_max_s={max(windows)}") if windows else ""
         print(f"{name} rto_median_s={s['rto_median_s']} rto_max_s={s['rto_max_s']} "
               f"lost={s['lost']} redundancy_median_s={s['rto_redundancy_median_s']} "
-              f"runs={s['runs']} client_log_lines={s['client_log_lines']}{isolated}"
+              f"runs={s['runs']} passed={s['passed']} "
+              f"client_log_lines={s['client_log_lines']}{isolated}"
               + "".join(f" {k.replace(' ', '_')}={v}" for k, v in chose.items()), flush=True)
         failed |= not s["passed"]
     return 1 if failed else 0
